@@ -1,0 +1,1 @@
+"""Image IO, datasets and the data module."""

@@ -1,0 +1,528 @@
+"""Losses: adversarial forms (the paper's relativistic blur loss and others), perceptual, LPIPS,
+frequency and content losses.
+
+Adversarial losses share one interface, ``d_loss(real_logits, fake_logits)`` and
+``g_loss(real_logits, fake_logits)``, where logits are raw discriminator outputs (a tensor, or a
+list of tensors from a multi-scale D: the loss is averaged over scales). Every two-term loss is
+the *mean* of its two terms (halved), as ESRGAN and DeblurGAN-v2 do, so that every form equals 1
+at the "D cannot tell" point of the relativistic forms and the adversarial weights from those
+papers carry over.
+
+Reconstruction losses are ``nn.Module``s with ``forward(pred, target) -> scalar``, [0, 1] inputs,
+and ~0 for identical inputs. Plain L1/L2 need no wrapper: configure ``torch.nn.L1Loss`` or
+``torch.nn.MSELoss`` directly with ``_target_``.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import kornia
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from realblur_gan.pretrained import load_state_dict, resolve_weights
+
+log = logging.getLogger(__name__)
+
+Logits = Tensor | list[Tensor]
+
+
+class AdversarialLoss(nn.Module):
+    """Base of the adversarial losses: applies a per-scale loss and averages over scales.
+
+    Subclasses implement :meth:`_d` and :meth:`_g` for one logit map. ``real_logits`` is
+    detached inside :meth:`g_loss`: the generator step must not push gradient into D through
+    the real branch; gradient reaches G through ``fake_logits`` only, which is never detached.
+    """
+
+    def d_loss(self, real_logits: Logits, fake_logits: Logits) -> Tensor:
+        """Discriminator loss (call with fakes detached from G).
+
+        Args:
+            real_logits: D's raw output on real images (tensor or per-scale list).
+            fake_logits: D's raw output on generated images (same structure).
+
+        Returns:
+            Scalar loss.
+
+        Shape:
+            - real_logits, fake_logits: :math:`(B, 1, h, w)` or a list of such maps
+        """
+        return _over_scales(self._d, real_logits, fake_logits)
+
+    def g_loss(self, real_logits: Logits | None, fake_logits: Logits) -> Tensor:
+        """Generator loss; gradient flows into G through ``fake_logits``.
+
+        Args:
+            real_logits: D's raw output on real images (detached here); may be ``None`` for
+                the non-relativistic forms, which do not use it.
+            fake_logits: D's raw output on generated images, attached to G's graph.
+
+        Returns:
+            Scalar loss.
+
+        Shape:
+            - real_logits, fake_logits: :math:`(B, 1, h, w)` or a list of such maps
+        """
+        if real_logits is not None:
+            real_logits = _detach(real_logits)
+        return _over_scales(self._g, real_logits, fake_logits)
+
+    def _d(self, real: Tensor, fake: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def _g(self, real: Tensor | None, fake: Tensor) -> Tensor:
+        raise NotImplementedError
+
+
+class RelativisticLSGANLoss(AdversarialLoss):
+    """Relativistic average least squares: the paper's relativistic blur loss (RBL).
+
+    With C the raw D output and E the mean over batch and patches:
+
+    - D: ½ (E_r[(C(r) − E_f C(f) − 1)²] + E_f[(C(f) − E_r C(r) + 1)²])
+    - G: ½ (E_f[(C(f) − E_r C(r) − 1)²] + E_r[(C(r) − E_f C(f) + 1)²])
+
+    Both G terms depend on the fakes (the second through E_f C(f)), so G gets gradient from both.
+    Equal critic outputs give 1 for both losses.
+    """
+
+    def _d(self, real: Tensor, fake: Tensor) -> Tensor:
+        return 0.5 * (
+            ((real - fake.mean() - 1) ** 2).mean() + ((fake - real.mean() + 1) ** 2).mean()
+        )
+
+    def _g(self, real: Tensor | None, fake: Tensor) -> Tensor:
+        real = _require_real(real, self)
+        return 0.5 * (
+            ((fake - real.mean() - 1) ** 2).mean() + ((real - fake.mean() + 1) ** 2).mean()
+        )
+
+
+class RelativisticBCELoss(AdversarialLoss):
+    """Relativistic average GAN with the logistic loss (RaGAN, as ESRGAN).
+
+    - D: ½ (BCE(C(r) − E_f C(f), 1) + BCE(C(f) − E_r C(r), 0))
+    - G: ½ (BCE(C(r) − E_f C(f), 0) + BCE(C(f) − E_r C(r), 1))
+    """
+
+    def _d(self, real: Tensor, fake: Tensor) -> Tensor:
+        return 0.5 * (_bce(real - fake.mean(), 1.0) + _bce(fake - real.mean(), 0.0))
+
+    def _g(self, real: Tensor | None, fake: Tensor) -> Tensor:
+        real = _require_real(real, self)
+        return 0.5 * (_bce(real - fake.mean(), 0.0) + _bce(fake - real.mean(), 1.0))
+
+
+class VanillaGANLoss(AdversarialLoss):
+    """The original GAN loss with the non-saturating generator loss (pix2pix's ``vanilla``).
+
+    - D: ½ (BCE(C(r), 1) + BCE(C(f), 0))
+    - G: BCE(C(f), 1)
+    """
+
+    def _d(self, real: Tensor, fake: Tensor) -> Tensor:
+        return 0.5 * (_bce(real, 1.0) + _bce(fake, 0.0))
+
+    def _g(self, real: Tensor | None, fake: Tensor) -> Tensor:
+        return _bce(fake, 1.0)
+
+
+class LSGANLoss(AdversarialLoss):
+    """Least-squares GAN (Mao et al.; pix2pix's ``lsgan``).
+
+    - D: ½ (E[(C(r) − 1)²] + E[C(f)²])
+    - G: E[(C(f) − 1)²]
+    """
+
+    def _d(self, real: Tensor, fake: Tensor) -> Tensor:
+        return 0.5 * (((real - 1) ** 2).mean() + (fake**2).mean())
+
+    def _g(self, real: Tensor | None, fake: Tensor) -> Tensor:
+        return ((fake - 1) ** 2).mean()
+
+
+class HingeGANLoss(AdversarialLoss):
+    """Hinge loss (SAGAN, BigGAN).
+
+    - D: ½ (E[max(0, 1 − C(r))] + E[max(0, 1 + C(f))])
+    - G: −E[C(f)]
+    """
+
+    def _d(self, real: Tensor, fake: Tensor) -> Tensor:
+        return 0.5 * (F.relu(1 - real).mean() + F.relu(1 + fake).mean())
+
+    def _g(self, real: Tensor | None, fake: Tensor) -> Tensor:
+        return -fake.mean()
+
+
+def _bce(logits: Tensor, target: float) -> Tensor:
+    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
+
+
+def _detach(logits: Logits) -> Logits:
+    if isinstance(logits, list | tuple):
+        return [x.detach() for x in logits]
+    return logits.detach()
+
+
+def _require_real(real: Tensor | None, loss: AdversarialLoss) -> Tensor:
+    if real is None:
+        raise ValueError(f"{type(loss).__name__}.g_loss is relativistic: it needs real_logits")
+    return real
+
+
+def _over_scales(
+    fn: Callable[[Tensor | None, Tensor], Tensor], real: Logits | None, fake: Logits
+) -> Tensor:
+    if isinstance(fake, Tensor):
+        if isinstance(real, list | tuple):
+            raise ValueError("real_logits is a list but fake_logits is a tensor")
+        return fn(real, fake)
+    if real is None:
+        return torch.stack([fn(None, f) for f in fake]).mean()
+    if not isinstance(real, list | tuple) or len(real) != len(fake):
+        raise ValueError("real_logits and fake_logits must have the same number of scales")
+    return torch.stack([fn(r, f) for r, f in zip(real, fake, strict=True)]).mean()
+
+
+# VGG19 layer names in torchvision's ``vgg19().features`` order: conv/relu per conv, pool per block.
+_VGG19_BLOCKS = ((2, 64), (2, 128), (4, 256), (4, 512), (4, 512))
+_VGG19_FILE = "vgg19-dcbb9e9d.pth"
+_VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
+
+
+def vgg19_layer_names() -> list[str]:
+    """Names of ``torchvision.models.vgg19().features`` layers, in order.
+
+    Returns:
+        ``["conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1", "conv2_1", ..., "pool5"]``.
+    """
+    names = []
+    for block, (n_convs, _) in enumerate(_VGG19_BLOCKS, start=1):
+        for i in range(1, n_convs + 1):
+            names += [f"conv{block}_{i}", f"relu{block}_{i}"]
+        names.append(f"pool{block}")
+    return names
+
+
+def _vgg19_features(n_layers: int) -> nn.Sequential:
+    # Same layer indices as torchvision's vgg19().features, so its state dict keys load as is,
+    # but built only up to the layer we need and without the 120 M-parameter classifier.
+    layers: list[nn.Module] = []
+    c_in = 3
+    for n_convs, width in _VGG19_BLOCKS:
+        for _ in range(n_convs):
+            layers += [nn.Conv2d(c_in, width, 3, padding=1), nn.ReLU(inplace=True)]
+            c_in = width
+        layers.append(nn.MaxPool2d(2, 2))
+    return nn.Sequential(*layers[:n_layers])
+
+
+class PerceptualLoss(nn.Module):
+    """Distance between VGG19 features of prediction and target (Johnson et al.).
+
+    Only the VGG19 slice up to ``layer`` is built; it is frozen and stays in eval mode. Inputs
+    in [0, 1] are normalised with the ImageNet statistics; gray inputs are repeated to RGB.
+    Target features are computed without gradient (the target is a constant).
+
+    Weights come from ``weights_path`` or the torch hub cache
+    (``torch.hub.get_dir()/checkpoints/vgg19-dcbb9e9d.pth``) and are never downloaded here.
+
+    Args:
+        layer: VGG19 layer whose output is compared, e.g. ``"relu1_2"``, ``"relu2_2"``,
+            ``"relu3_4"``, ``"relu4_4"``, ``"relu5_4"`` or a pre-activation ``"conv5_4"``.
+        weights_path: torchvision's ``vgg19-dcbb9e9d.pth`` (or a state dict of its
+            ``features``); ``None`` to use the hub cache.
+        criterion: ``"l1"`` or ``"mse"``.
+        random_init_for_tests: build a randomly initialised VGG19 instead of loading weights.
+            Only for tests; never a fallback.
+
+    Raises:
+        MissingPretrainedWeights: when the weight file cannot be found.
+
+    Shape:
+        - pred, target: :math:`(B, C, H, W)` in [0, 1], C in {1, 3}
+        - output: scalar
+    """
+
+    def __init__(
+        self,
+        layer: str = "relu3_4",
+        weights_path: str | None = None,
+        criterion: str = "l1",
+        random_init_for_tests: bool = False,
+    ) -> None:
+        super().__init__()
+        names = vgg19_layer_names()
+        if layer not in names:
+            raise ValueError(f"unknown VGG19 layer {layer!r}; choose one of {names}")
+        if criterion not in ("l1", "mse"):
+            raise ValueError(f"criterion must be 'l1' or 'mse', got {criterion!r}")
+        self.layer = layer
+        self.criterion = criterion
+        self.features = _vgg19_features(names.index(layer) + 1)
+        if random_init_for_tests:
+            log.warning("PerceptualLoss uses a randomly initialised VGG19 (tests only)")
+        else:
+            path = resolve_weights(
+                _VGG19_FILE, weights_path, _VGG19_URL, config_hint="PerceptualLoss.weights_path"
+            )
+            self._load(path)
+        self.features.requires_grad_(False)
+        self.features.eval()
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), False)
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), False)
+
+    def _load(self, path: Path) -> None:
+        state = load_state_dict(path)
+        n = len(self.features)
+        wanted = {}
+        for key, value in state.items():
+            key = key.removeprefix("features.")
+            index = key.split(".", 1)[0]
+            if index.isdigit() and int(index) < n:
+                wanted[key] = value
+        try:
+            self.features.load_state_dict(wanted, strict=True)
+        except RuntimeError as err:
+            raise ValueError(f"{path} does not hold torchvision VGG19 weights: {err}") from err
+
+    def train(self, mode: bool = True) -> PerceptualLoss:
+        """Keep the frozen backbone in eval mode whatever the parent module does."""
+        super().train(mode)
+        self.features.eval()
+        return self
+
+    def _embed(self, x: Tensor) -> Tensor:
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        return self.features((x - self.mean) / self.std)
+
+    def forward(self, pred: Tensor, target: Tensor) -> Tensor:
+        """Compute the feature distance.
+
+        Args:
+            pred: predicted images in [0, 1].
+            target: target images in [0, 1].
+
+        Returns:
+            Scalar loss.
+        """
+        with torch.no_grad():
+            target_features = self._embed(target)
+        pred_features = self._embed(pred)
+        if self.criterion == "l1":
+            return F.l1_loss(pred_features, target_features)
+        return F.mse_loss(pred_features, target_features)
+
+
+# LPIPS backbones: torchvision checkpoint file and URL for each ``lpips.LPIPS(net=...)``.
+_LPIPS_BACKBONES = {
+    "alex": ("alexnet-owt-7be5be79.pth", "https://download.pytorch.org/models/"),
+    "vgg": ("vgg16-397923af.pth", "https://download.pytorch.org/models/"),
+    "squeeze": ("squeezenet1_1-b8a52dc0.pth", "https://download.pytorch.org/models/"),
+}
+
+
+class LPIPSLoss(nn.Module):
+    """Learned perceptual image patch similarity (Zhang et al. 2018) via the ``lpips`` package.
+
+    The linear calibration layers ship inside the ``lpips`` package. The backbone (AlexNet,
+    VGG16 or SqueezeNet) would be downloaded by ``lpips`` through torchvision; instead it is
+    built randomly initialised and then loaded from ``weights_path`` or the torch hub cache, so
+    nothing is downloaded at run time. The whole model is frozen and stays in eval mode.
+
+    Args:
+        net: ``"alex"``, ``"vgg"`` or ``"squeeze"``.
+        weights_path: the torchvision checkpoint of the backbone (e.g.
+            ``alexnet-owt-7be5be79.pth``); ``None`` to use the hub cache.
+        random_init_for_tests: keep the random backbone. Only for tests; never a fallback.
+
+    Raises:
+        MissingPretrainedWeights: when the backbone weight file cannot be found.
+
+    Shape:
+        - pred, target: :math:`(B, C, H, W)` in [0, 1], C in {1, 3}
+        - output: scalar (mean LPIPS over the batch)
+    """
+
+    def __init__(
+        self,
+        net: str = "alex",
+        weights_path: str | None = None,
+        random_init_for_tests: bool = False,
+    ) -> None:
+        super().__init__()
+        if net not in _LPIPS_BACKBONES:
+            raise ValueError(f"net must be one of {sorted(_LPIPS_BACKBONES)}, got {net!r}")
+        import lpips  # imported here: it is only needed when this loss is configured
+
+        path = None
+        if not random_init_for_tests:
+            filename, base_url = _LPIPS_BACKBONES[net]
+            path = resolve_weights(
+                filename, weights_path, base_url + filename, config_hint="LPIPSLoss.weights_path"
+            )
+        with warnings.catch_warnings():
+            # lpips passes torchvision's deprecated ``pretrained=False``; harmless here.
+            warnings.simplefilter("ignore", UserWarning)
+            self.model = lpips.LPIPS(net=net, pnet_rand=True, verbose=False)
+        if path is None:
+            log.warning("LPIPSLoss uses a randomly initialised %s backbone (tests only)", net)
+        else:
+            self._load_backbone(path)
+        self.model.requires_grad_(False)
+        self.model.eval()
+
+    def _load_backbone(self, path: Path) -> None:
+        # lpips splits torchvision's ``features`` into slices whose children keep their original
+        # index as name; gather them back into one container so the checkpoint keys line up.
+        features = nn.Module()
+        for slice_ in self.model.net.children():
+            for name, module in slice_.named_children():
+                features.add_module(name, module)
+        wanted = {}
+        for key, value in load_state_dict(path).items():
+            if key.startswith("features."):
+                key = key.removeprefix("features.")
+                if hasattr(features, key.split(".", 1)[0]):
+                    wanted[key] = value
+        try:
+            features.load_state_dict(wanted, strict=True)
+        except RuntimeError as err:
+            raise ValueError(f"{path} does not match the LPIPS backbone: {err}") from err
+
+    def train(self, mode: bool = True) -> LPIPSLoss:
+        """Keep the frozen model (its dropout included) in eval mode."""
+        super().train(mode)
+        self.model.eval()
+        return self
+
+    def forward(self, pred: Tensor, target: Tensor) -> Tensor:
+        """Compute the mean LPIPS distance.
+
+        Args:
+            pred: predicted images in [0, 1].
+            target: target images in [0, 1].
+
+        Returns:
+            Scalar loss.
+        """
+        if pred.shape[1] == 1:
+            pred, target = pred.expand(-1, 3, -1, -1), target.expand(-1, 3, -1, -1)
+        # lpips expects [-1, 1].
+        return self.model(pred * 2 - 1, target * 2 - 1).mean()
+
+
+class FrequencyLoss(nn.Module):
+    """Focal frequency loss (Jiang et al., ICCV 2021), from the ``focal-frequency-loss`` package.
+
+    Squared distance between the 2-D orthonormal DFTs of prediction and target, weighted towards
+    the frequencies that are currently hardest (the weights are detached). Computed in float32:
+    half-precision FFTs are restricted to power-of-two sizes.
+
+    Args:
+        alpha: exponent of the spectrum weight matrix.
+        patch_factor: split each image into ``patch_factor²`` patches before the DFT.
+        ave_spectrum: compare minibatch-average spectra.
+        log_matrix: log-scale the spectrum weight matrix.
+        batch_matrix: normalise the weight matrix with batch statistics.
+
+    Shape:
+        - pred, target: :math:`(B, C, H, W)`, H and W divisible by ``patch_factor``
+        - output: scalar
+    """
+
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        patch_factor: int = 1,
+        ave_spectrum: bool = False,
+        log_matrix: bool = False,
+        batch_matrix: bool = False,
+    ) -> None:
+        super().__init__()
+        from focal_frequency_loss import FocalFrequencyLoss
+
+        self.ffl = FocalFrequencyLoss(
+            loss_weight=1.0,
+            alpha=alpha,
+            patch_factor=patch_factor,
+            ave_spectrum=ave_spectrum,
+            log_matrix=log_matrix,
+            batch_matrix=batch_matrix,
+        )
+
+    def forward(self, pred: Tensor, target: Tensor) -> Tensor:
+        """Compute the focal frequency loss.
+
+        Args:
+            pred: predicted images.
+            target: target images.
+
+        Returns:
+            Scalar loss.
+        """
+        return self.ffl(pred.float(), target.float())
+
+
+class CharbonnierLoss(nn.Module):
+    """Charbonnier loss, a smooth L1: mean of sqrt((pred − target)² + eps²).
+
+    Args:
+        eps: smoothing constant; the loss of identical inputs is ``eps``.
+
+    Shape:
+        - pred, target: :math:`(B, C, H, W)`
+        - output: scalar
+    """
+
+    def __init__(self, eps: float = 1e-3) -> None:
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, pred: Tensor, target: Tensor) -> Tensor:
+        """Compute the loss.
+
+        Args:
+            pred: predicted images.
+            target: target images.
+
+        Returns:
+            Scalar loss.
+        """
+        return torch.sqrt((pred - target) ** 2 + self.eps**2).mean()
+
+
+class SSIMLoss(nn.Module):
+    """1 − SSIM, with kornia's SSIM (Gaussian window, [0, 1] images, ``same`` padding).
+
+    Args:
+        window_size: side of the Gaussian window (odd).
+
+    Shape:
+        - pred, target: :math:`(B, C, H, W)` in [0, 1]
+        - output: scalar
+    """
+
+    def __init__(self, window_size: int = 11) -> None:
+        super().__init__()
+        self.window_size = window_size
+
+    def forward(self, pred: Tensor, target: Tensor) -> Tensor:
+        """Compute the loss.
+
+        Args:
+            pred: predicted images in [0, 1].
+            target: target images in [0, 1].
+
+        Returns:
+            Scalar loss.
+        """
+        return 1 - kornia.metrics.ssim(pred, target, self.window_size, max_val=1.0).mean()

@@ -1,0 +1,20 @@
+"""Generators and discriminators. Every net takes and returns [0, 1] images (B, C, H, W)."""
+
+from realblur_gan.nets.init import init_weights
+from realblur_gan.nets.multiscale import MultiScaleGenerator, multiscale_content_loss
+from realblur_gan.nets.noise import NoiseInjection
+from realblur_gan.nets.patchgan import MultiScalePatchGAN, PatchGAN
+from realblur_gan.nets.resnet import ResBlock, ResNetGenerator
+from realblur_gan.nets.unet import UNet
+
+__all__ = [
+    "MultiScaleGenerator",
+    "MultiScalePatchGAN",
+    "NoiseInjection",
+    "PatchGAN",
+    "ResBlock",
+    "ResNetGenerator",
+    "UNet",
+    "init_weights",
+    "multiscale_content_loss",
+]

@@ -1,0 +1,106 @@
+"""Construction helpers shared by the networks: weight init, norm layers, size checks, output head.
+
+Every net calls :func:`init_weights` at the end of its constructor so that a net built from a
+Hydra config is initialised the same way as one built in a test.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+NORMS = ("none", "batch", "instance")
+
+
+def init_weights(net: nn.Module, std: float = 0.02) -> nn.Module:
+    """Initialise a network in place the pix2pix way: N(0, std) convs, N(1, std) norm scales.
+
+    Conv and linear weights are drawn from N(0, std) and their biases set to zero; the affine
+    scale of batch/instance norm layers is drawn from N(1, std) and its shift set to zero.
+
+    Args:
+        net: the network to initialise (modified in place).
+        std: standard deviation of the normal distribution.
+
+    Returns:
+        The same network, for chaining.
+    """
+    for module in net.modules():
+        if isinstance(module, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
+            nn.init.normal_(module.weight, 0.0, std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.BatchNorm2d | nn.InstanceNorm2d) and module.affine:
+            nn.init.normal_(module.weight, 1.0, std)
+            nn.init.zeros_(module.bias)
+    return net
+
+
+def make_norm(norm: str, channels: int) -> nn.Module:
+    """Build a 2-D normalisation layer from a small literal switch.
+
+    Args:
+        norm: ``"none"``, ``"batch"`` or ``"instance"``.
+        channels: number of feature channels.
+
+    Returns:
+        The norm layer (``nn.Identity`` for ``"none"``).
+    """
+    if norm == "none":
+        return nn.Identity()
+    if norm == "batch":
+        return nn.BatchNorm2d(channels)
+    if norm == "instance":
+        # Affine so that the layer can learn to undo the normalisation where it hurts.
+        return nn.InstanceNorm2d(channels, affine=True)
+    raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+
+
+def check_multiple(x: Tensor, stride: int, name: str) -> None:
+    """Raise a clear error when the spatial size of ``x`` is not a multiple of ``stride``.
+
+    Args:
+        x: image batch.
+        stride: the multiple that H and W must be.
+        name: network name used in the message.
+
+    Shape:
+        - x: :math:`(B, C, H, W)`
+    """
+    if x.ndim != 4:
+        raise ValueError(f"{name} expects a (B, C, H, W) batch, got shape {tuple(x.shape)}")
+    h, w = x.shape[-2:]
+    if h % stride or w % stride:
+        raise ValueError(
+            f"{name} needs H and W to be multiples of {stride}, got {h}x{w}; "
+            "pad the input to a multiple (realblur_gan.predict pads and crops for you)"
+        )
+
+
+def residual_output(x: Tensor, residual: Tensor, global_residual: bool, training: bool) -> Tensor:
+    """Turn a generator body's last activation into a [0, 1]-range image.
+
+    With a global residual the output is ``x[:, :C_out] + residual``: the body only learns the
+    difference between blurry and sharp, which starts training near the identity. The sum is
+    clamped to [0, 1] only in eval mode, because a hard clamp during training would zero the
+    gradient of every pixel that overshoots. Without a global residual the body's output goes
+    through a sigmoid (pix2pix's ``tanh`` rescaled to [0, 1]).
+
+    Args:
+        x: the generator input (image channels first, extra channels such as noise last).
+        residual: the body's last activation.
+        global_residual: add the input image or not.
+        training: the calling module's ``training`` flag.
+
+    Returns:
+        The generated image.
+
+    Shape:
+        - x: :math:`(B, C_{in}, H, W)` with :math:`C_{in} \\ge C_{out}`
+        - residual: :math:`(B, C_{out}, H, W)`
+        - output: :math:`(B, C_{out}, H, W)`
+    """
+    if not global_residual:
+        return torch.sigmoid(residual)
+    out = x[:, : residual.shape[1]] + residual
+    return out if training else out.clamp(0.0, 1.0)

@@ -1,0 +1,141 @@
+"""DeepDeblur-style coarse-to-fine generator (Nah et al., CVPR 2017) and its multi-scale loss."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from realblur_gan.nets.init import check_multiple
+from realblur_gan.nets.resnet import ResNetGenerator
+
+
+class MultiScaleGenerator(nn.Module):
+    """Coarse-to-fine generator: one sub-network per scale, coarsest first.
+
+    The input is average-pooled to scales ``1/2**(n-1), ..., 1/2, 1``. The coarsest
+    sub-network sees its own input only; every finer one sees its own input concatenated with the
+    bilinearly upsampled output of the scale below, and refines it. Each sub-network adds its
+    global residual to its own input image (the first ``out_channels`` channels), so extra input
+    channels such as a noise map stay last and are pooled like the image.
+
+    Sub-networks are built by calling ``scale_net(in_channels=..., out_channels=...)``; in a
+    Hydra config pass a ``_partial_: true`` node, e.g. a :class:`ResNetGenerator` or a
+    :class:`~realblur_gan.nets.unet.UNet` with its other arguments filled in.
+
+    Args:
+        in_channels: input channels (image first, then any extra maps such as noise).
+        out_channels: output image channels.
+        num_scales: number of scales (DeepDeblur: 3, i.e. 1/4, 1/2, 1).
+        scale_net: factory for one scale's network; default a 64-wide, 6-block
+            :class:`ResNetGenerator` per scale.
+
+    Shape:
+        - Input: :math:`(B, C_{in}, H, W)` in [0, 1], H, W multiples of ``stride``
+        - Output: :math:`(B, C_{out}, H, W)`
+
+    Example:
+        >>> sub = functools.partial(ResNetGenerator, width=8, n_blocks=1)
+        >>> g = MultiScaleGenerator(scale_net=sub)
+        >>> [o.shape[-1] for o in g.forward_pyramid(torch.rand(1, 3, 32, 32))]
+        [8, 16, 32]
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        num_scales: int = 3,
+        scale_net: Callable[..., nn.Module] | None = None,
+    ) -> None:
+        super().__init__()
+        if num_scales < 1:
+            raise ValueError(f"num_scales must be >= 1, got {num_scales}")
+        if scale_net is None:
+            scale_net = functools.partial(ResNetGenerator, width=64, n_blocks=6)
+        self.nets = nn.ModuleList(
+            scale_net(
+                in_channels=in_channels if i == 0 else in_channels + out_channels,
+                out_channels=out_channels,
+            )
+            for i in range(num_scales)
+        )
+        inner = max(getattr(net, "stride", 1) for net in self.nets)
+        self.stride = 2 ** (num_scales - 1) * inner
+
+    def forward_pyramid(self, x: Tensor) -> list[Tensor]:
+        """Run every scale and return all outputs, coarsest first.
+
+        Args:
+            x: input batch in [0, 1].
+
+        Returns:
+            One output per scale, ``num_scales`` tensors from coarse to fine.
+
+        Shape:
+            - x: :math:`(B, C_{in}, H, W)`
+            - output: list of :math:`(B, C_{out}, H / 2^{n-1-s}, W / 2^{n-1-s})`
+        """
+        check_multiple(x, self.stride, type(self).__name__)
+        n = len(self.nets)
+        outputs: list[Tensor] = []
+        for s, net in enumerate(self.nets):
+            factor = 2 ** (n - 1 - s)
+            x_s = F.avg_pool2d(x, factor) if factor > 1 else x
+            if outputs:
+                coarse = F.interpolate(
+                    outputs[-1], size=x_s.shape[-2:], mode="bilinear", align_corners=False
+                )
+                x_s = torch.cat([x_s, coarse], dim=1)
+            outputs.append(net(x_s))
+        return outputs
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Run every scale and return the full-resolution output.
+
+        Args:
+            x: input batch in [0, 1].
+
+        Returns:
+            The finest scale's output.
+
+        Shape:
+            - x: :math:`(B, C_{in}, H, W)`
+            - output: :math:`(B, C_{out}, H, W)`
+        """
+        return self.forward_pyramid(x)[-1]
+
+
+def multiscale_content_loss(
+    outputs: list[Tensor], target: Tensor, loss_fn: Callable[[Tensor, Tensor], Tensor]
+) -> Tensor:
+    """Average a content loss over a pyramid of outputs (DeepDeblur's multi-scale loss).
+
+    The target is average-pooled to each output's size (the same pooling the generator applies
+    to its input), so every scale is supervised with a consistent target.
+
+    Args:
+        outputs: outputs from :meth:`MultiScaleGenerator.forward_pyramid`, any order.
+        target: full-resolution target.
+        loss_fn: ``loss_fn(pred, target) -> scalar``, e.g. ``torch.nn.L1Loss()``.
+
+    Returns:
+        The mean of the per-scale losses.
+
+    Shape:
+        - outputs: list of :math:`(B, C, H / k, W / k)` with integer k
+        - target: :math:`(B, C, H, W)`
+    """
+    if not outputs:
+        raise ValueError("multiscale_content_loss needs at least one output")
+    losses = []
+    for out in outputs:
+        factor = target.shape[-1] // out.shape[-1]
+        t = F.avg_pool2d(target, factor) if factor > 1 else target
+        if t.shape != out.shape:
+            raise ValueError(f"output {tuple(out.shape)} does not match target {tuple(t.shape)}")
+        losses.append(loss_fn(out, t))
+    return torch.stack(losses).mean()

@@ -1,0 +1,111 @@
+"""One GAN's objective: an adversarial form plus weighted reconstruction terms."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from torch import nn
+
+from realblur_gan.pretrained import MissingPretrainedWeights
+
+log = logging.getLogger(__name__)
+
+Logits = torch.Tensor | list[torch.Tensor]
+
+
+def mean_logit(logits: Logits) -> torch.Tensor:
+    """Mean raw discriminator output (over scales, batch and patches), detached, for logging."""
+    if isinstance(logits, list | tuple):
+        return torch.stack([x.detach().mean() for x in logits]).mean()
+    return logits.detach().mean()
+
+
+class GANObjective(nn.Module):
+    """Adversarial loss + named, weighted terms for one generator/discriminator pair.
+
+    Terms come from config as ``{name: {weight, fn, optional}}``. A term whose weight is 0 is
+    not built. A term whose pretrained backbone is missing raises, unless ``optional`` is true:
+    then it is dropped with a warning that says how to provide the weights, so nothing ever
+    trains against a randomly initialised "pretrained" net.
+
+    Args:
+        adversarial: Config (or instance) of an adversarial loss with ``d_loss``/``g_loss``.
+        adv_weight: Weight of the adversarial term in the generator loss.
+        terms: Mapping of term name to ``{"weight": float, "fn": config, "optional": bool}``.
+    """
+
+    def __init__(
+        self,
+        adversarial: Any,
+        adv_weight: float = 1.0,
+        terms: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.adversarial = _build(adversarial)
+        self.adv_weight = float(adv_weight)
+        self.terms = nn.ModuleDict()
+        self.weights: dict[str, float] = {}
+        for name, spec in (terms or {}).items():
+            weight = float(spec.get("weight", 1.0))
+            if weight == 0.0:
+                continue
+            try:
+                fn = _build(spec["fn"])
+            except Exception as err:
+                missing = _missing_weights(err)
+                if missing is None:
+                    raise
+                if not spec.get("optional", False):
+                    raise missing from None
+                log.warning("loss term %r dropped (marked optional): %s", name, missing)
+                continue
+            self.terms[name] = fn
+            self.weights[name] = weight
+
+    def d_loss(self, real_logits: Logits, fake_logits: Logits) -> torch.Tensor:
+        """Discriminator loss from raw outputs on real and (detached) fake images."""
+        return self.adversarial.d_loss(real_logits, fake_logits)
+
+    def g_loss(
+        self,
+        real_logits: Logits,
+        fake_logits: Logits,
+        pred: torch.Tensor,
+        target: torch.Tensor,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Generator loss and its parts.
+
+        Args:
+            real_logits: D outputs on real images (detached: D is frozen in the G step).
+            fake_logits: D outputs on the generator's images, carrying gradient to G.
+            pred: The generator's images, (B, C, H, W).
+            target: What the reconstruction terms compare ``pred`` with, (B, C, H, W).
+
+        Returns:
+            The weighted total and a dict of unweighted parts (``adv`` and each term's name).
+        """
+        parts = {"adv": self.adversarial.g_loss(real_logits, fake_logits)}
+        total = self.adv_weight * parts["adv"]
+        for name, fn in self.terms.items():
+            parts[name] = fn(pred, target)
+            total = total + self.weights[name] * parts[name]
+        return total, parts
+
+
+def _missing_weights(err: BaseException | None) -> MissingPretrainedWeights | None:
+    """The MissingPretrainedWeights behind ``err`` (Hydra wraps constructor errors)."""
+    while err is not None:
+        if isinstance(err, MissingPretrainedWeights):
+            return err
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def _build(spec: Any) -> Any:
+    if isinstance(spec, nn.Module):
+        return spec
+    return instantiate(spec)

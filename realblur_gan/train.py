@@ -1,0 +1,199 @@
+"""Run a scheme: its stages in order, one Trainer each, handing weights over by checkpoint path."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from realblur_gan.checkpoints import load_net_weights
+from realblur_gan.config import available_schemes, register_resolvers
+
+log = logging.getLogger(__name__)
+
+DONE_MARKER = "DONE"
+
+
+class NoSchemeError(ValueError):
+    """The config has no ``stages``: the user did not pick a scheme."""
+
+    def __init__(self) -> None:
+        names = " or ".join(f"+scheme={s}" for s in available_schemes())
+        super().__init__(f"no training scheme chosen: add {names} to the command")
+
+
+@dataclass
+class RunResult:
+    """What a run produced, for the summary and for callers (tests, sweeps)."""
+
+    scheme: str
+    output_dir: Path
+    checkpoints: dict[str, Path] = field(default_factory=dict)
+    wandb_dirs: list[Path] = field(default_factory=list)
+    csv_dirs: list[Path] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+    val_images: int = 0
+
+
+def run(cfg: DictConfig) -> RunResult:
+    """Train every stage of ``cfg``'s scheme and validate the final DBGAN.
+
+    Args:
+        cfg: The composed config (``conf/train.yaml`` + a scheme).
+
+    Returns:
+        Paths of the checkpoints and logs, and the final validation metrics.
+    """
+    register_resolvers()
+    if "stages" not in cfg or "stage_order" not in cfg:
+        raise NoSchemeError()
+    start_time = time.perf_counter()
+    out_dir = Path(cfg.paths.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
+    L.seed_everything(cfg.seed, workers=True)
+
+    result = RunResult(scheme=str(cfg.scheme_name), output_dir=out_dir)
+    datamodule = instantiate(cfg.data)
+    order = list(cfg.stage_order)
+    if cfg.start_stage is not None and cfg.start_stage not in order:
+        raise ValueError(f"start_stage={cfg.start_stage!r} is not one of {order}")
+    first = order.index(cfg.start_stage) if cfg.start_stage is not None else 0
+
+    for index, name in enumerate(order):
+        stage_dir = out_dir / "checkpoints" / name
+        if index < first:
+            continue
+        if cfg.resume and (stage_dir / DONE_MARKER).exists():
+            log.info("stage %s already finished: skipped (resume)", name)
+            result.checkpoints[name] = stage_dir / "last.ckpt"
+            continue
+        is_last = index == len(order) - 1
+        _run_stage(cfg, name, stage_dir, datamodule, result, validate_at_end=is_last)
+
+    result.seconds = time.perf_counter() - start_time
+    return result
+
+
+def _run_stage(
+    cfg: DictConfig,
+    name: str,
+    stage_dir: Path,
+    datamodule: L.LightningDataModule,
+    result: RunResult,
+    validate_at_end: bool,
+) -> None:
+    stage = cfg.stages[name]
+    log.info("stage %s: building", name)
+    module = instantiate(stage.module)
+    module.panel_dir = str(Path(cfg.paths.output_dir) / "panels" / name)
+    for net_name, source in (stage.get("init_from") or {}).items():
+        path = result.checkpoints.get(source) or Path(source)
+        load_net_weights(module, net_name, path)
+
+    loggers = _build_loggers(cfg, name)
+    trainer_cfg = OmegaConf.merge(cfg.trainer, stage.get("trainer") or {})
+    checkpoint = ModelCheckpoint(
+        dirpath=stage_dir,
+        filename="epoch{epoch:03d}",
+        auto_insert_metric_name=False,
+        save_last=True,
+        save_top_k=1,
+    )
+    trainer: L.Trainer = instantiate(
+        trainer_cfg,
+        default_root_dir=str(cfg.paths.output_dir),
+        logger=loggers or False,
+        callbacks=[checkpoint],
+    )
+    for logger in loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+    resume_from = stage_dir / "last.ckpt"
+    ckpt_path = str(resume_from) if cfg.resume and resume_from.exists() else None
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        last = stage_dir / "last.ckpt"
+        if not last.exists():  # fast_dev_run writes no checkpoint: save one for the hand-over
+            trainer.save_checkpoint(last)
+        (stage_dir / DONE_MARKER).write_text("finished\n")
+        result.checkpoints[name] = last
+        if validate_at_end and cfg.final_validation and hasattr(module, "dbgan_g"):
+            trainer.validate(module, datamodule=datamodule, verbose=False)
+            result.metrics = {
+                k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")
+            }
+            val = datamodule.val_dataloader()
+            result.val_images = len(val.dataset) if hasattr(val, "dataset") else 0
+    finally:
+        _close_loggers(loggers, result)
+
+
+def _build_loggers(cfg: DictConfig, stage: str) -> list[Any]:
+    loggers = []
+    tags = [str(cfg.scheme_name), stage]
+    for key, spec in (cfg.get("logger") or {}).items():
+        if not isinstance(spec, DictConfig) or "_target_" not in spec:
+            continue
+        target = str(spec._target_)
+        if target.endswith("WandbLogger"):
+            Path(spec.save_dir).mkdir(parents=True, exist_ok=True)
+            loggers.append(instantiate(spec, name=f"{cfg.scheme_name}/{stage}", tags=tags))
+        elif target.endswith("CSVLogger"):
+            loggers.append(instantiate(spec, version=stage))
+        else:
+            log.info("logger %s: using as configured", key)
+            loggers.append(instantiate(spec))
+    return loggers
+
+
+def _close_loggers(loggers: list[Any], result: RunResult) -> None:
+    for logger in loggers:
+        if type(logger).__name__ == "WandbLogger":
+            import wandb
+
+            run = logger.experiment
+            run_dir = Path(run.dir).parent if getattr(run, "dir", None) else None
+            # Finish every stage's run, even after an exception: sweeps otherwise hang.
+            wandb.finish()
+            if run_dir is not None:
+                result.wandb_dirs.append(run_dir)
+        elif type(logger).__name__ == "CSVLogger":
+            logger.finalize("success")
+            result.csv_dirs.append(Path(logger.log_dir))
+
+
+def format_summary(result: RunResult) -> str:
+    """A short human summary: where things went and DBGAN vs the blurry input."""
+    lines = [
+        f"realblur-gan: scheme '{result.scheme}' finished in {result.seconds / 60:.1f} min",
+        f"  run dir      {result.output_dir}",
+        f"  config       {result.output_dir / 'config.yaml'}",
+    ]
+    for stage, path in result.checkpoints.items():
+        lines.append(f"  checkpoint   {stage}: {path}")
+    for path in result.wandb_dirs:
+        lines.append(f"  W&B run      {path}  (upload later: wandb sync {path})")
+    for path in result.csv_dirs:
+        lines.append(f"  CSV metrics  {path / 'metrics.csv'}")
+    m = result.metrics
+    if "val/psnr" in m:
+        gain = m["val/psnr"] - m.get("val/psnr_input", float("nan"))
+        lines += [
+            f"  DBGAN on the validation split ({result.val_images} images):",
+            "                     PSNR (dB)   SSIM",
+            f"    blurry input     {m.get('val/psnr_input', float('nan')):9.2f}"
+            f"   {m.get('val/ssim_input', float('nan')):.4f}",
+            f"    restored         {m['val/psnr']:9.2f}   {m.get('val/ssim', float('nan')):.4f}",
+            f"    gain             {gain:+9.2f}",
+        ]
+    return "\n".join(lines)
+

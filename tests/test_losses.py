@@ -1,0 +1,276 @@
+"""Losses: adversarial forms (gradient into G, values at known points), reconstruction losses
+(zero for identical inputs, growing with blur) and the pretrained-weights story."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import kornia
+import lpips
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from realblur_gan.losses import (
+    AdversarialLoss,
+    CharbonnierLoss,
+    FrequencyLoss,
+    HingeGANLoss,
+    LPIPSLoss,
+    LSGANLoss,
+    PerceptualLoss,
+    RelativisticBCELoss,
+    RelativisticLSGANLoss,
+    SSIMLoss,
+    VanillaGANLoss,
+)
+from realblur_gan.nets import MultiScalePatchGAN, PatchGAN
+from realblur_gan.pretrained import MissingPretrainedWeights
+
+ADVERSARIAL = [
+    RelativisticLSGANLoss,
+    RelativisticBCELoss,
+    VanillaGANLoss,
+    LSGANLoss,
+    HingeGANLoss,
+]
+
+
+@pytest.fixture
+def hub_dir(tmp_path: Path) -> Iterator[Path]:
+    """Point the torch hub cache at an empty temporary folder, and restore it afterwards."""
+    old = torch.hub.get_dir()
+    torch.hub.set_dir(str(tmp_path / "hub"))
+    try:
+        yield tmp_path / "hub"
+    finally:
+        torch.hub.set_dir(old)
+
+
+def _image(
+    seed: int = 0, channels: int = 3, size: int = 32, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(2, channels, size, size, generator=g).to(device)
+
+
+def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    k = 2 * math.ceil(3 * sigma) + 1
+    return kornia.filters.gaussian_blur2d(x, (k, k), (sigma, sigma))
+
+
+def _assert_grows_with_blur(loss: nn.Module, x: torch.Tensor, zero_tol: float = 1e-6) -> None:
+    assert loss(x, x).item() == pytest.approx(0.0, abs=zero_tol)
+    values = [loss(_blur(x, s), x).item() for s in (0.5, 1.0, 2.0)]
+    assert values[0] > zero_tol
+    assert values == sorted(values), values
+
+
+# --- adversarial ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("loss_cls", ADVERSARIAL)
+@pytest.mark.parametrize("multiscale", [False, True])
+def test_g_loss_sends_gradient_into_generator(loss_cls: type, multiscale: bool) -> None:
+    torch.manual_seed(0)
+    gen = nn.Conv2d(3, 3, 3, padding=1)
+    disc = (
+        MultiScalePatchGAN(width=4, n_layers=1, norm="none")
+        if multiscale
+        else PatchGAN(width=4, n_layers=1, norm="none")
+    )
+    disc.requires_grad_(False)  # as the spine does in the generator step
+    real, sharp = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        real_logits = disc(real)
+    loss = loss_cls().g_loss(real_logits, disc(gen(sharp)))
+    loss.backward()
+    for p in gen.parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0
+    assert all(p.grad is None for p in disc.parameters())
+
+
+@pytest.mark.parametrize("loss_cls", ADVERSARIAL)
+def test_d_loss_sends_gradient_into_discriminator(loss_cls: type) -> None:
+    disc = PatchGAN(width=4, n_layers=1, norm="none")
+    fake = torch.rand(2, 3, 32, 32)
+    loss = loss_cls().d_loss(disc(torch.rand(2, 3, 32, 32)), disc(fake.detach()))
+    loss.backward()
+    # Not every parameter: with hinge, the last bias's gradients from real and fake cancel.
+    assert all(p.grad is not None for p in disc.parameters())
+    assert sum(p.grad.abs().sum() for p in disc.parameters()) > 0
+
+
+def test_rbl_generator_gradient_uses_both_terms() -> None:
+    # At C(r) = C(f) = 0 each G term contributes -1/N to d loss / d C(f_i) (after halving);
+    # an implementation that drops the fake dependence of the second term would give -1/N.
+    fake = torch.zeros(2, 1, 3, 3, requires_grad=True)
+    real = torch.zeros(2, 1, 4, 4)
+    RelativisticLSGANLoss().g_loss(real, fake).backward()
+    torch.testing.assert_close(fake.grad, torch.full_like(fake, -2 / fake.numel()))
+
+
+@pytest.mark.parametrize("c", [-3.0, 0.0, 0.7])
+def test_rbl_at_known_points(c: float) -> None:
+    rbl = RelativisticLSGANLoss()
+    same = torch.full((2, 1, 5, 5), c)
+    # Equal critic outputs: every relativistic difference is 0, each term is 1, halved mean 1.
+    assert rbl.d_loss(same, same).item() == pytest.approx(1.0)
+    assert rbl.g_loss(same, same).item() == pytest.approx(1.0)
+    # A perfect critic (real one above fake): D loss 0, G loss ½ (2² + 2²) = 4.
+    real, fake = torch.full((2, 1, 5, 5), c + 0.5), torch.full((3, 1, 4, 4), c - 0.5)
+    assert rbl.d_loss(real, fake).item() == pytest.approx(0.0)
+    assert rbl.g_loss(real, fake).item() == pytest.approx(4.0)
+
+
+def test_rbl_gradcheck() -> None:
+    real = torch.randn(2, 1, 3, 3, dtype=torch.float64)
+    fake = torch.randn(2, 1, 3, 3, dtype=torch.float64, requires_grad=True)
+    rbl = RelativisticLSGANLoss()
+    assert torch.autograd.gradcheck(lambda f: rbl.g_loss(real, f), (fake,))
+    assert torch.autograd.gradcheck(lambda f: rbl.d_loss(real, f), (fake,))
+
+
+def test_rbl_matches_formula_on_random_logits() -> None:
+    real, fake = torch.randn(2, 1, 6, 6), torch.randn(2, 1, 6, 6)
+    er, ef = real.mean(), fake.mean()
+    d = (((real - ef - 1) ** 2).mean() + ((fake - er + 1) ** 2).mean()) / 2
+    g = (((fake - er - 1) ** 2).mean() + ((real - ef + 1) ** 2).mean()) / 2
+    rbl = RelativisticLSGANLoss()
+    torch.testing.assert_close(rbl.d_loss(real, fake), d)
+    torch.testing.assert_close(rbl.g_loss(real, fake), g)
+
+
+@pytest.mark.parametrize(
+    ("loss_cls", "d_value", "g_value"),
+    [
+        (RelativisticBCELoss, math.log(2), math.log(2)),
+        (VanillaGANLoss, math.log(2), math.log(2)),
+        (LSGANLoss, 0.5, 1.0),
+        (HingeGANLoss, 1.0, 0.0),
+    ],
+)
+def test_other_forms_at_zero_logits(loss_cls: type, d_value: float, g_value: float) -> None:
+    zero = torch.zeros(2, 1, 4, 4)
+    assert loss_cls().d_loss(zero, zero).item() == pytest.approx(d_value)
+    assert loss_cls().g_loss(zero, zero).item() == pytest.approx(g_value)
+
+
+def test_multiscale_logits_average_over_scales() -> None:
+    rbl = RelativisticLSGANLoss()
+    real = [torch.randn(2, 1, 6, 6), torch.randn(2, 1, 2, 2)]
+    fake = [torch.randn(2, 1, 6, 6), torch.randn(2, 1, 2, 2)]
+    expected = (rbl.d_loss(real[0], fake[0]) + rbl.d_loss(real[1], fake[1])) / 2
+    torch.testing.assert_close(rbl.d_loss(real, fake), expected)
+    with pytest.raises(ValueError, match="same number of scales"):
+        rbl.d_loss(real, fake[:1])
+
+
+def test_relativistic_g_loss_needs_real_logits() -> None:
+    fake = torch.zeros(1, 1, 2, 2)
+    with pytest.raises(ValueError, match="needs real_logits"):
+        RelativisticLSGANLoss().g_loss(None, fake)
+    assert LSGANLoss().g_loss(None, [fake, fake]).item() == pytest.approx(1.0)
+    assert isinstance(LSGANLoss(), AdversarialLoss)
+
+
+# --- reconstruction ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("loss", [CharbonnierLoss(eps=1e-8), SSIMLoss(window_size=7)])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_content_losses(loss: nn.Module, channels: int, device: torch.device) -> None:
+    _assert_grows_with_blur(loss.to(device), _image(channels=channels, device=device))
+
+
+def test_charbonnier_is_eps_for_identical_inputs() -> None:
+    x = _image()
+    assert CharbonnierLoss()(x, x).item() == pytest.approx(1e-3)
+
+
+def test_frequency_loss(device: torch.device) -> None:
+    loss = FrequencyLoss()
+    _assert_grows_with_blur(loss, _image(device=device))
+    pred = _blur(_image(device=device), 1.0).requires_grad_(True)
+    loss(pred, _image(device=device)).backward()
+    assert pred.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("criterion", ["l1", "mse"])
+def test_perceptual_loss_random_backbone(criterion: str, device: torch.device) -> None:
+    torch.manual_seed(0)
+    loss = PerceptualLoss(layer="relu2_2", criterion=criterion, random_init_for_tests=True)
+    loss = loss.to(device)
+    assert len(loss.features) == 9  # only the slice up to relu2_2
+    _assert_grows_with_blur(loss, _image(device=device))
+    _assert_grows_with_blur(loss, _image(channels=1, device=device))
+    pred = _image(1, device=device).requires_grad_(True)
+    loss(pred, _image(device=device)).backward()
+    assert pred.grad.abs().sum() > 0
+    assert not any(p.requires_grad for p in loss.parameters())
+    assert not loss.train().features.training
+
+
+def test_perceptual_loss_rejects_unknown_layer() -> None:
+    with pytest.raises(ValueError, match="unknown VGG19 layer"):
+        PerceptualLoss(layer="relu3_5", random_init_for_tests=True)
+
+
+def test_missing_vgg_weights_raise_a_helpful_error(hub_dir: Path) -> None:
+    expected = hub_dir / "checkpoints" / "vgg19-dcbb9e9d.pth"
+    with pytest.raises(MissingPretrainedWeights) as info:
+        PerceptualLoss()
+    message = str(info.value)
+    assert str(expected) in message and "weights_path" in message and "\n" not in message
+    assert isinstance(info.value, RuntimeError)
+    with pytest.raises(MissingPretrainedWeights, match="does not exist"):
+        PerceptualLoss(weights_path=str(hub_dir / "nowhere.pth"))
+
+
+def _fake_vgg19_checkpoint(path: Path) -> dict[str, torch.Tensor]:
+    # The first two convs of torchvision's VGG19, under torchvision's key names.
+    state = {
+        "features.0.weight": torch.randn(64, 3, 3, 3),
+        "features.0.bias": torch.randn(64),
+        "features.2.weight": torch.randn(64, 64, 3, 3),
+        "features.2.bias": torch.randn(64),
+        "classifier.0.bias": torch.randn(8),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+    return state
+
+
+def test_vgg_weights_load_from_hub_cache_and_path(hub_dir: Path, tmp_path: Path) -> None:
+    state = _fake_vgg19_checkpoint(hub_dir / "checkpoints" / "vgg19-dcbb9e9d.pth")
+    loss = PerceptualLoss(layer="relu1_2")
+    torch.testing.assert_close(loss.features[2].weight, state["features.2.weight"])
+    state = _fake_vgg19_checkpoint(tmp_path / "elsewhere.pth")
+    loss = PerceptualLoss(layer="conv1_2", weights_path=str(tmp_path / "elsewhere.pth"))
+    torch.testing.assert_close(loss.features[0].bias, state["features.0.bias"])
+    with pytest.raises(ValueError, match="does not hold torchvision VGG19"):
+        PerceptualLoss(layer="relu2_1", weights_path=str(tmp_path / "elsewhere.pth"))
+
+
+def test_lpips(hub_dir: Path) -> None:
+    with pytest.raises(MissingPretrainedWeights, match=r"alexnet-owt-7be5be79\.pth"):
+        LPIPSLoss()
+    torch.manual_seed(0)
+    features = torchvision.models.alexnet(weights=None).features
+    path = hub_dir / "checkpoints" / "alexnet-owt-7be5be79.pth"
+    path.parent.mkdir(parents=True)
+    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, path)
+    loss = LPIPSLoss()
+    torch.testing.assert_close(getattr(loss.model.net.slice3, "6").weight, features[6].weight)
+    # The calibration layers come from the weights shipped inside the lpips package.
+    shipped = Path(lpips.__file__).parent / "weights" / "v0.1" / "alex.pth"
+    lin = torch.load(shipped, map_location="cpu", weights_only=True)["lin0.model.1.weight"]
+    torch.testing.assert_close(loss.model.lin0.model[1].weight, lin)
+    assert not any(p.requires_grad for p in loss.parameters())
+    assert not loss.train().model.training
+    x = _image(size=64)
+    assert loss(x, x).item() == pytest.approx(0.0, abs=1e-6)
+    assert loss(_blur(x, 2.0), x).item() > loss(_blur(x, 0.5), x).item() > 0

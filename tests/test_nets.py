@@ -1,0 +1,240 @@
+"""Generators and discriminators: shapes, size checks, identity at init, receptive field."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.utils import instantiate
+from torch import nn
+
+from realblur_gan.nets import (
+    MultiScaleGenerator,
+    MultiScalePatchGAN,
+    NoiseInjection,
+    PatchGAN,
+    ResNetGenerator,
+    UNet,
+    init_weights,
+    multiscale_content_loss,
+)
+
+# Tiny generator factories, keyed by name; each takes the image channel count.
+GENERATORS: dict[str, Callable[[int], nn.Module]] = {
+    "unet": lambda c: UNet(c, c, width=4, depth=2),
+    "unet_noise": lambda c: NoiseInjection(UNet(c + 1, c, width=4, depth=2), channels=1),
+    "resnet": lambda c: ResNetGenerator(c, c, width=4, n_blocks=1),
+    "multiscale_resnet": lambda c: MultiScaleGenerator(
+        c, c, scale_net=functools.partial(ResNetGenerator, width=4, n_blocks=1)
+    ),
+    "multiscale_unet": lambda c: MultiScaleGenerator(
+        c, c, num_scales=2, scale_net=functools.partial(UNet, width=4, depth=1)
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GENERATORS))
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("batch", [1, 4])
+def test_generator_shapes(name: str, channels: int, batch: int, device: torch.device) -> None:
+    net = GENERATORS[name](channels).to(device)
+    s = net.stride
+    # An odd and an even multiple of the stride in one input.
+    x = torch.rand(batch, channels, 3 * s, 2 * s, device=device)
+    y = net(x)
+    assert y.shape == x.shape
+    y.mean().backward()
+    assert all(p.grad is not None for p in net.parameters())
+
+
+def test_strides() -> None:
+    assert UNet(depth=4).stride == 16
+    assert ResNetGenerator(width=4, n_blocks=1).stride == 1
+    assert NoiseInjection(UNet(4, depth=3)).stride == 8
+    assert NoiseInjection(nn.Identity(), channels=0).stride == 1
+    sub = functools.partial(UNet, width=4, depth=2)
+    assert MultiScaleGenerator(scale_net=sub).stride == 4 * 4
+
+
+@pytest.mark.parametrize("name", ["unet", "unet_noise", "multiscale_resnet"])
+def test_non_multiple_size_is_a_clear_error(name: str) -> None:
+    net = GENERATORS[name](3)
+    s = net.stride
+    with pytest.raises(ValueError, match=rf"multiples of {s}, got {s + 1}x{s}.*pad"):
+        net(torch.rand(1, 3, s + 1, s))
+
+
+def test_resnet_takes_any_size() -> None:
+    assert GENERATORS["resnet"](3)(torch.rand(1, 3, 7, 5)).shape == (1, 3, 7, 5)
+
+
+@pytest.mark.parametrize(
+    "net",
+    [
+        UNet(4, 3, width=4, depth=2).zero_residual_(),
+        ResNetGenerator(4, 3, width=4, n_blocks=1).zero_residual_(),
+    ],
+    ids=["unet", "resnet"],
+)
+def test_zeroed_residual_branch_is_identity(net: nn.Module) -> None:
+    # The 4th input channel stands for the BGAN's noise map: read, but not part of the residual.
+    x = torch.rand(2, 4, 8, 8)
+    torch.testing.assert_close(net(x), x[:, :3])
+    net.eval()
+    torch.testing.assert_close(net(x), x[:, :3])
+
+
+def test_output_range() -> None:
+    x = torch.rand(2, 3, 8, 8)
+    net = UNet(3, 3, width=4, depth=2, global_residual=False)
+    y = net(x)
+    assert y.min() > 0 and y.max() < 1
+    net = UNet(3, 3, width=4, depth=2)
+    nn.init.constant_(net.tail.bias, 2.0)
+    assert net(x).max() > 1  # unclamped in training, so overshooting pixels keep a gradient
+    assert net.eval()(x).max() == 1  # clamped for inference
+
+
+def test_global_residual_needs_enough_input_channels() -> None:
+    with pytest.raises(ValueError, match="in_channels >= out_channels"):
+        UNet(1, 3)
+    with pytest.raises(ValueError, match="in_channels >= out_channels"):
+        ResNetGenerator(1, 3)
+
+
+@pytest.mark.parametrize("norm", ["batch", "instance"])
+def test_unet_norms_and_dropout(norm: str) -> None:
+    net = UNet(3, 3, width=4, depth=2, norm=norm, dropout=0.5)
+    assert net(torch.rand(2, 3, 16, 16)).shape == (2, 3, 16, 16)
+    with pytest.raises(ValueError, match="norm must be one of"):
+        UNet(norm="group")
+
+
+def test_init_weights_is_pix2pix_normal() -> None:
+    conv = nn.Conv2d(64, 64, 3)
+    nn.init.constant_(conv.bias, 1.0)
+    init_weights(conv, std=0.02)
+    assert conv.weight.std().item() == pytest.approx(0.02, rel=0.05)
+    assert conv.bias.abs().max() == 0
+    assert UNet(width=4, depth=2).head[0].weight.std().item() == pytest.approx(0.02, rel=0.3)
+
+
+def test_noise_injection() -> None:
+    seen: list[torch.Tensor] = []
+
+    class Spy(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen.append(x)
+            return x
+
+    x = torch.rand(2, 3, 4, 4, dtype=torch.float64)
+    NoiseInjection(Spy(), channels=2, scale=0.5)(x)
+    y = seen[-1]
+    assert y.shape == (2, 5, 4, 4) and y.dtype == torch.float64
+    torch.testing.assert_close(y[:, :3], x)
+    NoiseInjection(Spy(), channels=2, scale=0.5)(x)
+    assert not torch.equal(seen[-1][:, 3:], y[:, 3:])  # fresh noise every call
+    NoiseInjection(Spy(), channels=0)(x)
+    assert seen[-1] is x
+
+
+def test_multiscale_pyramid_and_loss() -> None:
+    net = GENERATORS["multiscale_resnet"](3)
+    x = torch.rand(2, 3, 16, 8)
+    outputs = net.forward_pyramid(x)
+    assert [o.shape[-2:] for o in outputs] == [(4, 2), (8, 4), (16, 8)]
+    torch.testing.assert_close(net(x), outputs[-1])
+    target = torch.rand(2, 3, 16, 8)
+    perfect = [nn.functional.avg_pool2d(target, k) for k in (4, 2, 1)]
+    assert multiscale_content_loss(perfect, target, nn.L1Loss()).item() == 0
+    loss = multiscale_content_loss(outputs, target, nn.L1Loss())
+    assert loss.item() > 0
+    loss.backward()
+    assert all(p.grad is not None for p in net.parameters())
+
+
+def test_multiscale_from_hydra_partial() -> None:
+    cfg = {
+        "_target_": "realblur_gan.nets.MultiScaleGenerator",
+        "in_channels": 4,
+        "scale_net": {
+            "_target_": "realblur_gan.nets.UNet",
+            "_partial_": True,
+            "width": 4,
+            "depth": 1,
+        },
+    }
+    net = instantiate(cfg)
+    assert net.stride == 8
+    assert net(torch.rand(1, 4, 8, 8)).shape == (1, 3, 8, 8)
+
+
+def _receptive_field(d: PatchGAN, size: int) -> tuple[int, int]:
+    x = torch.rand(1, 3, size, size, requires_grad=True)
+    out = d(x)
+    h, w = out.shape[-2:]
+    out[0, 0, h // 2, w // 2].backward()
+    support = x.grad.abs().sum(dim=(0, 1)) > 0
+    rows = support.any(dim=1).nonzero()
+    cols = support.any(dim=0).nonzero()
+    # The support must not touch the border, or padding would hide part of the field.
+    assert rows.min() > 0 and rows.max() < size - 1
+    return int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1)
+
+
+@pytest.mark.parametrize(("n_layers", "field"), [(1, 16), (2, 34), (3, 70)])
+def test_patchgan_receptive_field(n_layers: int, field: int) -> None:
+    # No norm: instance norm statistics would spread gradient over the whole image.
+    d = PatchGAN(width=4, n_layers=n_layers, norm="none")
+    assert _receptive_field(d, 160) == (field, field)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("batch", [1, 4])
+def test_patchgan_shapes(channels: int, batch: int, device: torch.device) -> None:
+    d = PatchGAN(channels, width=4).to(device)
+    assert d(torch.rand(batch, channels, 64, 64, device=device)).shape == (batch, 1, 6, 6)
+    assert d(torch.rand(batch, channels, 96, 64, device=device)).shape == (batch, 1, 10, 6)
+
+
+def test_conditional_patchgan() -> None:
+    d = PatchGAN(3, width=4, cond_channels=3, spectral_norm=True)
+    x = torch.rand(2, 3, 64, 64)
+    assert d(x, x).shape == (2, 1, 6, 6)
+    with pytest.raises(ValueError, match="needs a cond"):
+        d(x)
+    with pytest.raises(ValueError, match="cond_channels=0"):
+        PatchGAN(width=4)(x, x)
+
+
+@pytest.mark.parametrize("cond_channels", [0, 1])
+def test_multiscale_patchgan(cond_channels: int) -> None:
+    d = MultiScalePatchGAN(1, width=4, cond_channels=cond_channels)
+    x = torch.rand(2, 1, 128, 96)
+    out = d(x, x if cond_channels else None)
+    assert isinstance(out, list)
+    assert [o.shape for o in out] == [(2, 1, 14, 10), (2, 1, 6, 4)]
+
+
+@pytest.mark.parametrize("config", ["paper", "deepdeblur"])
+def test_model_configs_build(config: str) -> None:
+    # Built on the meta device: shapes are checked without allocating the paper-size nets.
+    from omegaconf import OmegaConf
+
+    from realblur_gan.config import CONFIG_DIR, register_resolvers
+
+    register_resolvers()
+    path = Path(CONFIG_DIR) / "model" / f"{config}.yaml"
+    model = OmegaConf.create({"model": OmegaConf.load(path)}).model
+    default = OmegaConf.load(path.with_name("default.yaml"))
+    assert set(model) == set(default)
+    x = torch.empty(2, 3, 64, 64, device="meta")
+    with torch.device("meta"):
+        for key in ("bgan_g", "dbgan_g"):
+            assert instantiate(model[key])(x).shape == x.shape
+        for key in ("bgan_d", "dbgan_d"):
+            assert instantiate(model[key])(x) is not None
+        assert instantiate(model["bgan_d_conditional"])(x, x) is not None
