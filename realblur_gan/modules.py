@@ -16,11 +16,15 @@ stepped by hand at epoch end; clipping goes through ``self.clip_gradients``.
 from __future__ import annotations
 
 import contextlib
+import copy
+import inspect
 import logging
+import random
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from torch import nn
 
@@ -85,18 +89,45 @@ class GANStageModule(L.LightningModule):
         self.optim = optim
         self.panel_every_n_steps = panel_every_n_steps
         self.panel_dir: str | None = None
+        # Resolved `_target_` configs of the nets, stored in every checkpoint so inference can
+        # rebuild a net from the checkpoint alone (plain dicts: loadable with weights_only).
+        self.net_configs: dict[str, dict[str, Any]] = {}
         # Batches seen (Lightning's global_step counts optimizer steps, several per batch).
         self.register_buffer("iteration", torch.zeros((), dtype=torch.long), persistent=True)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["net_configs"] = self.net_configs
+        # Global RNG streams (noise maps, synthetic mixing) so a resumed run continues exactly.
+        checkpoint["rng_states"] = {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": _numpy_state_to_plain(np.random.get_state()),
+            "python": _python_state_to_plain(random.getstate()),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        states = checkpoint.get("rng_states")
+        if not states:
+            return
+        torch.set_rng_state(states["torch"])
+        if states["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(states["cuda"])
+        np.random.set_state(_numpy_state_from_plain(states["numpy"]))
+        random.setstate(_python_state_from_plain(states["python"]))
 
     # --- optimisers -------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
         optimizers, schedulers = [], []
+        make_scheduler = self.optim.get("scheduler")
         for name in self.trained_nets:
             kind = "generator" if name.endswith("_g") else "discriminator"
             opt = self.optim[kind](getattr(self, name).parameters())
             optimizers.append(opt)
-            if self.optim.get("scheduler") is not None:
-                schedulers.append(self.optim["scheduler"](opt))
+            if make_scheduler is not None:
+                kwargs = {}
+                if "total_epochs" in inspect.signature(make_scheduler).parameters:
+                    kwargs["total_epochs"] = self.trainer.max_epochs
+                schedulers.append(make_scheduler(opt, **kwargs))
         return optimizers, schedulers
 
     def _optimizer(self, name: str) -> Any:
@@ -116,7 +147,12 @@ class GANStageModule(L.LightningModule):
                 self.clip_gradients(opt, gradient_clip_val=clip, gradient_clip_algorithm="norm")
             opt.step()
 
-    def on_train_epoch_end(self) -> None:
+    def _step_schedulers_at_epoch_end(self) -> None:
+        # Stepped inside the last training batch rather than in on_train_epoch_end: the epoch's
+        # checkpoint is written before that hook runs, and a resumed run would then replay the
+        # step (one epoch's LR off).
+        if not self.trainer.is_last_batch:
+            return
         schedulers = self.lr_schedulers()
         if schedulers is None:
             return
@@ -176,6 +212,7 @@ class GANStageModule(L.LightningModule):
     def finish_step(self, logs: dict[str, torch.Tensor], columns: dict[str, torch.Tensor]) -> None:
         """Log scalars, learning rates and (at the interval) a training panel."""
         self.iteration += 1
+        self._step_schedulers_at_epoch_end()
         for name in self.trained_nets:
             logs[f"lr/{name}"] = torch.tensor(self._optimizer(name).param_groups[0]["lr"])
         bar = {k for k in logs if k.endswith(("loss_g", "loss_d"))}
@@ -183,6 +220,30 @@ class GANStageModule(L.LightningModule):
         self.log_dict({k: v for k, v in logs.items() if k not in bar})
         if self.panel_every_n_steps and int(self.iteration) % self.panel_every_n_steps == 0:
             log_panel(self, "train/panel", columns)
+
+    # --- EMA of the deblurring generator -----------------------------------------------------
+    def setup_ema(self, decay: float | None) -> None:
+        """Keep ``dbgan_g_ema``, an exponential moving average of ``dbgan_g`` (None: off)."""
+        self.ema_decay = decay
+        self.dbgan_g_ema = None
+        if decay is not None:
+            if not 0.0 < decay < 1.0:
+                raise ValueError(f"ema_decay must be in (0, 1), got {decay}")
+            self.dbgan_g_ema = copy.deepcopy(self.dbgan_g).requires_grad_(False).eval()
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        if self.dbgan_g_ema is None:
+            return
+        ema = list(self.dbgan_g_ema.parameters())
+        torch._foreach_lerp_(ema, list(self.dbgan_g.parameters()), 1.0 - self.ema_decay)
+        for b_ema, b in zip(self.dbgan_g_ema.buffers(), self.dbgan_g.buffers(), strict=True):
+            b_ema.copy_(b)
+
+    @property
+    def deblurrer(self) -> nn.Module:
+        """The generator used for validation and export: the EMA copy when kept."""
+        return self.dbgan_g_ema if getattr(self, "dbgan_g_ema", None) is not None else self.dbgan_g
 
     # --- validation -------------------------------------------------------------------------
     def log_restoration_metrics(
@@ -195,6 +256,32 @@ class GANStageModule(L.LightningModule):
         self.log("val/ssim", ssim(restored, sharp).mean(), batch_size=n)
         self.log("val/psnr_input", psnr(blur, sharp).mean(), batch_size=n)
         self.log("val/ssim_input", ssim(blur, sharp).mean(), batch_size=n)
+
+
+def _numpy_state_to_plain(state: tuple) -> dict[str, Any]:
+    # Checkpoints are read with weights_only=True: keep to tensors and builtin types.
+    name, keys, pos, has_gauss, cached = state
+    return {
+        "name": name,
+        "keys": torch.from_numpy(keys.astype(np.int64)),
+        "pos": int(pos),
+        "has_gauss": int(has_gauss),
+        "cached": float(cached),
+    }
+
+
+def _numpy_state_from_plain(d: dict[str, Any]) -> tuple:
+    keys = d["keys"].numpy().astype(np.uint32)
+    return (d["name"], keys, d["pos"], d["has_gauss"], d["cached"])
+
+
+def _python_state_to_plain(state: tuple) -> list[Any]:
+    version, internal, gauss = state
+    return [version, list(internal), gauss]
+
+
+def _python_state_from_plain(state: list[Any]) -> tuple:
+    return (state[0], tuple(state[1]), state[2])
 
 
 def _as_list(x: torch.Tensor | list[torch.Tensor]) -> list[torch.Tensor]:
@@ -303,11 +390,12 @@ class DeblurGAN(GANStageModule):
         super().__init__(optim, panel_every_n_steps)
         self.bgan_g = bgan_g
         if bgan_g is not None:
-            bgan_g.requires_grad_(False)
+            bgan_g.requires_grad_(False).eval()
         self.dbgan_g = dbgan_g
         self.dbgan_d = dbgan_d
         self.dbgan_objective = objective
         self.synthetic_ratio = 1.0 if bgan_g is None else synthetic_ratio
+        self.setup_ema(optim.get("ema_decay"))
 
     def train(self, mode: bool = True) -> DeblurGAN:
         super().train(mode)
@@ -336,15 +424,20 @@ class DeblurGAN(GANStageModule):
                 "dbgan", self.dbgan_objective, sharp, restored, sharp
             )
             self._step(("dbgan_g",), loss_g)
+            self.update_ema()
             logs.update(g_logs)
         self.finish_step(
             logs,
-            {"sharp": sharp, "fake_blur": blur, "real_blur": batch["blur_real"],
-             "restored": restored},
+            {
+                "sharp": sharp,
+                "fake_blur": blur,
+                "real_blur": batch["blur_real"],
+                "restored": restored,
+            },
         )
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        restored = self.dbgan_g(batch["blur"])
+        restored = self.deblurrer(batch["blur"])
         self.log_restoration_metrics(restored, batch["blur"], batch["sharp"])
         if batch_idx == 0:
             fake = self.bgan_g(batch["sharp"]) if self.bgan_g is not None else batch["blur"]
@@ -389,6 +482,7 @@ class JointGAN(GANStageModule):
         self.dbgan_objective = dbgan_objective
         self.synthetic_ratio = synthetic_ratio
         self.dbgan_grad_to_bgan = dbgan_grad_to_bgan
+        self.setup_ema(optim.get("ema_decay"))
 
     def forward(self, blur: torch.Tensor) -> torch.Tensor:
         return self.dbgan_g(blur)
@@ -411,16 +505,16 @@ class JointGAN(GANStageModule):
                 "dbgan", self.dbgan_objective, sharp, restored, sharp
             )
             self._step(("bgan_g", "dbgan_g"), loss_b + loss_d)
+            self.update_ema()
             logs.update(logs_b)
             logs.update(logs_d)
         self.finish_step(
             logs,
-            {"sharp": sharp, "fake_blur": fake_blur, "real_blur": blur_real,
-             "restored": restored},
+            {"sharp": sharp, "fake_blur": fake_blur, "real_blur": blur_real, "restored": restored},
         )
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        restored = self.dbgan_g(batch["blur"])
+        restored = self.deblurrer(batch["blur"])
         self.log_restoration_metrics(restored, batch["blur"], batch["sharp"])
         if batch_idx == 0:
             fake = self.bgan_g(batch["sharp"])

@@ -11,14 +11,16 @@ from typing import Any
 import lightning as L
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
+from realblur_gan.callbacks import PeriodicCheckpoint
 from realblur_gan.checkpoints import load_net_weights
 from realblur_gan.config import available_schemes, register_resolvers
 
 log = logging.getLogger(__name__)
 
 DONE_MARKER = "DONE"
+NET_NAMES = ("bgan_g", "bgan_d", "dbgan_g", "dbgan_d")
 
 
 class NoSchemeError(ValueError):
@@ -56,7 +58,9 @@ def run(cfg: DictConfig) -> RunResult:
     if "stages" not in cfg or "stage_order" not in cfg:
         raise NoSchemeError()
     start_time = time.perf_counter()
-    out_dir = Path(cfg.paths.output_dir)
+    out_dir = resume_dir(cfg) if cfg.resume else Path(cfg.paths.output_dir)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
     L.seed_everything(cfg.seed, workers=True)
@@ -83,6 +87,30 @@ def run(cfg: DictConfig) -> RunResult:
     return result
 
 
+def resume_dir(cfg: DictConfig) -> Path:
+    """The run folder to continue: ``resume=<run dir>``, or with ``resume=true`` the newest
+    earlier run of this scheme under the same parent folder that has checkpoints."""
+    if cfg.resume is not True:
+        path = Path(str(cfg.resume))
+        if not (path / "checkpoints").is_dir():
+            raise FileNotFoundError(
+                f"{path}: no checkpoints/ folder to resume from; pass resume=<run dir> of an "
+                "earlier run (e.g. outputs/joint/2026-01-01_12-00-00)"
+            )
+        return path
+    current = Path(cfg.paths.output_dir)
+    earlier = sorted(
+        p for p in current.parent.glob("*") if p != current and (p / "checkpoints").is_dir()
+    )
+    if not earlier:
+        raise FileNotFoundError(
+            f"{current.parent}: no earlier run with checkpoints to resume; pass "
+            "resume=<run dir> explicitly"
+        )
+    log.info("resuming %s", earlier[-1])
+    return earlier[-1]
+
+
 def _run_stage(
     cfg: DictConfig,
     name: str,
@@ -95,6 +123,13 @@ def _run_stage(
     log.info("stage %s: building", name)
     module = instantiate(stage.module)
     module.panel_dir = str(Path(cfg.paths.output_dir) / "panels" / name)
+    module.net_configs = {
+        net: OmegaConf.to_container(stage.module[net], resolve=True)
+        for net in NET_NAMES
+        if stage.module.get(net) is not None
+    }
+    if getattr(module, "dbgan_g_ema", None) is not None:
+        module.net_configs["dbgan_g_ema"] = module.net_configs["dbgan_g"]
     for net_name, source in (stage.get("init_from") or {}).items():
         path = result.checkpoints.get(source) or Path(source)
         load_net_weights(module, net_name, path)
@@ -112,7 +147,7 @@ def _run_stage(
         trainer_cfg,
         default_root_dir=str(cfg.paths.output_dir),
         logger=loggers or False,
-        callbacks=[checkpoint],
+        callbacks=[checkpoint, PeriodicCheckpoint(stage_dir, cfg.checkpoint_every_n_batches)],
     )
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
@@ -196,4 +231,3 @@ def format_summary(result: RunResult) -> str:
             f"    gain             {gain:+9.2f}",
         ]
     return "\n".join(lines)
-

@@ -32,20 +32,20 @@ from realblur_gan.data.datamodule import BlurDataModule
 
 log = logging.getLogger(__name__)
 
-VERSION = 1
+VERSION = 2
 _SUPERSAMPLE = 2  # draw at 2x and downsample: anti-aliased edges like a real lens/sensor
 
 
 def realistic_camera_blur() -> RealisticBlur:
     """The demo's "real camera": shake + CRF + saturation + noise + JPEG (sized for 128 px)."""
     return RealisticBlur(
-        kernel_size=(7, 15),
-        intensity=(0.1, 0.8),
+        kernel_size=(5, 11),
+        intensity=(0.1, 0.7),
         gamma=2.2,
-        exposure=(1.0, 1.3),
-        noise_shot=(1e-4, 1e-3),
-        noise_read=(1e-3, 4e-3),
-        jpeg_quality=(75, 95),
+        exposure=(1.0, 1.1),
+        noise_shot=(1e-4, 5e-4),
+        noise_read=(1e-3, 3e-3),
+        jpeg_quality=(80, 95),
     )
 
 
@@ -76,7 +76,7 @@ def _pattern(rng: np.random.Generator, size: int) -> Image.Image:
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     if kind == 1:
         theta, period = rng.uniform(0, math.pi), rng.uniform(6, 24) * _SUPERSAMPLE
-        t = (np.sin(2 * math.pi * (xx * math.cos(theta) + yy * math.sin(theta)) / period) > 0)
+        t = np.sin(2 * math.pi * (xx * math.cos(theta) + yy * math.sin(theta)) / period) > 0
     elif kind == 2:
         cell = rng.uniform(8, 24) * _SUPERSAMPLE
         t = ((xx // cell + yy // cell) % 2).astype(bool)
@@ -123,7 +123,10 @@ def make_scene(seed: int, size: int = 128) -> Image.Image:
             n = int(rng.integers(3, 7))
             angles = np.sort(rng.uniform(0, 2 * math.pi, n))
             radii = r * rng.uniform(0.5, 1.0, n)
-            pts = [(cx + q * math.cos(t), cy + q * math.sin(t)) for t, q in zip(angles, radii)]
+            pts = [
+                (cx + q * math.cos(t), cy + q * math.sin(t))
+                for t, q in zip(angles, radii, strict=True)
+            ]
             mdraw.polygon(pts, fill=255)
         canvas.paste(_pattern(rng, big), (0, 0), mask)
 

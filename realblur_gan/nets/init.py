@@ -12,28 +12,48 @@ from torch import Tensor, nn
 NORMS = ("none", "batch", "instance")
 
 
-def init_weights(net: nn.Module, std: float = 0.02) -> nn.Module:
-    """Initialise a network in place the pix2pix way: N(0, std) convs, N(1, std) norm scales.
+def init_weights(net: nn.Module, std: float = 0.02, scheme: str = "normal") -> nn.Module:
+    """Initialise a network in place.
 
-    Conv and linear weights are drawn from N(0, std) and their biases set to zero; the affine
-    scale of batch/instance norm layers is drawn from N(1, std) and its shift set to zero.
+    ``"normal"`` is the pix2pix way: conv/linear weights from N(0, std), biases zero, norm
+    scales from N(1, std). It relies on normalisation layers to restore the signal scale; in a
+    deep net WITHOUT norm layers N(0, 0.02) shrinks activations ~3x per layer, so the body
+    starts (and long stays) dead. ``"kaiming"`` (He init for LeakyReLU(0.2), fan-in) keeps the
+    scale through any depth and is what un-normalised generators should use.
 
     Args:
         net: the network to initialise (modified in place).
-        std: standard deviation of the normal distribution.
+        std: standard deviation for ``"normal"``.
+        scheme: ``"normal"`` or ``"kaiming"``.
 
     Returns:
         The same network, for chaining.
     """
+    if scheme not in ("normal", "kaiming"):
+        raise ValueError(f"init scheme must be 'normal' or 'kaiming', got {scheme!r}")
     for module in net.modules():
         if isinstance(module, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
-            nn.init.normal_(module.weight, 0.0, std)
+            if scheme == "kaiming":
+                nn.init.kaiming_normal_(module.weight, a=0.2, nonlinearity="leaky_relu")
+            else:
+                nn.init.normal_(module.weight, 0.0, std)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
         elif isinstance(module, nn.BatchNorm2d | nn.InstanceNorm2d) and module.affine:
             nn.init.normal_(module.weight, 1.0, std)
             nn.init.zeros_(module.bias)
     return net
+
+
+def generator_init(net: nn.Module, norm: str, tail: nn.Conv2d, init: str = "auto") -> None:
+    """Initialise a generator: ``auto`` picks pix2pix's N(0, 0.02) with norm layers, He init
+    without; the output conv is then scaled down so a residual generator starts near identity.
+    """
+    scheme = ("normal" if norm != "none" else "kaiming") if init == "auto" else init
+    init_weights(net, scheme=scheme)
+    if scheme == "kaiming":
+        with torch.no_grad():
+            tail.weight.mul_(0.1)
 
 
 def make_norm(norm: str, channels: int) -> nn.Module:

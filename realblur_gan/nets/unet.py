@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from realblur_gan.nets.init import check_multiple, init_weights, make_norm, residual_output
+from realblur_gan.nets.init import check_multiple, generator_init, make_norm, residual_output
 
 
 def _conv_block(c_in: int, c_out: int, norm: str, act: nn.Module) -> nn.Sequential:
@@ -71,6 +71,8 @@ class UNet(nn.Module):
             to have more than one pixel, i.e. inputs larger than ``2 ** depth``).
         dropout: dropout probability in the decoder blocks.
         global_residual: add the input image to the body's output (else a sigmoid output).
+        init: ``"auto"`` (N(0, 0.02) with norm layers, He init without), ``"normal"`` or
+            ``"kaiming"``; see :func:`~realblur_gan.nets.init.generator_init`.
 
     Shape:
         - Input: :math:`(B, C_{in}, H, W)` in [0, 1], with H, W multiples of ``stride``
@@ -93,6 +95,7 @@ class UNet(nn.Module):
         norm: str = "none",
         dropout: float = 0.0,
         global_residual: bool = True,
+        init: str = "auto",
     ) -> None:
         super().__init__()
         if global_residual and in_channels < out_channels:
@@ -111,7 +114,7 @@ class UNet(nn.Module):
             _Up(widths[i + 1], widths[i], widths[i], norm, dropout) for i in reversed(range(depth))
         )
         self.tail = nn.Conv2d(widths[0], out_channels, 3, padding=1)
-        init_weights(self)
+        generator_init(self, norm, self.tail, init)
 
     def zero_residual_(self) -> UNet:
         """Zero the last conv so that, with a global residual, the net starts as the identity.

@@ -1,0 +1,49 @@
+"""Per-epoch learning-rate schedules for the GAN optimisers (stepped by hand at epoch end)."""
+
+from __future__ import annotations
+
+import math
+
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LambdaLR
+
+
+class _Factor:
+    """Picklable multiplicative LR factor of the epoch (LambdaLR needs a callable)."""
+
+    def __init__(self, total_epochs: int, decay_start: float, kind: str, floor: float) -> None:
+        self.total = max(1, int(total_epochs))
+        self.start = round(decay_start * self.total)
+        self.kind = kind
+        self.floor = floor
+
+    def __call__(self, epoch: int) -> float:
+        if epoch < self.start:
+            return 1.0
+        progress = min(1.0, (epoch - self.start) / max(1, self.total - self.start))
+        if self.kind == "linear":
+            shape = 1.0 - progress
+        else:
+            shape = 0.5 * (1.0 + math.cos(math.pi * progress))
+        return self.floor + (1.0 - self.floor) * shape
+
+
+def linear_decay(
+    optimizer: Optimizer, total_epochs: int, decay_start: float = 0.5, floor: float = 0.0
+) -> LambdaLR:
+    """pix2pix's schedule: constant LR, then linear decay to ``floor`` over the stage.
+
+    Args:
+        optimizer: The optimiser to schedule.
+        total_epochs: The stage length (the Trainer's ``max_epochs``, filled in by the module).
+        decay_start: Fraction of the stage after which decay starts.
+        floor: Final LR as a fraction of the initial LR.
+    """
+    return LambdaLR(optimizer, _Factor(total_epochs, decay_start, "linear", floor))
+
+
+def cosine(
+    optimizer: Optimizer, total_epochs: int, decay_start: float = 0.0, floor: float = 0.0
+) -> LambdaLR:
+    """Cosine decay from the initial LR to ``floor`` (after an optional constant phase)."""
+    return LambdaLR(optimizer, _Factor(total_epochs, decay_start, "cosine", floor))

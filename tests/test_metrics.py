@@ -1,0 +1,93 @@
+"""Metrics: known PSNR/SSIM values, BT.601 luma, border crop, shift-tolerant scoring."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from realblur_gan.metrics import (
+    best_shift,
+    crop_border,
+    psnr,
+    rgb_to_y,
+    shift_overlap,
+    shift_tolerant,
+    ssim,
+)
+
+
+def smooth_image(b: int = 1, c: int = 3, h: int = 48, w: int = 64, seed: int = 0) -> torch.Tensor:
+    """Random but image-like content (so a shift changes the score smoothly)."""
+    gen = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(b, c, h // 8, w // 8, generator=gen)
+    return F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+def test_psnr_of_known_noise_level(device: torch.device) -> None:
+    gen = torch.Generator().manual_seed(0)
+    target = torch.full((2, 3, 128, 128), 0.5)
+    noisy = target + 0.1 * torch.randn(target.shape, generator=gen)
+    value = psnr(noisy.to(device), target.to(device))
+    assert value.shape == (2,)
+    # MSE = σ² = 0.01 -> 10 log10(1 / 0.01) = 20 dB.
+    assert torch.allclose(value.cpu(), torch.full((2,), 20.0), atol=0.1)
+
+
+def test_psnr_identical_is_inf_and_ssim_identical_is_one(device: torch.device) -> None:
+    x = smooth_image(b=2).to(device)
+    assert psnr(x, x).isinf().all()
+    assert torch.allclose(ssim(x, x).cpu(), torch.ones(2), atol=1e-5)
+    assert (ssim(x, 1 - x) < 0.5).all()
+
+
+def test_rgb_to_y_studio_and_full_swing() -> None:
+    x = torch.zeros(2, 3, 4, 4)
+    x[1] = 1.0
+    y = rgb_to_y(x)
+    assert y.shape == (2, 1, 4, 4)
+    assert torch.allclose(y[0], torch.full_like(y[0], 16 / 255), atol=1e-6)
+    assert torch.allclose(y[1], torch.full_like(y[1], 235 / 255), atol=1e-4)
+    assert torch.allclose(rgb_to_y(x, studio_swing=False)[1], torch.ones(1, 4, 4), atol=1e-6)
+    gray = torch.rand(1, 1, 4, 4)
+    assert rgb_to_y(gray) is gray
+    with pytest.raises(ValueError, match="rgb_to_y"):
+        rgb_to_y(torch.rand(1, 2, 4, 4))
+
+
+def test_crop_border() -> None:
+    x = torch.rand(1, 3, 10, 12)
+    assert crop_border(x, 0) is x
+    assert torch.equal(crop_border(x, 2), x[..., 2:8, 2:10])
+    with pytest.raises(ValueError, match="cannot crop"):
+        crop_border(x, 5)
+
+
+def test_shift_tolerant_finds_injected_shift() -> None:
+    target = smooth_image(h=64, w=64)
+    # The restoration came out 2 px lower and 1 px left of the reference.
+    pred = torch.roll(target, shifts=(2, -1), dims=(2, 3))
+    plain = psnr(pred, target)
+    assert float(plain) < 35
+    assert shift_tolerant(psnr, pred, target, max_shift=2).isinf().all()
+    assert float(shift_tolerant(psnr, pred, target, max_shift=1)) < 40
+    assert best_shift(psnr, pred, target, 2).tolist() == [[2, -1]]
+    assert float(shift_tolerant(ssim, pred, target, max_shift=2)) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_shift_tolerant_zero_shift_is_plain_metric_and_lower_is_better() -> None:
+    pred, target = smooth_image(b=2, seed=1), smooth_image(b=2, seed=2)
+    assert torch.allclose(shift_tolerant(psnr, pred, target, 0), psnr(pred, target))
+    mse = lambda p, t: (p - t).pow(2).flatten(1).mean(1)  # noqa: E731
+    best = shift_tolerant(mse, pred, target, 2, higher_is_better=False)
+    assert (best <= mse(pred, target)).all()
+
+
+def test_shift_overlap_shapes_and_errors() -> None:
+    x = torch.rand(1, 1, 10, 12)
+    p, t = shift_overlap(x, x, -2, 3)
+    assert p.shape == t.shape == (1, 1, 8, 9)
+    with pytest.raises(ValueError, match="no overlap"):
+        shift_tolerant(psnr, x, x, 10)
+    with pytest.raises(ValueError, match="differ"):
+        shift_tolerant(psnr, x, x[..., :-1], 1)

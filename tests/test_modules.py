@@ -1,0 +1,158 @@
+"""The GAN steps: which nets learn, what stays frozen, where gradients flow."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+from hydra.utils import instantiate
+from torch.utils.data import DataLoader, Dataset
+
+from realblur_gan.modules import DeblurGAN, JointGAN
+from realblur_gan.schedules import cosine, linear_decay
+
+
+class RandomTriplets(Dataset):
+    """Training items with the real batch vocabulary, random content."""
+
+    def __init__(self, n: int = 8, size: int = 32) -> None:
+        gen = torch.Generator().manual_seed(0)
+        self.items = [
+            {
+                k: torch.rand(3, size, size, generator=gen)
+                for k in ("sharp", "blur_syn", "blur_real")
+            }
+            for _ in range(n)
+        ]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return self.items[i]
+
+
+def fit(module: L.LightningModule, batches: int, epochs: int = 1) -> L.Trainer:
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        limit_train_batches=batches,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, DataLoader(RandomTriplets(), batch_size=2))
+    return trainer
+
+
+def snapshot(net: torch.nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in net.parameters()]
+
+
+def changed(net: torch.nn.Module, before: list[torch.Tensor]) -> bool:
+    return any(not torch.equal(p, b) for p, b in zip(net.parameters(), before, strict=True))
+
+
+def joint_module(tiny_config, *overrides: str) -> JointGAN:
+    cfg = tiny_config("joint", *overrides)
+    return instantiate(cfg.stages.joint.module)
+
+
+def test_joint_step_updates_all_four_nets(tiny_config):
+    module = joint_module(tiny_config)
+    nets = ("bgan_g", "bgan_d", "dbgan_g", "dbgan_d")
+    before = {n: snapshot(getattr(module, n)) for n in nets}
+    fit(module, batches=1)
+    for name in nets:
+        assert changed(getattr(module, name), before[name]), f"{name} did not change"
+
+
+@pytest.mark.parametrize("grad_to_bgan", [True, False])
+def test_dbgan_loss_reaches_bgan_only_when_configured(tiny_config, grad_to_bgan):
+    # BGAN's own generator loss is switched off, so any change to bgan_g must come from DBGAN.
+    module = joint_module(
+        tiny_config,
+        f"stages.joint.module.dbgan_grad_to_bgan={grad_to_bgan}",
+        "loss.bgan.adv_weight=0",
+        "~loss.bgan.terms",
+        "stages.joint.module.synthetic_ratio=0",
+    )
+    before = snapshot(module.bgan_g)
+    fit(module, batches=1)
+    assert changed(module.bgan_g, before) is grad_to_bgan
+
+
+def test_separate_dbgan_stage_keeps_bgan_frozen_in_eval_mode(tiny_config):
+    cfg = tiny_config("separate")
+    module: DeblurGAN = instantiate(cfg.stages.dbgan.module)
+    before = snapshot(module.bgan_g)
+    fit(module, batches=2)
+    assert not changed(module.bgan_g, before)
+    assert not module.bgan_g.training
+    assert all(not p.requires_grad for p in module.bgan_g.parameters())
+
+
+def test_discriminator_warmup_holds_generators(tiny_config):
+    module = joint_module(tiny_config, "optim.d_warmup_steps=2")
+    g_before, d_before = snapshot(module.dbgan_g), snapshot(module.dbgan_d)
+    fit(module, batches=2)
+    assert not changed(module.dbgan_g, g_before)
+    assert changed(module.dbgan_d, d_before)
+    fit(module, batches=1)  # the third batch is past the warm-up
+    assert changed(module.dbgan_g, g_before)
+
+
+def test_ema_copy_trails_the_generator(tiny_config):
+    module = joint_module(tiny_config, "optim.ema_decay=0.5")
+    assert module.dbgan_g_ema is not None and module.deblurrer is module.dbgan_g_ema
+    start = snapshot(module.dbgan_g)
+    fit(module, batches=1)
+    # One update with decay 0.5: ema = (start + new) / 2.
+    for p_ema, p0, p in zip(
+        module.dbgan_g_ema.parameters(), start, module.dbgan_g.parameters(), strict=True
+    ):
+        torch.testing.assert_close(p_ema, (p0 + p) / 2)
+    assert all(not p.requires_grad for p in module.dbgan_g_ema.parameters())
+
+
+def test_gradient_clipping_is_applied(tiny_config):
+    module = joint_module(tiny_config, "optim.gradient_clip_val=1e-6")
+    seen = []
+    original = module.clip_gradients
+
+    def spy(opt, gradient_clip_val=None, gradient_clip_algorithm=None):
+        original(opt, gradient_clip_val, gradient_clip_algorithm)
+        params = [p for group in opt.param_groups for p in group["params"] if p.grad is not None]
+        seen.append(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params])))
+
+    module.clip_gradients = spy
+    fit(module, batches=1)
+    assert len(seen) == 4  # one call per optimiser: bgan_d, dbgan_d, bgan_g, dbgan_g
+    assert all(n <= 1e-6 * 1.01 for n in seen)
+
+
+def test_linear_decay_and_cosine_schedules():
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    sched = linear_decay(opt, total_epochs=4, decay_start=0.5)
+    lrs = []
+    for _ in range(4):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    lrs.append(opt.param_groups[0]["lr"])
+    assert lrs == pytest.approx([1.0, 1.0, 1.0, 0.5, 0.0])
+    opt2 = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    cos = cosine(opt2, total_epochs=2)
+    opt2.step()
+    cos.step()
+    assert opt2.param_groups[0]["lr"] == pytest.approx(0.5)
+
+
+def test_scheduler_steps_once_per_epoch_inside_training(tiny_config):
+    module = joint_module(tiny_config, "optim=linear_decay")
+    trainer = fit(module, batches=2, epochs=2)
+    # A 2-epoch stage decaying from its middle reaches 0 exactly when it ends.
+    lr0 = module.optim["generator"].keywords["lr"]
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.0)
+    assert lr0 > 0
