@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 
 import hydra
 from omegaconf import DictConfig
@@ -13,12 +14,46 @@ from realblur_gan.config import CONFIG_DIR, available_schemes, register_resolver
 log = logging.getLogger(__name__)
 
 
+def _user_error(err: BaseException) -> BaseException | None:
+    """The first error in ``err``'s cause chain that is about the user's input or config.
+
+    Those carry one-line messages naming the file and the fix; Hydra wraps errors raised while
+    building objects, so the chain is searched. ValueErrors count only when raised by this
+    package (a ValueError deep inside torch is a bug to report with its traceback).
+    """
+    from realblur_gan.checkpoints import CheckpointError
+    from realblur_gan.data.io import ImageFolderError, ImageReadError
+    from realblur_gan.pretrained import MissingPretrainedWeights
+
+    user = (CheckpointError, ImageFolderError, ImageReadError, MissingPretrainedWeights)
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, (*user, FileNotFoundError)):
+            return seen
+        if isinstance(seen, ValueError):
+            tb = seen.__traceback__
+            while tb is not None and tb.tb_next is not None:
+                tb = tb.tb_next
+            if tb is not None and "realblur_gan" in tb.tb_frame.f_code.co_filename:
+                return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def _hydra_entry(cfg: DictConfig) -> float | None:
     from realblur_gan.train import format_summary, run
 
-    result = run(cfg)
-    print(format_summary(result), flush=True)
+    try:
+        result = run(cfg)
+    except Exception as err:
+        problem = _user_error(err)
+        if problem is None:
+            raise
+        print(f"error: {str(problem).strip().splitlines()[0]}", file=sys.stderr)
+        raise SystemExit(1) from None
+    if result.rank_zero:
+        print(format_summary(result), flush=True)
     # Returned for Hydra sweepers (e.g. Optuna) that optimise a number.
     return result.metrics.get("val/psnr")
 
@@ -39,6 +74,8 @@ def _scheme_problem(argv: list[str]) -> str | None:
 
 def main() -> None:
     """Console entry point (``realblur-train``)."""
+    # Lightning 2.6 calls a torch pytree API that torch 2.14 deprecates, once per fit: noise.
+    warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
     register_resolvers()
     problem = _scheme_problem(sys.argv[1:])
     if problem:

@@ -28,4 +28,4 @@ class PeriodicCheckpoint(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *_) -> None:
         self._batches += 1
         if self.every and self._batches % self.every == 0 and not trainer.sanity_checking:
-            trainer.save_checkpoint(self.path)
+            trainer.save_checkpoint(self.path, weights_only=False)

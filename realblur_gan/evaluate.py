@@ -28,6 +28,7 @@ import functools
 import logging
 import math
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -406,6 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lpips-net", default="alex", help="LPIPS backbone: alex, vgg, squeeze")
     parser.add_argument("--lpips-weights", default=None, help="backbone weight file")
     parser.add_argument("--net", default="dbgan_g", help="net inside --checkpoint")
+    parser.add_argument("--no-ema", action="store_true", help="raw weights, not the EMA copy")
     parser.add_argument("--net-config", type=Path, help="net/model config if the ckpt has none")
     parser.add_argument("--tile", type=int, default=512, help="tile side; 0 = whole image")
     parser.add_argument("--overlap", type=int, default=32, help="tile overlap (px)")
@@ -435,7 +437,8 @@ def _build_lpips(
 
 
 def _slug(label: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in label).strip("_")
+    """A folder name for a method's label: ``Wiener (nsr 0.01)`` -> ``Wiener_nsr_0.01``."""
+    return re.sub(r"[^A-Za-z0-9.-]+", "_", label).strip("_.")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -454,7 +457,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.restored is not None:
             methods.append(restored_folder_method(args.restored))
         if args.checkpoint is not None:
-            net = load_generator(args.checkpoint, args.net, args.net_config).to(device)
+            net = load_generator(args.checkpoint, args.net, args.net_config, not args.no_ema)
+            net = net.to(device)
             label = f"{args.net} ({args.checkpoint.name})"
             methods.append(model_method(net, label, args.tile or None, args.overlap))
         names = [n.strip() for n in args.baselines.split(",") if n.strip()]

@@ -161,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("checkpoint", type=Path, help=".ckpt from training")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--net", default="dbgan_g", help="net inside the checkpoint")
+    parser.add_argument("--no-ema", action="store_true", help="raw weights, not the EMA copy")
     parser.add_argument(
         "--net-config",
         type=Path,
@@ -184,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --opset {args.opset}: use 17 or newer", file=sys.stderr)
         return 2
     try:
-        net = load_generator(args.checkpoint, args.net, args.net_config)
+        net = load_generator(args.checkpoint, args.net, args.net_config, not args.no_ema)
         weights, sidecar = export_safetensors(net, net.net_config, args.out, args.net)
     except (CheckpointError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -63,6 +63,7 @@ __all__ = [
 ]
 
 ALLOWED_TARGET_PREFIX = "realblur_gan.nets."
+EMA_SUFFIX = "_ema"
 DEFAULT_TILE = 512
 DEFAULT_OVERLAP = 32
 _GLOB_CHARS = frozenset("*?[")
@@ -190,8 +191,12 @@ def read_net_config(path: str | os.PathLike[str], net: str = "dbgan_g") -> dict[
         raise NetConfigError(
             f"{path}: cannot parse the net config ({text}); fix the file"
         ) from None
-    if isinstance(data, Mapping) and "_target_" not in data and isinstance(data.get(net), Mapping):
-        data = data[net]
+    if isinstance(data, Mapping) and "_target_" not in data:
+        # An EMA copy is built like its net: dbgan_g_ema from the dbgan_g entry.
+        for key in (net, net.removesuffix(EMA_SUFFIX)):
+            if isinstance(data.get(key), Mapping):
+                data = data[key]
+                break
     if not isinstance(data, Mapping) or "_target_" not in data:
         raise NetConfigError(
             f"{path}: holds no '_target_' config for '{net}'; pass the model config the "
@@ -243,6 +248,7 @@ def load_generator(
     path: str | os.PathLike[str],
     net: str = "dbgan_g",
     net_config: Mapping[str, Any] | str | os.PathLike[str] | None = None,
+    ema: bool = True,
 ) -> nn.Module:
     """Rebuild a trained generator from a Lightning checkpoint or an exported ``.safetensors``.
 
@@ -252,6 +258,8 @@ def load_generator(
         net: which net to load (``dbgan_g`` deblurs; ``bgan_g`` blurs).
         net_config: the net's config (dict or ``.yaml``/``.json`` path) for files that carry none,
             e.g. checkpoints written before training stored ``net_configs``.
+        ema: when a checkpoint also holds the net's moving average (``dbgan_g_ema``, what
+            validation scores), load that; False loads the raw weights.
 
     Returns:
         The net on the CPU, in eval mode, with gradients off, and two attributes:
@@ -283,13 +291,17 @@ def load_generator(
         if not isinstance(blob, dict):
             raise CheckpointError(f"{path}: not a checkpoint dict; is this a realblur-gan .ckpt?")
         full = blob.get("state_dict", blob)
+        found = sorted({str(k).split(".", 1)[0] for k in full})
+        if ema and not net.endswith(EMA_SUFFIX) and f"{net}{EMA_SUFFIX}" in found:
+            net = f"{net}{EMA_SUFFIX}"
+            logger.info("%s: using the EMA weights %s", path, net)
+        if net not in found:
+            raise CheckpointError(f"{path}: has no '{net}' weights (it holds {found}); pick --net")
         prefix = f"{net}."
         state = {k.removeprefix(prefix): v for k, v in full.items() if k.startswith(prefix)}
-        if not state:
-            found = sorted({str(k).split(".", 1)[0] for k in full})
-            raise CheckpointError(f"{path}: has no '{net}' weights (it holds {found}); pick --net")
         if config is None:
-            config = (blob.get("net_configs") or {}).get(net)
+            configs = blob.get("net_configs") or {}
+            config = configs.get(net) or configs.get(net.removesuffix(EMA_SUFFIX))
     if config is None:
         raise NetConfigError(
             f"{path}: holds no config for '{net}'; pass --net-config with the model config it "
@@ -428,11 +440,13 @@ def deblur_image(
     """Run a generator on an image of any size, in overlapping tiles when it is large.
 
     The image is reflect-padded to the net's ``stride`` multiple (and cropped back). Larger than
-    ``tile``, it is cut into ``tile``-sized tiles, ``overlap`` pixels apart, that are run one at
-    a time and blended (:func:`_ramp`) into a float32 buffer beside the input, so memory grows with
-    the tile, not the image. Tile origins are multiples of the stride, so a U-Net sees the same
-    down-sampling grid as on the whole image. The result equals the untiled one wherever the
-    net's receptive-field radius is at most ``overlap // 4``; beyond that the blend hides seams.
+    ``tile``, it is cut into tiles of at most ``tile`` pixels sharing at least ``overlap`` pixels
+    (:func:`_grid`), run one at a time and blended (:func:`_ramp`) into a float32 buffer beside
+    the input, so memory grows with the tile, not the image. Tile origins are multiples of the
+    stride, so a U-Net sees the same down-sampling grid as on the whole image. The result equals
+    the untiled one wherever the net's receptive-field radius is at most ``overlap // 4``; beyond
+    that the blend hides the seams (measured: max 1e-3 for a random U-Net of depth 2, tile 64,
+    overlap 32).
 
     Gray images through a colour net are replicated to RGB and converted back (BT.601 luma), and
     vice versa. The computation runs on the net's device; the result returns to the image's.
@@ -651,6 +665,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast on CUDA")
     parser.add_argument("--net", default="dbgan_g", help="net inside the checkpoint")
     parser.add_argument(
+        "--no-ema", action="store_true", help="use the raw weights even if an EMA copy exists"
+    )
+    parser.add_argument(
         "--net-config",
         type=Path,
         default=None,
@@ -688,7 +705,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         device = pick_device(args.device)
         jobs = resolve_inputs(args.inputs)
-        net = load_generator(args.checkpoint, args.net, args.net_config).to(device)
+        net = load_generator(args.checkpoint, args.net, args.net_config, not args.no_ema)
+        net = net.to(device)
     except (CheckpointError, InputError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

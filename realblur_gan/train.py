@@ -43,6 +43,7 @@ class RunResult:
     metrics: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
     val_images: int = 0
+    rank_zero: bool = True
 
 
 def run(cfg: DictConfig) -> RunResult:
@@ -57,6 +58,7 @@ def run(cfg: DictConfig) -> RunResult:
     register_resolvers()
     if "stages" not in cfg or "stage_order" not in cfg:
         raise NoSchemeError()
+    _single_log_handler()
     start_time = time.perf_counter()
     out_dir = resume_dir(cfg) if cfg.resume else Path(cfg.paths.output_dir)
     with open_dict(cfg):
@@ -85,6 +87,18 @@ def run(cfg: DictConfig) -> RunResult:
 
     result.seconds = time.perf_counter() - start_time
     return result
+
+
+def _single_log_handler() -> None:
+    """Lightning adds its own console handler; under Hydra's root handler every line would
+    print twice."""
+    if not logging.getLogger().handlers:
+        return
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            if isinstance(handler, logging.StreamHandler):
+                logger.removeHandler(handler)
 
 
 def resume_dir(cfg: DictConfig) -> Path:
@@ -158,7 +172,7 @@ def _run_stage(
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
         last = stage_dir / "last.ckpt"
         if not last.exists():  # fast_dev_run writes no checkpoint: save one for the hand-over
-            trainer.save_checkpoint(last)
+            trainer.save_checkpoint(last, weights_only=False)
         (stage_dir / DONE_MARKER).write_text("finished\n")
         result.checkpoints[name] = last
         if validate_at_end and cfg.final_validation and hasattr(module, "dbgan_g"):
@@ -169,7 +183,8 @@ def _run_stage(
             val = datamodule.val_dataloader()
             result.val_images = len(val.dataset) if hasattr(val, "dataset") else 0
     finally:
-        _close_loggers(loggers, result)
+        result.rank_zero = trainer.is_global_zero
+        _close_loggers(loggers, result, trainer.is_global_zero)
 
 
 def _build_loggers(cfg: DictConfig, stage: str) -> list[Any]:
@@ -190,8 +205,10 @@ def _build_loggers(cfg: DictConfig, stage: str) -> list[Any]:
     return loggers
 
 
-def _close_loggers(loggers: list[Any], result: RunResult) -> None:
+def _close_loggers(loggers: list[Any], result: RunResult, rank_zero: bool) -> None:
     for logger in loggers:
+        if not rank_zero:  # other DDP ranks hold dummy experiments
+            continue
         if type(logger).__name__ == "WandbLogger":
             import wandb
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,16 @@ from realblur_gan.predict import (
     read_net_config,
     resolve_inputs,
 )
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """Tiny tensors: on a busy 2-core machine, waking a second thread costs more than it saves."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 
 TINY = {"_target_": "realblur_gan.nets.UNet", "in_channels": 3, "out_channels": 3}
 TINY |= {"width": 4, "depth": 2}
@@ -66,6 +77,34 @@ def test_load_generator_rebuilds_the_net(tmp_path: Path, tiny_net: UNet) -> None
     assert net.image_channels == 3 and net.net_config == TINY
     x = torch.rand(1, 3, 16, 16)
     assert torch.equal(net(x), tiny_net(x))
+
+
+def test_ema_weights_are_preferred(tmp_path: Path, tiny_net: UNet) -> None:
+    ema = UNet(3, 3, width=4, depth=2).zero_residual_().eval()
+    path = save_checkpoint(tmp_path / "ema.ckpt", tiny_net)
+    blob = torch.load(path, weights_only=True)
+    blob["state_dict"] |= {f"dbgan_g_ema.{k}": v for k, v in ema.state_dict().items()}
+    torch.save(blob, path)
+    x = torch.rand(1, 3, 8, 8)
+    assert torch.equal(load_generator(path)(x), ema(x))
+    assert torch.equal(load_generator(path, ema=False)(x), tiny_net(x))
+
+
+def test_nested_configs_of_allowed_nets_load(tmp_path: Path) -> None:
+    # DeepDeblur-style: a `_partial_` sub-net factory inside the generator's config.
+    config = {
+        "_target_": "realblur_gan.nets.MultiScaleGenerator",
+        "num_scales": 2,
+        "scale_net": {"_target_": "realblur_gan.nets.ResNetGenerator", "_partial_": True}
+        | {"width": 4, "n_blocks": 1},
+    }
+    from hydra.utils import instantiate
+
+    net = instantiate(config).eval()
+    loaded = load_generator(save_checkpoint(tmp_path / "ms.ckpt", net, config))
+    x = torch.rand(1, 3, 16, 16)
+    assert torch.equal(loaded(x), net(x))
+    assert deblur_image(loaded, torch.rand(1, 3, 15, 9), tile=None, overlap=0).shape[-2:] == (15, 9)
 
 
 @pytest.mark.parametrize(

@@ -38,6 +38,7 @@ from realblur_gan.data.datasets import (
     probe_image,
 )
 from realblur_gan.data.io import ImageFolderError, ImageReadError, list_images
+from realblur_gan.data.resumable import EpochKeySampler, KeyedDataset, ResumableDataLoader
 
 log = logging.getLogger(__name__)
 
@@ -521,7 +522,31 @@ class BlurDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, self.batch_size, train=True)
+        # Keyed items + a seeded per-epoch order + a loader whose position is checkpointed:
+        # a run resumed mid-epoch sees exactly the batches an uninterrupted run would.
+        workers = self.num_workers
+        return ResumableDataLoader(
+            KeyedDataset(self.train_set, self.seed),
+            batch_size=self.batch_size,
+            sampler=EpochKeySampler(len(self.train_set), seed=self.seed, shuffle=True),
+            drop_last=True,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            timeout=self.timeout if workers > 0 else 0.0,
+            pin_memory=self.pin_memory,
+            progress=self._train_progress,
+            # Its own generator: creating an iterator draws a worker base seed, which must not
+            # come from the global stream that checkpoints restore (the model's noise).
+            generator=torch.Generator().manual_seed(self.seed),
+        )
+
+    def _train_progress(self) -> tuple[int, int]:
+        """(epoch, training batches finished in it), read off the Trainer for checkpoints."""
+        trainer = self.trainer
+        if trainer is None:
+            return 0, 0
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        return trainer.current_epoch, done
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, self.val_batch_size, train=False)

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Train BGAN + DBGAN on your own photos: a folder of sharp photos and a folder of real blurry
+# photos (NOT paired). The validation split is held out of the sharp photos and blurred with
+# the realistic camera pipeline.
+#
+#   bash scripts/train_realistic.sh SHARP_DIR REAL_BLUR_DIR [hydra overrides...]
+#   SCHEME=joint bash scripts/train_realistic.sh photos/sharp photos/blurry trainer.max_epochs=50
+set -euo pipefail
+if [ $# -lt 2 ]; then
+    echo "usage: bash scripts/train_realistic.sh SHARP_DIR REAL_BLUR_DIR [overrides...]" >&2
+    exit 2
+fi
+sharp="$(realpath "$1")"
+real="$(realpath "$2")"
+shift 2
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+exec .venv/bin/python -m realblur_gan "+scheme=${SCHEME:-separate}" data=folders \
+    "data.sharp_dir=$sharp" "data.real_blur_dir=$real" "$@"

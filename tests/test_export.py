@@ -1,0 +1,85 @@
+"""Export: safetensors + JSON load back through load_generator; ONNX matches PyTorch."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from realblur_gan.export import ONNX_TOLERANCE, check_onnx, export_onnx, export_safetensors, main
+from realblur_gan.nets import ResNetGenerator, UNet
+from realblur_gan.predict import NetConfigError, load_generator
+
+TINY = {"_target_": "realblur_gan.nets.UNet", "in_channels": 3, "out_channels": 3}
+TINY |= {"width": 4, "depth": 2}
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """Tiny tensors: on a busy 2-core machine, waking a second thread costs more than it saves."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def checkpoint(tmp_path: Path) -> tuple[Path, UNet]:
+    torch.manual_seed(0)
+    net = UNet(3, 3, width=4, depth=2).eval()
+    path = tmp_path / "last.ckpt"
+    state = {f"dbgan_g.{k}": v for k, v in net.state_dict().items()}
+    torch.save({"state_dict": state, "net_configs": {"dbgan_g": TINY}}, path)
+    return path, net
+
+
+def test_safetensors_round_trip(tmp_path: Path, checkpoint: tuple[Path, UNet]) -> None:
+    _, net = checkpoint
+    weights, sidecar = export_safetensors(net, TINY, tmp_path / "exp", "dbgan_g")
+    assert json.loads(sidecar.read_text()) == TINY
+    x = torch.rand(1, 3, 20, 24)
+    for source in (tmp_path / "exp", weights):
+        loaded = load_generator(source)
+        assert torch.equal(loaded(x), net(x))
+    sidecar.unlink()  # the config is also in the file's metadata
+    assert torch.equal(load_generator(weights)(x), net(x))
+
+
+def test_exported_config_is_checked_too(tmp_path: Path, checkpoint: tuple[Path, UNet]) -> None:
+    _, net = checkpoint
+    weights, sidecar = export_safetensors(net, TINY, tmp_path / "exp", "dbgan_g")
+    sidecar.write_text(json.dumps({**TINY, "_target_": "builtins.exec"}))
+    with pytest.raises(NetConfigError, match="refusing _target_"):
+        load_generator(weights)
+
+
+@pytest.mark.parametrize(
+    "net",
+    [UNet(3, 3, width=4, depth=2), ResNetGenerator(1, 1, width=4, n_blocks=1)],
+    ids=["unet", "resnet_gray"],
+)
+def test_onnx_matches_pytorch_at_two_sizes(tmp_path: Path, net: torch.nn.Module) -> None:
+    path = export_onnx(net.eval(), tmp_path / "g.onnx")
+    diff = check_onnx(net, path, [(32, 48), (20, 60)])
+    assert diff < ONNX_TOLERANCE
+
+
+def test_cli_writes_all_three_files(
+    tmp_path: Path, checkpoint: tuple[Path, UNet], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, net = checkpoint
+    out = tmp_path / "exported"
+    assert main([str(path), "--out", str(out), "--onnx"]) == 0
+    assert {p.name for p in out.iterdir()} == {
+        "dbgan_g.safetensors",
+        "dbgan_g.json",
+        "dbgan_g.onnx",
+    }
+    assert "max |ONNX - PyTorch|" in capsys.readouterr().out
+    x = torch.rand(1, 3, 16, 16)
+    assert torch.equal(load_generator(out)(x), net(x))
+    assert main([str(tmp_path / "missing.ckpt"), "--out", str(out)]) == 2
+    assert "not found" in capsys.readouterr().err
