@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import TINY, make_config
+
 from realblur_gan.callbacks import PeriodicCheckpoint
 from realblur_gan.train import run
 
