@@ -467,6 +467,7 @@ def deblur_image(
         - output: :math:`(B, C, H, W)`
 
     Example:
+        >>> from realblur_gan.nets import UNet
         >>> net = UNet(width=4, depth=2).eval()
         >>> deblur_image(net, torch.rand(1, 3, 37, 50), tile=32, overlap=8).shape
         torch.Size([1, 3, 37, 50])
