@@ -92,8 +92,23 @@ class GANStageModule(L.LightningModule):
         # Resolved `_target_` configs of the nets, stored in every checkpoint so inference can
         # rebuild a net from the checkpoint alone (plain dicts: loadable with weights_only).
         self.net_configs: dict[str, dict[str, Any]] = {}
+        self.channels_last = False
         # Batches seen (Lightning's global_step counts optimizer steps, several per batch).
         self.register_buffer("iteration", torch.zeros((), dtype=torch.long), persistent=True)
+
+    def _to_channels_last(self, batch: Any) -> None:
+        # In place on the batch dict (the batch hooks cannot return a new one).
+        if not self.channels_last or not isinstance(batch, dict):
+            return
+        for key, value in batch.items():
+            if isinstance(value, torch.Tensor) and value.dim() == 4:
+                batch[key] = value.contiguous(memory_format=torch.channels_last)
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        self._to_channels_last(batch)
+
+    def on_validation_batch_start(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._to_channels_last(batch)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["net_configs"] = self.net_configs

@@ -48,6 +48,13 @@ def photo_like(height: int, width: int, seed: int = 0) -> torch.Tensor:
     return (smooth + texture).clamp(0, 1)[0]
 
 
+def realistic_blur(kernel_size: int = 65) -> RealisticBlur:
+    """The full pipeline timed here: trajectory kernel, CRF, exposure, noise, JPEG q90."""
+    return RealisticBlur(
+        kernel_size=kernel_size, intensity=0.5, exposure=(1.0, 1.2), jpeg_quality=90
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=15)
@@ -58,7 +65,7 @@ def main() -> None:
     k = args.kernel_size
     image = photo_like(720, 1280)
     gen = torch.Generator().manual_seed(0)
-    full = RealisticBlur(kernel_size=k, intensity=0.5, exposure=(1.0, 1.2), jpeg_quality=90)
+    full = realistic_blur(k)
     bare = RealisticBlur(kernel_size=k, intensity=0.5, gamma=None, noise_shot=None, noise_read=None)
     kernel = trajectory_kernel(k, 0.5, gen)
     batch = image[None]

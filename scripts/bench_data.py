@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import lightning as L
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
@@ -44,6 +45,27 @@ def data_folders(args: argparse.Namespace) -> tuple[Path, Path, str]:
         image_size=size,
     )  # fmt: skip
     return root / "sharp", root / "real_blur", f"generated demo {size}px"
+
+
+def build_datamodule(
+    sharp: Path, real: Path, crop: int, batch: int, resize: int | None
+) -> L.LightningDataModule:
+    """The ``conf/data/folders.yaml`` datamodule over ``sharp`` and ``real``, set up."""
+    register_resolvers()
+    overrides = [
+        "data=folders",
+        f"data.sharp_dir={sharp}",
+        f"data.real_blur_dir={real}",
+        f"data.crop_size={crop}",
+        f"data.batch_size={batch}",
+        f"data.resize={'null' if resize is None else resize}",
+        "data.val_fraction=0.01",
+    ]
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    dm = instantiate(cfg.data)
+    dm.setup()
+    return dm
 
 
 def bench(dm, workers: int, epochs: int, warmup: int, max_batches: int | None) -> list[float]:
@@ -86,20 +108,7 @@ def main() -> None:
         # a small shared CPU those threads can cost more than they bring (workers use one).
         torch.set_num_threads(args.threads)
     sharp, real, label = data_folders(args)
-    register_resolvers()
-    overrides = [
-        "data=folders",
-        f"data.sharp_dir={sharp}",
-        f"data.real_blur_dir={real}",
-        f"data.crop_size={args.crop}",
-        f"data.batch_size={args.batch}",
-        f"data.resize={'null' if args.resize is None else args.resize}",
-        "data.val_fraction=0.01",
-    ]
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
-    dm = instantiate(cfg.data)
-    dm.setup()
+    dm = build_datamodule(sharp, real, args.crop, args.batch, args.resize)
     n = len(dm.train_set)
     per_epoch = n // args.batch if args.batches is None else min(args.batches, n // args.batch)
 
