@@ -107,7 +107,7 @@ class GANStageModule(L.LightningModule):
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         self._to_channels_last(batch)
 
-    def on_validation_batch_start(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+    def on_validation_batch_start(self, batch: Any, batch_idx: int, dataloader_idx: int = 0):
         self._to_channels_last(batch)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
