@@ -148,7 +148,10 @@ def _run_stage(
 ) -> None:
     stage = cfg.stages[name]
     log.info("stage %s: building", name)
-    module = instantiate(stage.module)
+    module_cfg = stage.module
+    if stage.get("optim"):  # per-stage optimiser tweaks on top of the global `optim`
+        module_cfg = OmegaConf.merge(module_cfg, {"optim": OmegaConf.merge(cfg.optim, stage.optim)})
+    module = instantiate(module_cfg)
     module.panel_dir = str(Path(cfg.paths.output_dir) / "panels" / name)
     module.net_configs = {
         net: OmegaConf.to_container(stage.module[net], resolve=True)

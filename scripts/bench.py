@@ -143,6 +143,21 @@ def peak_memory_gb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9  # KiB on Linux
 
 
+@contextlib.contextmanager
+def contention(row: dict[str, Any]) -> Iterator[None]:
+    """Record the load average and this process's involuntary context switches (preemptions by
+    other processes: on a shared CPU they, not the code, can dominate a timing)."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        seconds = time.perf_counter() - start
+        switches = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw - before
+        row["preemptions_per_s"] = switches / seconds if seconds > 0 else float("nan")
+        row["load_average_1min"] = os.getloadavg()[0]
+
+
 def stats_ms(seconds: Sequence[float]) -> dict[str, float]:
     """Median, min and max in milliseconds."""
     if not seconds:
@@ -193,8 +208,7 @@ def random_batches(
     gen = torch.Generator().manual_seed(seed)
     keys = ("sharp", "blur_syn", "blur_real")
     return [
-        {k: torch.rand(batch, channels, size, size, generator=gen) for k in keys}
-        for _ in range(n)
+        {k: torch.rand(batch, channels, size, size, generator=gen) for k in keys} for _ in range(n)
     ]
 
 
@@ -306,7 +320,8 @@ def run_lightning_case(
         module = build_module(stage, variant)
         batches = random_batches(opts.warmup + opts.repeats, batch, size)
         base = reset_peak_memory(opts.device)
-        timer = fit_steps(module, batches, opts.device, variant.precision)
+        with contention(row):
+            timer = fit_steps(module, batches, opts.device, variant.precision)
         row.update(stats_ms(timer.step_s[opts.warmup :]))
         row["warmup_ms"] = [round(1000 * s, 1) for s in timer.step_s[: opts.warmup]]
         row["loop_ms"] = stats_ms(timer.gap_s[opts.warmup :])["ms"]
@@ -401,12 +416,13 @@ def run_plain_case(size: int, batch: int, opts: SimpleNamespace) -> dict[str, An
     ]
     base = reset_peak_memory(opts.device)
     times = []
-    for b in batches:
-        synchronize(opts.device)
-        start = time.perf_counter()
-        plain_dbgan_step(nets, b)
-        synchronize(opts.device)
-        times.append(time.perf_counter() - start)
+    with contention(row):
+        for b in batches:
+            synchronize(opts.device)
+            start = time.perf_counter()
+            plain_dbgan_step(nets, b)
+            synchronize(opts.device)
+            times.append(time.perf_counter() - start)
     row.update(stats_ms(times[opts.warmup :]))
     row["peak_mem_gb"] = peak_memory_gb(opts.device)
     row["mem_at_start_gb"] = base
@@ -570,15 +586,18 @@ class StepProbe:
 
 
 def _caller() -> str:
-    """``file:line`` of the first frame outside torch (the code that read the scalar)."""
-    frame = sys._getframe(2)
+    """Where a scalar was read: the reading line and, inside torch, the first caller outside."""
+    frame = sys._getframe(2)  # skip the counting wrapper
     torch_dir = str(Path(torch.__file__).parent)
-    while frame is not None and (
-        frame.f_code.co_filename.startswith(torch_dir) or frame.f_code.co_filename == __file__
-    ):
+    inner = _where(frame) if frame is not None else "?"
+    if frame is None or not frame.f_code.co_filename.startswith(torch_dir):
+        return inner
+    while frame is not None and frame.f_code.co_filename.startswith(torch_dir):
         frame = frame.f_back
-    if frame is None:
-        return "?"
+    return f"{inner} via {_where(frame)}" if frame is not None else inner
+
+
+def _where(frame: Any) -> str:
     path = frame.f_code.co_filename
     for marker in ("site-packages/", str(REPO_ROOT) + "/"):
         if marker in path:
@@ -755,9 +774,7 @@ def run_infer(opts: SimpleNamespace) -> list[dict[str, Any]]:
     rows = []
     for label, height, width, tile in cases:
         reset_peak_memory(torch.device("cpu"))
-        result = bench_predict.run_case(
-            height, width, tile, opts.infer_repeats, opts.device.type
-        )
+        result = bench_predict.run_case(height, width, tile, opts.infer_repeats, opts.device.type)
         rows.append(
             {
                 "part": "infer",
@@ -842,6 +859,7 @@ def header(opts: SimpleNamespace, perceptual: str) -> dict[str, Any]:
         "cpu": cpu,
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset (OpenMP spins)"),
         "load_average_1min": os.getloadavg()[0],
         "torch": torch.__version__,
         "lightning": L.__version__,
@@ -873,8 +891,18 @@ def format_header(info: dict[str, Any]) -> str:
         f"torch {info['torch']}, lightning {info['lightning']}, python {info['python']}; "
         f"**{info['torch_threads']} torch threads**; 1-min load average at start "
         f"{info['load_average_1min']:.1f}; median of {info['repeats']} steps after "
-        f"{info['warmup']} warm-up; memory = {info['memory']} (peak per case).",
+        f"{info['warmup']} warm-up; memory = {info['memory']} (peak per case); "
+        f"OMP_WAIT_POLICY {info['omp_wait_policy']}.",
     ]
+    busy = info["load_average_1min"] + info["torch_threads"]
+    if info["device"] == "cpu" and info["cpu_count"] and busy > info["cpu_count"] + 0.5:
+        lines.append(
+            f"**Shared CPU**: load {info['load_average_1min']:.1f} + {info['torch_threads']} "
+            f"threads > {info['cpu_count']} CPUs: other processes preempt the step's threads "
+            "(see the 'load' column and `preemptions_per_s` in the JSON); with the default "
+            "spinning OpenMP this can multiply step times, `OMP_WAIT_POLICY=PASSIVE` or fewer "
+            "threads avoid most of it."
+        )
     if info["perceptual_terms"] == "dropped":
         lines.append(
             "Perceptual (VGG19) terms: **dropped** — no VGG19 weights here (optional in the "
@@ -898,23 +926,22 @@ def format_train(rows: list[dict[str, Any]]) -> str:
         if r["stage"] == "dbgan" and r["variant"] == "fp32" and "ms" in r
     }
     plain = {(r["size"], r["batch"]): r for r in rows if r["part"] == "reference"}
-    mem = "peak GB" if not rows or "cuda" not in str(rows[0].get("device", "")) else "peak GB"
     out = [
-        f"| stage | scheme | variant | crop | batch | step ms (median) | min–max | "
-        f"loop ms | img/s | {mem} | Lightning ÷ plain | ÷ fp32 |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| stage | scheme | variant | crop | batch | step ms (median) | min–max | "
+        "loop ms | img/s | peak GB | load | Lightning ÷ plain | ÷ fp32 |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         if "error" in r:
             out.append(
                 f"| {r['label']} | {r['scheme']} | {r['variant']} | {r['size']}² | "
-                f"{r['batch']} | {r['error']} | | | | | | |"
+                f"{r['batch']} | {r['error']} | | | | | | | |"
             )
             continue
         if "skipped" in r:
             out.append(
                 f"| {r['label']} | {r['scheme']} | {r['variant']} | {r['size']}² | "
-                f"{r['batch']} | skipped: {r['skipped']} | | | | | | |"
+                f"{r['batch']} | skipped: {r['skipped']} | | | | | | | |"
             )
             continue
         at = (r["size"], r["batch"])
@@ -925,11 +952,15 @@ def format_train(rows: list[dict[str, Any]]) -> str:
         elif r["part"] == "switches" and at in key:
             ratio_fp32 = r["ms"] / key[at]["ms"]
         label = r["label"] if r["part"] != "reference" else "DeblurGAN step, no Lightning"
+        variant = r["variant"]
+        if r["compile"] and r.get("warmup_ms"):
+            variant += f" (warm-up {sum(r['warmup_ms']) / 1000:.0f} s)"
         out.append(
-            f"| {label} | {r['scheme']} | {r['variant']} | {r['size']}² | {r['batch']} | "
+            f"| {label} | {r['scheme']} | {variant} | {r['size']}² | {r['batch']} | "
             f"{_fmt(r['ms'])} | {_fmt(r['ms_min'], '.0f')}–{_fmt(r['ms_max'], '.0f')} | "
             f"{_fmt(r.get('loop_ms'))} | {_fmt(r['images_per_s'])} | "
-            f"{_fmt(r.get('peak_mem_gb'), '.2f')} | {_fmt(ratio_plain, '.2f')} | "
+            f"{_fmt(r.get('peak_mem_gb'), '.2f')} | {_fmt(r.get('load_average_1min'))} | "
+            f"{_fmt(ratio_plain, '.2f')} | "
             f"{_fmt(ratio_fp32, '.2f')} |"
         )
     return "\n".join(out)
@@ -961,7 +992,9 @@ def format_profile(results: list[dict[str, Any]]) -> str:
         )
         prof = p.get("profiler") or {}
         if prof:
-            top = ", ".join(f"{k} {v:.1f}" for k, v in list(prof["top_self_cpu_ms_per_step"].items())[:6])
+            top = ", ".join(
+                f"{k} {v:.1f}" for k, v in list(prof["top_self_cpu_ms_per_step"].items())[:6]
+            )
             out.append(f"- torch.profiler, top self-CPU ms/step: {top}")
             out.append(
                 "- per step: aten::_local_scalar_dense "
@@ -991,7 +1024,10 @@ def format_blur(rows: list[dict[str, Any]]) -> str:
 
 
 def format_data(rows: list[dict[str, Any]]) -> str:
-    out = ["| source | crop | batch | workers | images/s (median) | min–max |", "|---|---:|---:|---:|---:|---:|"]
+    out = [
+        "| source | crop | batch | workers | images/s (median) | min–max |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
         out.append(
             f"| {r['source']} | {r['crop']} | {r['batch']} | {r['workers']} | "

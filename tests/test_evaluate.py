@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import functools
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +27,6 @@ def smooth_images(b: int, h: int = 48, w: int = 64, seed: int = 0) -> torch.Tens
     gen = torch.Generator().manual_seed(seed)
     coarse = torch.rand(b, 3, h // 6, w // 6, generator=gen)
     return F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny tensors: on a busy 2-core machine, waking a second thread costs more than it saves."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -17,15 +15,6 @@ from realblur_gan.metrics import (
     shift_tolerant,
     ssim,
 )
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny tensors: on a busy 2-core machine, waking a second thread costs more than it saves."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def smooth_image(b: int = 1, c: int = 3, h: int = 48, w: int = 64, seed: int = 0) -> torch.Tensor:

@@ -162,6 +162,13 @@ def _save(x: torch.Tensor, path: Path) -> None:
     Image.fromarray(arr).save(path)
 
 
+def demo_folder(
+    root: str | Path, seed: int, n_sharp: int, n_real: int, n_val: int, image_size: int
+) -> Path:
+    """The versioned cache folder of one demo dataset specification."""
+    return Path(root) / f"v{VERSION}-seed{seed}-{n_sharp}-{n_real}-{n_val}-{image_size}px"
+
+
 def ensure_demo(
     root: str | Path,
     seed: int = 0,
@@ -175,8 +182,8 @@ def ensure_demo(
     Returns:
         The dataset folder (``sharp/``, ``real_blur/``, ``val/blur``, ``val/sharp``).
     """
-    name = f"v{VERSION}-seed{seed}-{n_sharp}-{n_real}-{n_val}-{image_size}px"
-    final = Path(root) / name
+    final = demo_folder(root, seed, n_sharp, n_real, n_val, image_size)
+    name = final.name
     if (final / "DONE").exists():
         return final
     log.info("generating the demo dataset in %s (first use only)", final)
@@ -235,8 +242,7 @@ class DemoDataModule(BlurDataModule):
             "n_val": n_val,
             "image_size": image_size,
         }
-        name = f"v{VERSION}-seed{seed}-{n_sharp}-{n_real}-{n_val}-{image_size}px"
-        folder = Path(root) / name
+        folder = demo_folder(root, seed, n_sharp, n_real, n_val, image_size)
         kwargs.setdefault("val_crop_size", None)
         super().__init__(
             sharp_dir=folder / "sharp",
