@@ -210,6 +210,7 @@ class GANStageModule(L.LightningModule):
         fake: torch.Tensor,
         target: torch.Tensor,
         cond: torch.Tensor | None = None,
+        pyramid: list[torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Generator loss of GAN ``prefix`` (``bgan``/``dbgan``) with its D frozen."""
         net_d = getattr(self, f"{prefix}_d")
@@ -218,7 +219,7 @@ class GANStageModule(L.LightningModule):
             real_logits = [x.detach() for x in _as_list(net_d(real, **kwargs))]
             fake_logits = _as_list(net_d(fake, **kwargs))
             total, parts = objective.g_loss(
-                _unlist(real_logits), _unlist(fake_logits), pred=fake, target=target
+                _unlist(real_logits), _unlist(fake_logits), fake, target, pyramid
             )
         logs = {f"train/{prefix}/loss_g": total.detach()}
         logs.update({f"train/{prefix}/g_{k}": v.detach() for k, v in parts.items()})
@@ -235,6 +236,13 @@ class GANStageModule(L.LightningModule):
         self.log_dict({k: v for k, v in logs.items() if k not in bar})
         if self.panel_every_n_steps and int(self.iteration) % self.panel_every_n_steps == 0:
             log_panel(self, "train/panel", columns)
+
+    def deblur(self, blur: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+        """DBGAN's output and, for a coarse-to-fine generator, its whole pyramid."""
+        if hasattr(self.dbgan_g, "forward_pyramid"):
+            pyramid = self.dbgan_g.forward_pyramid(blur)
+            return pyramid[-1], pyramid
+        return self.dbgan_g(blur), None
 
     # --- EMA of the deblurring generator -----------------------------------------------------
     def setup_ema(self, decay: float | None) -> None:
@@ -432,11 +440,11 @@ class DeblurGAN(GANStageModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         sharp = batch["sharp"]
         blur = self.make_blur(batch)
-        restored = self.dbgan_g(blur)
+        restored, pyramid = self.deblur(blur)
         logs = self.discriminator_step("dbgan_d", self.dbgan_objective, sharp, restored)
         if self.generators_active:
             loss_g, g_logs = self.generator_loss(
-                "dbgan", self.dbgan_objective, sharp, restored, sharp
+                "dbgan", self.dbgan_objective, sharp, restored, sharp, pyramid=pyramid
             )
             self._step(("dbgan_g",), loss_g)
             self.update_ema()
@@ -509,7 +517,7 @@ class JointGAN(GANStageModule):
 
         deblur_in = fake_blur if self.dbgan_grad_to_bgan else fake_blur.detach()
         deblur_in = mix_synthetic(deblur_in, batch.get("blur_syn"), self.synthetic_ratio)
-        restored = self.dbgan_g(deblur_in)
+        restored, pyramid = self.deblur(deblur_in)
         logs.update(self.discriminator_step("dbgan_d", self.dbgan_objective, sharp, restored))
 
         if self.generators_active:
@@ -517,7 +525,7 @@ class JointGAN(GANStageModule):
                 "bgan", self.bgan_objective, blur_real, fake_blur, sharp
             )
             loss_d, logs_d = self.generator_loss(
-                "dbgan", self.dbgan_objective, sharp, restored, sharp
+                "dbgan", self.dbgan_objective, sharp, restored, sharp, pyramid=pyramid
             )
             self._step(("bgan_g", "dbgan_g"), loss_b + loss_d)
             self.update_ema()

@@ -10,6 +10,7 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 
+from realblur_gan.nets.multiscale import multiscale_content_loss
 from realblur_gan.pretrained import MissingPretrainedWeights
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ class GANObjective(nn.Module):
         fake_logits: Logits,
         pred: torch.Tensor,
         target: torch.Tensor,
+        pyramid: list[torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Generator loss and its parts.
 
@@ -84,6 +86,8 @@ class GANObjective(nn.Module):
             fake_logits: D outputs on the generator's images, carrying gradient to G.
             pred: The generator's images, (B, C, H, W).
             target: What the reconstruction terms compare ``pred`` with, (B, C, H, W).
+            pyramid: A coarse-to-fine generator's outputs (last = ``pred``): the ``content``
+                term is then averaged over every scale against a pooled target (DeepDeblur).
 
         Returns:
             The weighted total and a dict of unweighted parts (``adv`` and each term's name).
@@ -91,7 +95,10 @@ class GANObjective(nn.Module):
         parts = {"adv": self.adversarial.g_loss(real_logits, fake_logits)}
         total = self.adv_weight * parts["adv"]
         for name, fn in self.terms.items():
-            parts[name] = fn(pred, target)
+            if pyramid is not None and name == "content":
+                parts[name] = multiscale_content_loss(pyramid, target, fn)
+            else:
+                parts[name] = fn(pred, target)
             total = total + self.weights[name] * parts[name]
         return total, parts
 

@@ -178,9 +178,18 @@ def compose_config(scheme: str, overrides: Sequence[str] = ()) -> DictConfig:
         return compose("train", overrides=[f"+scheme={scheme}", "logger=none", *overrides])
 
 
-def build_module(stage: str, variant: Variant, seed: int = 0) -> L.LightningModule:
-    """The stage's LightningModule from the config, with the variant's perf switches applied."""
-    overrides = []
+def build_module(
+    stage: str, variant: Variant, overrides: Sequence[str] = (), seed: int = 0
+) -> L.LightningModule:
+    """The stage's LightningModule from the config, with the variant's perf switches applied.
+
+    Args:
+        stage: A key of :data:`STAGES`.
+        variant: Precision (set on the Trainer, not here) and perf switches.
+        overrides: Extra Hydra overrides, e.g. ``["model=paper"]``.
+        seed: Seeds the nets' initialisation.
+    """
+    overrides = list(overrides)
     if variant.perceptual:
         overrides += [
             f"+loss.{gan}.terms.perceptual.fn.random_init_for_tests=true"
@@ -195,9 +204,9 @@ def build_module(stage: str, variant: Variant, seed: int = 0) -> L.LightningModu
     return module
 
 
-def perceptual_state() -> str:
-    """Whether the default config's perceptual terms are active (VGG19 weights found)."""
-    module = build_module("dbgan", FP32)
+def perceptual_state(overrides: Sequence[str] = ()) -> str:
+    """Whether the config's DBGAN perceptual term is active (VGG19 weights found)."""
+    module = build_module("dbgan", FP32, overrides)
     return "active" if "perceptual" in module.dbgan_objective.terms else "dropped"
 
 
@@ -317,7 +326,7 @@ def run_lightning_case(
     """Time ``stage``'s Lightning training step; one result row."""
     row = _row("train", stage, size, batch, variant)
     try:
-        module = build_module(stage, variant)
+        module = build_module(stage, variant, opts.overrides)
         batches = random_batches(opts.warmup + opts.repeats, batch, size)
         base = reset_peak_memory(opts.device)
         with contention(row):
@@ -333,6 +342,18 @@ def run_lightning_case(
     finally:
         gc.collect()
     return row
+
+
+def _skip_compile(variant: Variant, size: int, batch: int, opts: SimpleNamespace) -> str:
+    """Why the compile row is skipped here ('' to run it): on the CPU its warm-up takes about
+    a minute per case, so it runs once (first size and batch), and not at all with --quick."""
+    if not variant.compile or opts.device.type != "cpu":
+        return ""
+    if opts.quick:
+        return "--quick on CPU (compile warm-up takes about a minute)"
+    if (size, batch) != (opts.sizes[0], opts.batch[0]):
+        return f"on CPU only at {opts.sizes[0]}² batch {opts.batch[0]} (warm-up ~1 min each)"
+    return ""
 
 
 def _row(part: str, stage: str, size: int, batch: int, variant: Variant) -> dict[str, Any]:
@@ -396,11 +417,40 @@ def plain_dbgan_step(
     return loss_d.detach(), loss_g.detach()
 
 
-def run_plain_case(size: int, batch: int, opts: SimpleNamespace) -> dict[str, Any]:
-    """Time :func:`plain_dbgan_step` on the same nets/objective/optimizers as the config."""
-    row = _row("reference", "dbgan", size, batch, Variant("plain PyTorch"))
-    module = build_module("dbgan", FP32).to(opts.device).train()
-    nets = SimpleNamespace(
+class _InterleavedPlain(L.Callback):
+    """After each Lightning batch (outside its timed region), one plain step on twin nets.
+
+    Interleaving pairs every Lightning step with a plain step taken moments later, so load from
+    other processes on a shared machine hits both sides alike and the per-pair ratio stays
+    meaningful where the absolute times drift.
+    """
+
+    def __init__(
+        self, nets: SimpleNamespace, batches: list[dict[str, torch.Tensor]], device: torch.device
+    ) -> None:
+        self.nets = nets
+        self.batches = batches
+        self.device = device
+        self.step_s: list[float] = []
+
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        synchronize(self.device)
+        start = time.perf_counter()
+        plain_dbgan_step(self.nets, self.batches[batch_idx])
+        synchronize(self.device)
+        self.step_s.append(time.perf_counter() - start)
+
+
+def plain_nets(module: L.LightningModule) -> SimpleNamespace:
+    """The nets, objective and fresh optimizers of a DeblurGAN module for the plain loop."""
+    return SimpleNamespace(
         bgan_g=module.bgan_g,
         g=module.dbgan_g,
         d=module.dbgan_d,
@@ -410,26 +460,34 @@ def run_plain_case(size: int, batch: int, opts: SimpleNamespace) -> dict[str, An
         synthetic_ratio=module.synthetic_ratio,
         clip=module.optim.get("gradient_clip_val"),
     )
-    batches = [
-        {k: v.to(opts.device) for k, v in b.items()}
-        for b in random_batches(opts.warmup + opts.repeats, batch, size)
-    ]
-    base = reset_peak_memory(opts.device)
-    times = []
+
+
+def run_reference_case(size: int, batch: int, opts: SimpleNamespace) -> dict[str, Any]:
+    """Plain-PyTorch DeblurGAN steps paired with Lightning steps of an identical twin module.
+
+    Both sides are built from the same config with the same seed (same nets, objective and
+    optimizer settings) and see the same batches. Returns the plain row, with the Lightning
+    median and the median of the per-pair ratios Lightning / plain.
+    """
+    row = _row("reference", "dbgan", size, batch, Variant("plain PyTorch"))
+    module = build_module("dbgan", FP32, opts.overrides)
+    twin = build_module("dbgan", FP32, opts.overrides).to(opts.device).train()
+    nets = plain_nets(twin)
+    batches = random_batches(opts.warmup + opts.repeats, batch, size)
+    on_device = [{k: v.to(opts.device) for k, v in b.items()} for b in batches]
+    plain = _InterleavedPlain(nets, on_device, opts.device)
     with contention(row):
-        for b in batches:
-            synchronize(opts.device)
-            start = time.perf_counter()
-            plain_dbgan_step(nets, b)
-            synchronize(opts.device)
-            times.append(time.perf_counter() - start)
-    row.update(stats_ms(times[opts.warmup :]))
-    row["peak_mem_gb"] = peak_memory_gb(opts.device)
-    row["mem_at_start_gb"] = base
+        timer = fit_steps(module, batches, opts.device, "32-true", callbacks=[plain])
+    lightning_s, plain_s = timer.step_s[opts.warmup :], plain.step_s[opts.warmup :]
+    row.update(stats_ms(plain_s))
     row["images_per_s"] = 1000.0 * batch / row["ms"]
-    if module.optim.get("ema_decay") is not None:
-        row["note"] = "EMA update not included in the plain step"
-    del module, nets
+    row["lightning_ms"] = stats_ms(lightning_s)["ms"]
+    row["paired_ratios"] = [a / b for a, b in zip(lightning_s, plain_s, strict=True)]
+    row["lightning_over_plain"] = statistics.median(row["paired_ratios"])
+    row["note"] = "plain steps interleaved with the Lightning steps of a twin module"
+    if twin.optim.get("ema_decay") is not None:
+        row["note"] += "; EMA update not in the plain step"
+    del module, twin, nets, plain
     gc.collect()
     return row
 
@@ -634,7 +692,7 @@ def profile_case(
     stage: str, size: int, batch: int, variant: Variant, opts: SimpleNamespace
 ) -> dict[str, Any]:
     """Time the regions of ``stage``'s step and profile its ops; one result dict."""
-    module = build_module(stage, variant)
+    module = build_module(stage, variant, opts.overrides)
     probe = StepProbe(opts.device)
     for name in ("bgan_g", "bgan_d", "dbgan_g", "dbgan_d"):
         net = getattr(module, name, None)
@@ -869,6 +927,7 @@ def header(opts: SimpleNamespace, perceptual: str) -> dict[str, Any]:
         "repeats": opts.repeats,
         "warmup": opts.warmup,
         "quick": opts.quick,
+        "overrides": opts.overrides,
         "perceptual_terms": perceptual,
         "memory": "CUDA max_memory_allocated" if opts.device.type == "cuda" else "process RSS",
     }
@@ -894,6 +953,12 @@ def format_header(info: dict[str, Any]) -> str:
         f"{info['warmup']} warm-up; memory = {info['memory']} (peak per case); "
         f"OMP_WAIT_POLICY {info['omp_wait_policy']}.",
     ]
+    extra = " ".join(info["overrides"])
+    lines.append(
+        "Modules built from the composed Hydra config (`conf/train.yaml` + `+scheme=...`"
+        + (f", overrides `{extra}`" if extra else ", default nets of `conf/model/default.yaml`")
+        + "), random-noise batches, logger and progress bar off."
+    )
     busy = info["load_average_1min"] + info["torch_threads"]
     if info["device"] == "cpu" and info["cpu_count"] and busy > info["cpu_count"] + 0.5:
         lines.append(
@@ -925,7 +990,6 @@ def format_train(rows: list[dict[str, Any]]) -> str:
         for r in rows
         if r["stage"] == "dbgan" and r["variant"] == "fp32" and "ms" in r
     }
-    plain = {(r["size"], r["batch"]): r for r in rows if r["part"] == "reference"}
     out = [
         "| stage | scheme | variant | crop | batch | step ms (median) | min–max | "
         "loop ms | img/s | peak GB | load | Lightning ÷ plain | ÷ fp32 |",
@@ -945,13 +1009,9 @@ def format_train(rows: list[dict[str, Any]]) -> str:
             )
             continue
         at = (r["size"], r["batch"])
-        ratio_plain = ratio_fp32 = None
-        if r["part"] == "train" and r["stage"] == "dbgan" and r["variant"] == "fp32":
-            if at in plain:
-                ratio_plain = r["ms"] / plain[at]["ms"]
-        elif r["part"] == "switches" and at in key:
-            ratio_fp32 = r["ms"] / key[at]["ms"]
-        label = r["label"] if r["part"] != "reference" else "DeblurGAN step, no Lightning"
+        ratio_plain = r.get("lightning_over_plain")
+        ratio_fp32 = r["ms"] / key[at]["ms"] if r["part"] == "switches" and at in key else None
+        label = r["label"] if r["part"] != "reference" else "DeblurGAN step, plain PyTorch"
         variant = r["variant"]
         if r["compile"] and r.get("warmup_ms"):
             variant += f" (warm-up {sum(r['warmup_ms']) / 1000:.0f} s)"
@@ -1052,11 +1112,17 @@ def parse_args(argv: Sequence[str] | None = None) -> SimpleNamespace:
     parser.add_argument("--stages", default=",".join(STAGES), help="stages for the train part")
     parser.add_argument("--sizes", type=_ints, default=None, help="crop sides (default 256)")
     parser.add_argument("--batch", type=_ints, default=None, help="batch sizes (default 1,4)")
-    parser.add_argument("--repeats", type=int, default=None, help="measured steps (default 5)")
+    parser.add_argument("--repeats", type=int, default=None, help="measured steps (default 3)")
     parser.add_argument("--warmup", type=int, default=None, help="dropped steps (default 2)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--json", type=Path, default=None, help="write all rows here")
+    parser.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        help="Hydra override for the training config, repeatable (e.g. model=paper)",
+    )
     parser.add_argument(
         "--quick", action="store_true", help="small sizes and few steps; compile skipped on CPU"
     )
@@ -1071,7 +1137,7 @@ def parse_args(argv: Sequence[str] | None = None) -> SimpleNamespace:
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is available here")
     quick = args.quick
-    repeats = args.repeats if args.repeats is not None else (2 if quick else 5)
+    repeats = args.repeats if args.repeats is not None else (2 if quick else 3)
     return SimpleNamespace(
         parts=parts,
         stages=stages,
@@ -1079,27 +1145,45 @@ def parse_args(argv: Sequence[str] | None = None) -> SimpleNamespace:
         batch=args.batch or ([1] if quick else [1, 4]),
         repeats=repeats,
         warmup=args.warmup if args.warmup is not None else (1 if quick else 2),
-        infer_repeats=1 if quick else max(1, min(repeats, 2)),
+        # A 3840x2160 pass takes ~15 s on a 2-core CPU: one timed pass there.
+        infer_repeats=1 if quick or args.device == "cpu" else max(1, min(repeats, 3)),
         threads=args.threads,
         device=torch.device(args.device),
         json=args.json,
         quick=quick,
+        overrides=args.override,
     )
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """Run the chosen parts, print the tables and return (and optionally write) the results."""
-    opts = parse_args(argv)
-    torch.set_num_threads(opts.threads)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    for name in LIGHTNING_LOGGERS:
-        logging.getLogger(name).setLevel(logging.ERROR)
-    # The "perceptual term dropped" warning would repeat for every case: stated once instead.
-    logging.getLogger("realblur_gan.objective").setLevel(logging.ERROR)
-    if opts.device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+    """Run the chosen parts, print the tables and return (and optionally write) the results.
 
-    info = header(opts, perceptual_state())
+    Thread count, cuDNN autotuning and the levels of the loggers it quiets are restored on
+    return, so tests can call it in-process.
+    """
+    opts = parse_args(argv)
+    # Lightning's per-fit info lines, and the "perceptual term dropped" warning that would
+    # repeat for every case (the header states it once).
+    quiet = ("realblur_gan.objective", "realblur_gan.losses", *LIGHTNING_LOGGERS)
+    levels = {name: logging.getLogger(name).level for name in quiet}
+    threads, cudnn_benchmark = torch.get_num_threads(), torch.backends.cudnn.benchmark
+    try:
+        torch.set_num_threads(opts.threads)
+        for name in quiet:
+            logging.getLogger(name).setLevel(logging.ERROR)
+        if opts.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        return run(opts)
+    finally:
+        torch.set_num_threads(threads)
+        torch.backends.cudnn.benchmark = cudnn_benchmark
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def run(opts: SimpleNamespace) -> dict[str, Any]:
+    """Run the parts of ``opts`` (see :func:`parse_args`); print and return the results."""
+    info = header(opts, perceptual_state(opts.overrides))
     print(format_header(info))
     result: dict[str, Any] = {"meta": info, "rows": [], "profile": []}
     train_rows: list[dict[str, Any]] = []
@@ -1120,17 +1204,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             if "train" in opts.parts:
                 for stage in opts.stages:
                     emit_train(run_lightning_case(stage, size, batch, FP32, opts))
-            needs_base = "reference" in opts.parts or "switches" in opts.parts
-            have_base = "train" in opts.parts and "dbgan" in opts.stages
-            if needs_base and not have_base:
-                emit_train(run_lightning_case("dbgan", size, batch, FP32, opts))
             if "reference" in opts.parts:
-                emit_train(run_plain_case(size, batch, opts))
+                emit_train(run_reference_case(size, batch, opts))
             if "switches" in opts.parts:
+                if not ("train" in opts.parts and "dbgan" in opts.stages):
+                    emit_train(run_lightning_case("dbgan", size, batch, FP32, opts))
                 for variant in SWITCHES:
-                    if variant.compile and opts.quick and opts.device.type == "cpu":
+                    skip = _skip_compile(variant, size, batch, opts)
+                    if skip:
                         row = _row("switches", "dbgan", size, batch, variant)
-                        row["skipped"] = "--quick on CPU (compile warm-up takes minutes)"
+                        row["skipped"] = skip
                         emit_train(row)
                         continue
                     row = run_lightning_case("dbgan", size, batch, variant, opts)
@@ -1140,29 +1223,25 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if train_rows:
         print("\n## Training step (Lightning Trainer, real training_step)\n")
         print(format_train(train_rows))
-        ratios = [
-            r["ms"] / p["ms"]
-            for r in train_rows
-            for p in train_rows
-            if r["part"] == "train"
-            and r["stage"] == "dbgan"
-            and r["variant"] == "fp32"
-            and p["part"] == "reference"
-            and (r["size"], r["batch"]) == (p["size"], p["batch"])
-            and "ms" in r
-        ]
-        if ratios:
-            result["lightning_overhead_ratio"] = ratios
+        refs = [r for r in train_rows if r["part"] == "reference"]
+        if refs:
+            result["lightning_overhead_ratio"] = [r["lightning_over_plain"] for r in refs]
+            pairs = ", ".join(
+                f"×{r['lightning_over_plain']:.3f} ({r['size']}² b{r['batch']}: Lightning "
+                f"{r['lightning_ms']:.1f} ms vs plain {r['ms']:.1f} ms)"
+                for r in refs
+            )
             print(
-                "\nLightning overhead (DeblurGAN step via Trainer ÷ the same step in plain "
-                f"PyTorch): {', '.join(f'×{x:.3f}' for x in ratios)}. 'loop ms' = Lightning's "
-                "time between batches (fetch, transfer, bookkeeping), not in the step."
+                "\nLightning overhead, DeblurGAN step via the Trainer ÷ the same step in plain "
+                f"PyTorch (median of per-step ratios, steps interleaved): {pairs}. "
+                "'loop ms': Lightning's time between batches (fetch, transfer, bookkeeping), "
+                "outside the step."
             )
 
     if "profile" in opts.parts:
         size, batch = opts.sizes[0], opts.batch[0]
+        # JointGAN +perceptual covers both perceptual layers (BGAN relu5_4, DBGAN relu3_4).
         cases = [("dbgan", FP32), ("joint", FP32)]
-        cases += [("dbgan", Variant("+perceptual", perceptual=True))]
         cases += [("joint", Variant("+perceptual", perceptual=True))]
         for stage, variant in cases:
             print(f"  profile   {stage} {variant.name} {size}² b{batch}", file=sys.stderr)
@@ -1201,4 +1280,5 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     main()

@@ -156,3 +156,26 @@ def test_scheduler_steps_once_per_epoch_inside_training(tiny_config):
     lr0 = module.optim["generator"].keywords["lr"]
     assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.0)
     assert lr0 > 0
+
+
+def test_coarse_to_fine_generator_gets_content_loss_at_every_scale():
+    from realblur_gan.nets import MultiScaleGenerator
+    from realblur_gan.objective import GANObjective
+
+    objective = GANObjective(
+        {"_target_": "realblur_gan.losses.RelativisticLSGANLoss"},
+        adv_weight=0.0,
+        terms={"content": {"weight": 1.0, "fn": {"_target_": "torch.nn.MSELoss"}}},
+    )
+    net = MultiScaleGenerator(in_channels=3, out_channels=3)
+    blur, sharp = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    pyramid = net.forward_pyramid(blur)
+    assert [p.shape[-1] for p in pyramid] == [8, 16, 32]
+    logits = torch.zeros(2, 1, 4, 4)
+    _, parts = objective.g_loss(logits, logits, pyramid[-1], sharp, pyramid)
+    pooled = [torch.nn.functional.avg_pool2d(sharp, k) for k in (4, 2, 1)]
+    expected = sum(torch.nn.functional.mse_loss(p, t) for p, t in zip(pyramid, pooled)) / 3
+    torch.testing.assert_close(parts["content"], expected)
+    # Every scale's parameters receive gradient from the multi-scale loss.
+    parts["content"].backward()
+    assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
