@@ -174,7 +174,9 @@ def test_coarse_to_fine_generator_gets_content_loss_at_every_scale():
     logits = torch.zeros(2, 1, 4, 4)
     _, parts = objective.g_loss(logits, logits, pyramid[-1], sharp, pyramid)
     pooled = [torch.nn.functional.avg_pool2d(sharp, k) for k in (4, 2, 1)]
-    expected = sum(torch.nn.functional.mse_loss(p, t) for p, t in zip(pyramid, pooled)) / 3
+    expected = (
+        sum(torch.nn.functional.mse_loss(p, t) for p, t in zip(pyramid, pooled, strict=True)) / 3
+    )
     torch.testing.assert_close(parts["content"], expected)
     # Every scale's parameters receive gradient from the multi-scale loss.
     parts["content"].backward()
