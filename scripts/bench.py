@@ -10,10 +10,13 @@ Parts (``--parts``, comma-separated; default all):
   ``--warmup`` batches are dropped. Peak memory: process RSS on the CPU (peak reset before each
   case through ``/proc/self/clear_refs``), ``torch.cuda.max_memory_allocated`` on a GPU.
 - ``reference``: the identical DeblurGAN step as a plain PyTorch loop (same nets, objective and
-  Adam optimizers; D step on detached fakes, then G step with D frozen) without Lightning, and the
-  ratio Lightning / plain.
+  Adam optimizers; D step on detached fakes, then G step with D frozen) without Lightning, on a
+  twin module whose steps are interleaved with the Lightning steps, and the median per-pair ratio
+  Lightning / plain (pairs taken moments apart: robust to load from other processes).
 - ``switches``: the DeblurGAN step with ``precision=bf16-mixed``, ``perf.channels_last`` and
-  ``perf.compile`` (``realblur_gan.train.apply_perf_switches``), each against fp32.
+  ``perf.compile`` (``realblur_gan.train.apply_perf_switches``), each against fp32. On the CPU
+  compile warms up for about a minute per shape: it runs at the first size and batch only, and
+  not with ``--quick``; its warm-up is reported, not timed.
 - ``profile``: what a step spends its time on (exclusive wall time of nets, losses, backward,
   optimizer, logging, Lightning), forward calls per net per step, VGG19 passes (the perceptual
   terms timed with a randomly initialised VGG19 where the real weights are absent), host reads of
@@ -22,12 +25,15 @@ Parts (``--parts``, comma-separated; default all):
 - ``blur``: ``realblur_gan.blur.RealisticBlur`` ms per 1280x720 image (``scripts/bench_blur.py``).
 - ``data``: training dataloader images/s (``scripts/bench_data.py``).
 
-Prints markdown tables and, with ``--json``, writes every row to a JSON file.
+Prints markdown tables and, with ``--json``, writes every row to a JSON file. On a shared CPU
+set ``OMP_WAIT_POLICY=PASSIVE`` (or fewer ``--threads``): spinning OpenMP threads preempted by
+other processes can multiply step times; the header and the ``load`` column show the load.
 
 Usage::
 
     python scripts/bench.py                      # everything, 256² crops, batch 1 and 4
-    python scripts/bench.py --quick              # small sizes, a minute or so
+    python scripts/bench.py --quick              # 64² crops, batch 1: well under a minute
+    python scripts/bench.py --device cuda        # on a GPU machine (CUDA timings, memory)
     python scripts/bench.py --parts train,reference --sizes 256 --batch 1,4 --repeats 5 \\
         --threads 2 --json bench.json
 """
@@ -254,7 +260,7 @@ class StepTimer(L.Callback):
         self.gap_s: list[float] = []
         self._start = 0.0
         self._end: float | None = None
-        self.listeners: list[Callable[[str, int], None]] = []
+        self.listeners: list[Callable[[str, int, Any], None]] = []
 
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
@@ -264,7 +270,7 @@ class StepTimer(L.Callback):
         if self._end is not None:
             self.gap_s.append(now - self._end)
         for listener in self.listeners:
-            listener("start", batch_idx)
+            listener("start", batch_idx, batch)
         self._start = time.perf_counter()
 
     def on_train_batch_end(
@@ -279,7 +285,7 @@ class StepTimer(L.Callback):
         self._end = time.perf_counter()
         self.step_s.append(self._end - self._start)
         for listener in self.listeners:
-            listener("end", batch_idx)
+            listener("end", batch_idx, batch)
 
 
 @contextlib.contextmanager
@@ -394,7 +400,11 @@ def plain_dbgan_step(
         with torch.no_grad():
             fake_blur = nets.bgan_g(sharp)
         blur = mix_synthetic(fake_blur, batch["blur_syn"], nets.synthetic_ratio)
-    restored = nets.g(blur)
+    if hasattr(nets.g, "forward_pyramid"):  # coarse-to-fine generator: content on every scale
+        pyramid = nets.g.forward_pyramid(blur)
+        restored = pyramid[-1]
+    else:
+        pyramid, restored = None, nets.g(blur)
 
     loss_d = nets.objective.d_loss(nets.d(sharp), nets.d(restored.detach()))
     nets.opt_d.zero_grad(set_to_none=True)
@@ -406,7 +416,8 @@ def plain_dbgan_step(
     nets.d.requires_grad_(False)
     try:
         real_logits = nets.d(sharp).detach()
-        loss_g, _ = nets.objective.g_loss(real_logits, nets.d(restored), restored, sharp)
+        extra = {} if pyramid is None else {"pyramid": pyramid}
+        loss_g, _ = nets.objective.g_loss(real_logits, nets.d(restored), restored, sharp, **extra)
     finally:
         nets.d.requires_grad_(True)
     nets.opt_g.zero_grad(set_to_none=True)
@@ -526,6 +537,7 @@ class StepProbe:
         self.scalar_reads: Counter[str] = Counter()
         self.steps: list[dict[str, Any]] = []
         self.handles: list[Any] = []
+        self.batch_keys: dict[int, str] = {}
 
     # regions --------------------------------------------------------------------------------
     def enter(self, label: str) -> None:
@@ -619,8 +631,13 @@ class StepProbe:
                 setattr(torch.Tensor, name, fn)
 
     # per step ----------------------------------------------------------------------------------
-    def on_batch(self, event: str, batch_idx: int) -> None:
+    def on_batch(self, event: str, batch_idx: int, batch: Any) -> None:
         if event == "start":
+            self.batch_keys = {
+                v.untyped_storage().data_ptr(): k
+                for k, v in batch.items()
+                if isinstance(v, torch.Tensor)
+            }
             self.current = defaultdict(float)
             self.calls = Counter()
             self.inputs = []
@@ -634,6 +651,7 @@ class StepProbe:
                     "regions": dict(self.current),
                     "calls": dict(self.calls),
                     "inputs": list(self.inputs),
+                    "batch_keys": dict(self.batch_keys),
                     "scalar_reads": dict(self.scalar_reads),
                 }
             )
@@ -752,7 +770,7 @@ def profile_case(
         "step_ms": step_ms,
         "regions_ms": _mean_regions(steps, step_ms),
         "calls_per_step": _mean_counter(s["calls"] for s in steps),
-        "repeated_inputs": _repeated_inputs(steps[-1]["inputs"]) if steps else {},
+        "repeated_inputs": _repeated_inputs(steps[-1]) if steps else {},
         "scalar_reads_per_step": _mean_counter(s["scalar_reads"] for s in steps),
         "profiler": _profiler_summary(window.profiler, window.steps, opts.device),
     }
@@ -778,19 +796,21 @@ def _mean_counter(counters: Iterator[dict[str, int]]) -> dict[str, float]:
     return {k: v / max(1, len(items)) for k, v in sorted(total.items())}
 
 
-def _repeated_inputs(inputs: list[tuple[str, int, tuple[int, ...]]]) -> dict[str, int]:
-    """``net <- tensor`` pairs seen more than once in one step (same storage, same shape)."""
+def _repeated_inputs(step: dict[str, Any]) -> dict[str, int]:
+    """``net <- tensor`` pairs seen more than once in one step (same storage and shape).
+
+    Batch tensors are named by their key; others (a generator's output and its detached view
+    share storage) are numbered in order of appearance.
+    """
+    inputs, keys = step["inputs"], step["batch_keys"]
+    order = list(dict.fromkeys(ptr for _, ptr, _ in inputs if ptr not in keys))
     seen = Counter((name, ptr, shape) for name, ptr, shape in inputs)
-    return {
-        f"{name} on tensor #{_short(ptr, inputs)} {list(shape)}": count
-        for (name, ptr, shape), count in seen.items()
-        if count > 1
-    }
-
-
-def _short(ptr: int, inputs: list[tuple[str, int, tuple[int, ...]]]) -> int:
-    order = list(dict.fromkeys(p for _, p, _ in inputs))
-    return order.index(ptr)
+    out = {}
+    for (name, ptr, shape), count in seen.items():
+        if count > 1:
+            what = f"batch['{keys[ptr]}']" if ptr in keys else f"intermediate #{order.index(ptr)}"
+            out[f"{name} on {what} {list(shape)}"] = count
+    return out
 
 
 def _profiler_summary(
@@ -1047,7 +1067,8 @@ def format_profile(results: list[dict[str, Any]]) -> str:
         reads = p["scalar_reads_per_step"]
         total = sum(reads.values())
         out.append(
-            f"- tensor scalar reads per step (each a device→host sync on a GPU): {total:g}"
+            f"- tensor scalar reads per step (a device→host sync on a GPU when the tensor lives "
+            f"there; Adam's step counters stay on the CPU): {total:g}"
             + (": " + "; ".join(f"{k} ×{v:g}" for k, v in reads.items()) if reads else "")
         )
         prof = p.get("profiler") or {}
