@@ -93,8 +93,14 @@ class GANStageModule(L.LightningModule):
         # rebuild a net from the checkpoint alone (plain dicts: loadable with weights_only).
         self.net_configs: dict[str, dict[str, Any]] = {}
         self.channels_last = False
-        # Batches seen (Lightning's global_step counts optimizer steps, several per batch).
+        # Batches seen (Lightning's global_step counts optimizer steps, several per batch). The
+        # buffer goes into checkpoints; the Python int mirror is what the step reads, because
+        # reading a GPU tensor mid-step would make the host wait for the device.
         self.register_buffer("iteration", torch.zeros((), dtype=torch.long), persistent=True)
+        self._seen = 0
+
+    def on_train_start(self) -> None:
+        self._seen = int(self.iteration)  # one sync per fit; correct after a resume
 
     def _to_channels_last(self, batch: Any) -> None:
         # In place on the batch dict (the batch hooks cannot return a new one).
@@ -177,7 +183,7 @@ class GANStageModule(L.LightningModule):
     @property
     def generators_active(self) -> bool:
         """False during the discriminator warm-up."""
-        return int(self.iteration) >= int(self.optim.get("d_warmup_steps", 0) or 0)
+        return self._seen >= int(self.optim.get("d_warmup_steps", 0) or 0)
 
     # --- the discriminator step -------------------------------------------------------------
     def discriminator_step(
@@ -228,13 +234,14 @@ class GANStageModule(L.LightningModule):
     def finish_step(self, logs: dict[str, torch.Tensor], columns: dict[str, torch.Tensor]) -> None:
         """Log scalars, learning rates and (at the interval) a training panel."""
         self.iteration += 1
+        self._seen += 1
         self._step_schedulers_at_epoch_end()
         for name in self.trained_nets:
             logs[f"lr/{name}"] = torch.tensor(self._optimizer(name).param_groups[0]["lr"])
         bar = {k for k in logs if k.endswith(("loss_g", "loss_d"))}
         self.log_dict({k: v for k, v in logs.items() if k in bar}, prog_bar=True)
         self.log_dict({k: v for k, v in logs.items() if k not in bar})
-        if self.panel_every_n_steps and int(self.iteration) % self.panel_every_n_steps == 0:
+        if self.panel_every_n_steps and self._seen % self.panel_every_n_steps == 0:
             log_panel(self, "train/panel", columns)
 
     def deblur(self, blur: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor] | None]:

@@ -119,7 +119,14 @@ def test_init_weights_is_pix2pix_normal() -> None:
     init_weights(conv, std=0.02)
     assert conv.weight.std().item() == pytest.approx(0.02, rel=0.05)
     assert conv.bias.abs().max() == 0
-    assert UNet(width=4, depth=2).head[0].weight.std().item() == pytest.approx(0.02, rel=0.3)
+    # With norm layers the nets keep pix2pix's N(0, 0.02); without (the default) they use He init,
+    # because N(0, 0.02) through un-normalised layers starts the generator dead.
+    assert UNet(width=4, depth=2, norm="batch").head[0].weight.std().item() == pytest.approx(
+        0.02, rel=0.3
+    )
+    fan_in = 3 * 3 * 3
+    he_std = (2 / (1 + 0.2**2) / fan_in) ** 0.5
+    assert UNet(width=4, depth=2).head[0].weight.std().item() == pytest.approx(he_std, rel=0.3)
 
 
 def test_noise_injection() -> None:
