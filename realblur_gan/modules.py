@@ -93,6 +93,9 @@ class GANStageModule(L.LightningModule):
         # rebuild a net from the checkpoint alone (plain dicts: loadable with weights_only).
         self.net_configs: dict[str, dict[str, Any]] = {}
         self.channels_last = False
+        # LPIPS in validation when its backbone weights are present (else skipped, logged once).
+        self.val_lpips = True
+        self.val_lpips_weights: str | None = None
         # Batches seen (Lightning's global_step counts optimizer steps, several per batch). The
         # buffer goes into checkpoints; the Python int mirror is what the step reads, because
         # reading a GPU tensor mid-step would make the host wait for the device.
@@ -276,6 +279,20 @@ class GANStageModule(L.LightningModule):
         return self.dbgan_g_ema if getattr(self, "dbgan_g_ema", None) is not None else self.dbgan_g
 
     # --- validation -------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        self._val_lpips = None
+        if self.val_lpips and hasattr(self, "dbgan_g"):
+            from realblur_gan.losses import LPIPSLoss
+            from realblur_gan.pretrained import MissingPretrainedWeights
+
+            try:
+                # Outside the module tree (a plain attribute): not trained, not checkpointed.
+                object.__setattr__(
+                    self, "_val_lpips", LPIPSLoss(weights_path=self.val_lpips_weights)
+                )
+            except MissingPretrainedWeights as err:
+                log.info("val/lpips not logged: %s", err)
+
     def log_restoration_metrics(
         self, restored: torch.Tensor, blur: torch.Tensor, sharp: torch.Tensor
     ) -> None:
@@ -286,6 +303,10 @@ class GANStageModule(L.LightningModule):
         self.log("val/ssim", ssim(restored, sharp).mean(), batch_size=n)
         self.log("val/psnr_input", psnr(blur, sharp).mean(), batch_size=n)
         self.log("val/ssim_input", ssim(blur, sharp).mean(), batch_size=n)
+        lpips_fn = getattr(self, "_val_lpips", None)
+        if lpips_fn is not None:
+            lpips_fn.to(restored.device)
+            self.log("val/lpips", lpips_fn(restored, sharp), batch_size=n)
 
 
 def _numpy_state_to_plain(state: tuple) -> dict[str, Any]:

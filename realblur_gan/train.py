@@ -213,13 +213,30 @@ def _build_loggers(cfg: DictConfig, stage: str) -> list[Any]:
         target = str(spec._target_)
         if target.endswith("WandbLogger"):
             Path(spec.save_dir).mkdir(parents=True, exist_ok=True)
-            loggers.append(instantiate(spec, name=f"{cfg.scheme_name}/{stage}", tags=tags))
+            group = spec.get("group") or _run_group(Path(cfg.paths.output_dir))
+            loggers.append(
+                instantiate(spec, name=f"{cfg.scheme_name}/{stage}", tags=tags, group=group)
+            )
         elif target.endswith("CSVLogger"):
             loggers.append(instantiate(spec, version=stage))
         else:
             log.info("logger %s: using as configured", key)
             loggers.append(instantiate(spec))
     return loggers
+
+
+def _run_group(out_dir: Path) -> str:
+    """W&B group: every stage of a run together, and every job of a multirun sweep together
+    (their run dirs share the sweep folder)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+            return f"sweep-{out_dir.parent.name}"
+    except ImportError:  # pragma: no cover - hydra is a dependency
+        pass
+    return f"{out_dir.parent.name}-{out_dir.name}"
 
 
 def _close_loggers(loggers: list[Any], result: RunResult, rank_zero: bool) -> None:

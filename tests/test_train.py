@@ -144,3 +144,38 @@ def test_separate_stage_hands_bgan_weights_to_the_next_stage(tiny_config):
     # DBGAN's stage kept BGAN frozen: its generator weights are exactly stage 2's.
     for key in frozen_keys:
         torch.testing.assert_close(dbgan[key], bgan[key])
+
+
+def test_val_lpips_is_logged_when_backbone_weights_are_present(tiny_config, tmp_path):
+    import torchvision
+
+    hub = tmp_path / "hub"
+    (hub / "checkpoints").mkdir(parents=True)
+    # Stand-in weights with torchvision's layout: this checks the wiring, not the numbers.
+    torch.save(
+        torchvision.models.alexnet().state_dict(), hub / "checkpoints" / "alexnet-owt-7be5be79.pth"
+    )
+    before = torch.hub.get_dir()
+    torch.hub.set_dir(str(hub))
+    try:
+        result = run(tiny_config("joint", "logger=csv"))
+    finally:
+        torch.hub.set_dir(before)
+    rows = _read_csv(result.csv_dirs[-1] / "metrics.csv")
+    assert any(r.get("val/lpips") for r in rows)
+    assert "val/lpips" in result.metrics
+
+
+def test_val_lpips_is_skipped_without_weights(tiny_config, tmp_path):
+    before = torch.hub.get_dir()
+    torch.hub.set_dir(str(tmp_path / "empty_hub"))
+    try:
+        result = run(tiny_config("joint", "logger=none"))
+    finally:
+        torch.hub.set_dir(before)
+    assert "val/psnr" in result.metrics and "val/lpips" not in result.metrics
+
+
+def test_channels_last_switch_trains(tiny_config):
+    result = run(tiny_config("joint", "logger=none", "perf.channels_last=true"))
+    assert torch.isfinite(torch.tensor(result.metrics["val/psnr"]))
