@@ -56,6 +56,22 @@ def generator_init(net: nn.Module, norm: str, tail: nn.Conv2d, init: str = "auto
             tail.weight.mul_(0.1)
 
 
+class ResidualGenerator(nn.Module):
+    """Base of generators ending in a ``tail`` conv whose output is added to the input."""
+
+    tail: nn.Conv2d
+
+    def zero_residual_(self) -> ResidualGenerator:
+        """Zero the last conv so that, with a global residual, the net starts as the identity.
+
+        Returns:
+            ``self``, for chaining.
+        """
+        nn.init.zeros_(self.tail.weight)
+        nn.init.zeros_(self.tail.bias)
+        return self
+
+
 def make_norm(norm: str, channels: int) -> nn.Module:
     """Build a 2-D normalisation layer from a small literal switch.
 

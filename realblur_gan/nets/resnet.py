@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from realblur_gan.nets.init import check_multiple, init_weights, residual_output
+from realblur_gan.nets.init import (
+    ResidualGenerator,
+    check_multiple,
+    init_weights,
+    residual_output,
+)
 
 
 class ResBlock(nn.Module):
@@ -36,7 +41,7 @@ class ResBlock(nn.Module):
         return x + self.body(x)
 
 
-class ResNetGenerator(nn.Module):
+class ResNetGenerator(ResidualGenerator):
     """The paper's BGAN/DBGAN generator.
 
     head conv -> ``n_blocks`` :class:`ResBlock` -> conv, plus a long skip from the head's output
@@ -85,16 +90,6 @@ class ResNetGenerator(nn.Module):
         )
         self.tail = nn.Conv2d(width, out_channels, 3, padding=1)
         init_weights(self)
-
-    def zero_residual_(self) -> ResNetGenerator:
-        """Zero the last conv so that, with a global residual, the net starts as the identity.
-
-        Returns:
-            ``self``, for chaining.
-        """
-        nn.init.zeros_(self.tail.weight)
-        nn.init.zeros_(self.tail.bias)
-        return self
 
     def forward(self, x: Tensor) -> Tensor:
         """Generate an image.

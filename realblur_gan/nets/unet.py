@@ -6,7 +6,13 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from realblur_gan.nets.init import check_multiple, generator_init, make_norm, residual_output
+from realblur_gan.nets.init import (
+    ResidualGenerator,
+    check_multiple,
+    generator_init,
+    make_norm,
+    residual_output,
+)
 
 
 def _conv_block(c_in: int, c_out: int, norm: str, act: nn.Module) -> nn.Sequential:
@@ -54,7 +60,7 @@ class _Up(nn.Module):
         return self.merge(torch.cat([x, skip], dim=1))
 
 
-class UNet(nn.Module):
+class UNet(ResidualGenerator):
     """U-Net generator: ``depth`` down/up levels with skip connections and a global residual.
 
     Channel widths double per level from ``width`` and are capped at ``max_width``. Extra input
@@ -115,16 +121,6 @@ class UNet(nn.Module):
         )
         self.tail = nn.Conv2d(widths[0], out_channels, 3, padding=1)
         generator_init(self, norm, self.tail, init)
-
-    def zero_residual_(self) -> UNet:
-        """Zero the last conv so that, with a global residual, the net starts as the identity.
-
-        Returns:
-            ``self``, for chaining.
-        """
-        nn.init.zeros_(self.tail.weight)
-        nn.init.zeros_(self.tail.bias)
-        return self
 
     def forward(self, x: Tensor) -> Tensor:
         """Generate an image.
