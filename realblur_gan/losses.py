@@ -526,3 +526,64 @@ class SSIMLoss(nn.Module):
             Scalar loss.
         """
         return 1 - kornia.metrics.ssim(pred, target, self.window_size, max_val=1.0).mean()
+
+
+class PSNRLoss(nn.Module):
+    """Negative PSNR of each image, averaged: ``10 log10(mean((pred − target)²) + eps)``.
+
+    The loss NAFNet trains its deblurring nets with. Its gradient is the MSE gradient divided by
+    the image's own MSE, so it does not fade as the net improves (plain MSE's gradient shrinks
+    with the error, and any other term, an adversarial one above all, then takes over), and
+    every image counts by its dB, as the metric does, not by its raw error.
+
+    Args:
+        eps: added to each MSE so that identical images give a finite loss.
+
+    Shape:
+        - pred, target: :math:`(B, C, H, W)`
+        - output: scalar (dB; lower is better, about −25 to −35 for good restorations)
+    """
+
+    def __init__(self, eps: float = 1e-8) -> None:
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, pred: Tensor, target: Tensor) -> Tensor:
+        """Compute the loss.
+
+        Args:
+            pred: predicted images.
+            target: target images.
+
+        Returns:
+            Scalar loss.
+        """
+        mse = ((pred.float() - target.float()) ** 2).flatten(1).mean(dim=1)
+        return 10.0 * torch.log10(mse + self.eps).mean()
+
+
+class FFTAmplitudeLoss(nn.Module):
+    """L1 distance between the 2-D Fourier amplitudes of prediction and target.
+
+    Blur removes high-frequency energy; a pixel loss alone is content with a slightly soft
+    answer, this term asks for the missing spectrum back (the frequency term of MIMO-UNet and
+    NAFNet-style recipes). Phase is left to the pixel term. Orthonormal DFT, computed in float32.
+
+    Shape:
+        - pred, target: :math:`(B, C, H, W)`
+        - output: scalar
+    """
+
+    def forward(self, pred: Tensor, target: Tensor) -> Tensor:
+        """Compute the loss.
+
+        Args:
+            pred: predicted images.
+            target: target images.
+
+        Returns:
+            Scalar loss.
+        """
+        amp_p = torch.fft.rfft2(pred.float(), norm="ortho").abs()
+        amp_t = torch.fft.rfft2(target.float(), norm="ortho").abs()
+        return (amp_p - amp_t).abs().mean()

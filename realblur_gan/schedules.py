@@ -47,3 +47,42 @@ def cosine(
 ) -> LambdaLR:
     """Cosine decay from the initial LR to ``floor`` (after an optional constant phase)."""
     return LambdaLR(optimizer, _Factor(total_epochs, decay_start, "cosine", floor))
+
+
+class _WarmupCosine:
+    """Picklable per-step factor: linear warm-up from ``start``, then cosine to ``floor``."""
+
+    def __init__(self, total_steps: int, warmup_steps: int, start: float, floor: float) -> None:
+        self.total = max(1, int(total_steps))
+        self.warmup = max(0, min(int(warmup_steps), self.total - 1))
+        self.start = start
+        self.floor = floor
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return self.start + (1.0 - self.start) * step / self.warmup
+        progress = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
+        return self.floor + (1.0 - self.floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def warmup_cosine(
+    optimizer: Optimizer,
+    total_steps: int,
+    warmup_steps: int = 100,
+    start: float = 0.01,
+    floor: float = 0.01,
+) -> LambdaLR:
+    """Per-batch schedule of restoration nets (NAFNet, Restormer): warm-up, then cosine decay.
+
+    Stepped after every training batch (the module sees the ``total_steps`` argument and fills
+    it with the stage's batch count), unlike the per-epoch schedules above.
+
+    Args:
+        optimizer: The optimiser to schedule.
+        total_steps: Training batches in the stage.
+        warmup_steps: Batches of linear warm-up from ``start`` x LR (Adam's first steps on a
+            fresh net are its largest; a short ramp avoids a bad early jump).
+        start: LR factor at step 0.
+        floor: Final LR as a fraction of the initial LR.
+    """
+    return LambdaLR(optimizer, _WarmupCosine(total_steps, warmup_steps, start, floor))
