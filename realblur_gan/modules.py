@@ -143,14 +143,19 @@ class GANStageModule(L.LightningModule):
     def configure_optimizers(self) -> Any:
         optimizers, schedulers = [], []
         make_scheduler = self.optim.get("scheduler")
+        params = inspect.signature(make_scheduler).parameters if make_scheduler else {}
+        # A schedule that asks for `total_steps` is stepped every batch, else every epoch.
+        self._per_batch_schedule = "total_steps" in params
         for name in self.trained_nets:
             kind = "generator" if name.endswith("_g") else "discriminator"
             opt = self.optim[kind](getattr(self, name).parameters())
             optimizers.append(opt)
             if make_scheduler is not None:
                 kwargs = {}
-                if "total_epochs" in inspect.signature(make_scheduler).parameters:
+                if "total_epochs" in params:
                     kwargs["total_epochs"] = self.trainer.max_epochs
+                if self._per_batch_schedule:
+                    kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
                 schedulers.append(make_scheduler(opt, **kwargs))
         return optimizers, schedulers
 
@@ -171,11 +176,11 @@ class GANStageModule(L.LightningModule):
                 self.clip_gradients(opt, gradient_clip_val=clip, gradient_clip_algorithm="norm")
             opt.step()
 
-    def _step_schedulers_at_epoch_end(self) -> None:
-        # Stepped inside the last training batch rather than in on_train_epoch_end: the epoch's
-        # checkpoint is written before that hook runs, and a resumed run would then replay the
-        # step (one epoch's LR off).
-        if not self.trainer.is_last_batch:
+    def _step_schedulers(self) -> None:
+        # Per-epoch schedules are stepped inside the last training batch rather than in
+        # on_train_epoch_end: the epoch's checkpoint is written before that hook runs, and a
+        # resumed run would then replay the step (one epoch's LR off).
+        if not (getattr(self, "_per_batch_schedule", False) or self.trainer.is_last_batch):
             return
         schedulers = self.lr_schedulers()
         if schedulers is None:
@@ -197,7 +202,13 @@ class GANStageModule(L.LightningModule):
         fake: torch.Tensor,
         cond: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        """One optimiser step of discriminator ``name`` on real vs detached fake images."""
+        """One optimiser step of discriminator ``name`` on real vs detached fake images.
+
+        Skipped when the objective's adversarial weight is 0: the D would then only cost time
+        (about half of a DBGAN step), since nothing reads its verdict.
+        """
+        if not objective.adversarial_active:
+            return {}
         net_d = getattr(self, name)
         kwargs = {} if cond is None else {"cond": cond}
         real_logits = net_d(real, **kwargs)
@@ -224,12 +235,15 @@ class GANStageModule(L.LightningModule):
         """Generator loss of GAN ``prefix`` (``bgan``/``dbgan``) with its D frozen."""
         net_d = getattr(self, f"{prefix}_d")
         kwargs = {} if cond is None else {"cond": cond}
-        with frozen(net_d):
-            real_logits = [x.detach() for x in _as_list(net_d(real, **kwargs))]
-            fake_logits = _as_list(net_d(fake, **kwargs))
-            total, parts = objective.g_loss(
-                _unlist(real_logits), _unlist(fake_logits), fake, target, pyramid
-            )
+        if not objective.adversarial_active:
+            total, parts = objective.g_loss(None, None, fake, target, pyramid)
+        else:
+            with frozen(net_d):
+                real_logits = [x.detach() for x in _as_list(net_d(real, **kwargs))]
+                fake_logits = _as_list(net_d(fake, **kwargs))
+                total, parts = objective.g_loss(
+                    _unlist(real_logits), _unlist(fake_logits), fake, target, pyramid
+                )
         logs = {f"train/{prefix}/loss_g": total.detach()}
         logs.update({f"train/{prefix}/g_{k}": v.detach() for k, v in parts.items()})
         return total, logs
@@ -238,7 +252,7 @@ class GANStageModule(L.LightningModule):
         """Log scalars, learning rates and (at the interval) a training panel."""
         self.iteration += 1
         self._seen += 1
-        self._step_schedulers_at_epoch_end()
+        self._step_schedulers()
         for name in self.trained_nets:
             logs[f"lr/{name}"] = torch.tensor(self._optimizer(name).param_groups[0]["lr"])
         bar = {k for k in logs if k.endswith(("loss_g", "loss_d"))}

@@ -67,14 +67,19 @@ class GANObjective(nn.Module):
             self.terms[name] = fn
             self.weights[name] = weight
 
+    @property
+    def adversarial_active(self) -> bool:
+        """False when the adversarial weight is 0: no D step, no D forward in the G step."""
+        return self.adv_weight != 0.0
+
     def d_loss(self, real_logits: Logits, fake_logits: Logits) -> torch.Tensor:
         """Discriminator loss from raw outputs on real and (detached) fake images."""
         return self.adversarial.d_loss(real_logits, fake_logits)
 
     def g_loss(
         self,
-        real_logits: Logits,
-        fake_logits: Logits,
+        real_logits: Logits | None,
+        fake_logits: Logits | None,
         pred: torch.Tensor,
         target: torch.Tensor,
         pyramid: list[torch.Tensor] | None = None,
@@ -82,8 +87,10 @@ class GANObjective(nn.Module):
         """Generator loss and its parts.
 
         Args:
-            real_logits: D outputs on real images (detached: D is frozen in the G step).
-            fake_logits: D outputs on the generator's images, carrying gradient to G.
+            real_logits: D outputs on real images (detached: D is frozen in the G step); None
+                when the adversarial weight is 0.
+            fake_logits: D outputs on the generator's images, carrying gradient to G; None
+                when the adversarial weight is 0.
             pred: The generator's images, (B, C, H, W).
             target: What the reconstruction terms compare ``pred`` with, (B, C, H, W).
             pyramid: A coarse-to-fine generator's outputs (last = ``pred``): the ``content``
@@ -92,8 +99,11 @@ class GANObjective(nn.Module):
         Returns:
             The weighted total and a dict of unweighted parts (``adv`` and each term's name).
         """
-        parts = {"adv": self.adversarial.g_loss(real_logits, fake_logits)}
-        total = self.adv_weight * parts["adv"]
+        parts: dict[str, torch.Tensor] = {}
+        total = pred.new_zeros(())
+        if self.adversarial_active:
+            parts["adv"] = self.adversarial.g_loss(real_logits, fake_logits)
+            total = total + self.adv_weight * parts["adv"]
         for name, fn in self.terms.items():
             if pyramid is not None and name == "content":
                 parts[name] = multiscale_content_loss(pyramid, target, fn)

@@ -165,7 +165,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--adv-weights",
         default="0,default",
-        help="DBGAN adversarial weights to run, comma-separated; 'default' is the config's",
+        help="DBGAN adversarial weights to run, comma-separated; 'default' is the config's; "
+        "empty: the plain loop alone",
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="outputs/bench_supervised", help="scratch run dir")
@@ -178,7 +179,11 @@ def main(argv: list[str] | None = None) -> None:
     datamodule.prepare_data()
     rows: list[tuple[str, dict[str, float]]] = []
     init = None
-    for weight in args.adv_weights.split(","):
+    if not args.adv_weights:  # plain loop only (tuning): the stage just supplies the init
+        L.seed_everything(base.seed, workers=True)
+        init = copy.deepcopy(build_stage(base, "dbgan").dbgan_g.state_dict())
+        datamodule.setup("fit")
+    for weight in filter(None, args.adv_weights.split(",")):
         cfg = copy.deepcopy(base)
         if weight != "default":
             with open_dict(cfg):

@@ -2,6 +2,7 @@
 
 from realblur_gan.nets.init import init_weights
 from realblur_gan.nets.multiscale import MultiScaleGenerator, multiscale_content_loss
+from realblur_gan.nets.nafnet import NAFBlock, NAFNet
 from realblur_gan.nets.noise import NoiseInjection
 from realblur_gan.nets.patchgan import MultiScalePatchGAN, PatchGAN
 from realblur_gan.nets.resnet import ResBlock, ResNetGenerator
@@ -10,6 +11,8 @@ from realblur_gan.nets.unet import UNet
 __all__ = [
     "MultiScaleGenerator",
     "MultiScalePatchGAN",
+    "NAFBlock",
+    "NAFNet",
     "NoiseInjection",
     "PatchGAN",
     "ResBlock",

@@ -79,6 +79,8 @@ class UNet(ResidualGenerator):
         global_residual: add the input image to the body's output (else a sigmoid output).
         init: ``"auto"`` (N(0, 0.02) with norm layers, He init without), ``"normal"`` or
             ``"kaiming"``; see :func:`~realblur_gan.nets.init.generator_init`.
+        tail_scale: factor on the He-initialised output conv (how far from the identity a
+            residual net starts).
 
     Shape:
         - Input: :math:`(B, C_{in}, H, W)` in [0, 1], with H, W multiples of ``stride``
@@ -102,6 +104,7 @@ class UNet(ResidualGenerator):
         dropout: float = 0.0,
         global_residual: bool = True,
         init: str = "auto",
+        tail_scale: float = 0.1,
     ) -> None:
         super().__init__()
         if global_residual and in_channels < out_channels:
@@ -120,7 +123,7 @@ class UNet(ResidualGenerator):
             _Up(widths[i + 1], widths[i], widths[i], norm, dropout) for i in reversed(range(depth))
         )
         self.tail = nn.Conv2d(widths[0], out_channels, 3, padding=1)
-        generator_init(self, norm, self.tail, init)
+        generator_init(self, norm, self.tail, init, tail_scale)
 
     def forward(self, x: Tensor) -> Tensor:
         """Generate an image.

@@ -1,0 +1,214 @@
+"""scripts/experiment.py: the five-condition experiment end to end on a tiny generated clip.
+
+Each test runs the script's ``main()`` with ``--budget smoke`` (two batches per stage), tiny nets
+and no logger, on 40 frames of 48x64 px of a texture panning across the picture (all five
+conditions take about 10 s on one CPU thread).
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+from PIL import Image
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "experiment.py"
+
+# Tiny nets and data: every condition, stage and net still runs.
+TINY_SET = [
+    "data.n_frames=[3,5]",
+    "data.gap=2",
+    "data.downscale=1",
+    "data.crop_size=32",
+    "data.val_crop_size=32",
+    "data.batch_size=2",
+    "data.val_batch_size=2",
+    "data.num_workers=0",
+    "model.bgan_g.net.width=4",
+    "model.bgan_d.width=4",
+    "model.bgan_d_conditional.width=4",
+    "model.dbgan_g.width=4",
+    "model.dbgan_d.width=4",
+    "trainer.enable_progress_bar=false",
+    "trainer.log_every_n_steps=1",
+]
+COLUMNS = [
+    "condition",
+    "description",
+    "psnr",
+    "ssim",
+    "lpips",
+    "gain_db",
+    "dbgan_batches",
+    "bgan_batches",
+    "extra_training",
+    "wall_min",
+]
+
+
+@pytest.fixture(scope="module")
+def experiment():
+    spec = importlib.util.spec_from_file_location("realblur_experiment", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One sequence folder of 40 frames: a random texture moving 2 px right, 1 px down a frame."""
+    root = tmp_path_factory.mktemp("frames")
+    folder = root / "clip"
+    folder.mkdir()
+    n, h, w = 40, 48, 64
+    texture = np.random.default_rng(0).integers(0, 256, (h + n, w + 2 * n, 3), dtype=np.uint8)
+    for i in range(n):
+        Image.fromarray(texture[i : i + h, 2 * i : 2 * i + w]).save(folder / f"{i:06d}.png")
+    return root
+
+
+def run_main(experiment, clip: Path, out: Path, conditions: str, *more: str) -> int:
+    argv = [
+        "--frames",
+        str(clip),
+        "--out",
+        str(out),
+        "--data-dir",
+        str(out.parent / "data"),
+        "--budget",
+        "smoke",
+        "--logger",
+        "none",
+        "--conditions",
+        conditions,
+        *(arg for item in TINY_SET for arg in ("--set", item)),
+        *more,
+    ]
+    return experiment.main(argv)
+
+
+def read_rows(out: Path) -> list[dict[str, str]]:
+    with (out / "results.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def check_outputs(experiment, out: Path, keys: list[str]) -> list[dict[str, str]]:
+    rows = read_rows(out)
+    assert list(rows[0]) == COLUMNS
+    assert [r["condition"] for r in rows] == ["input", *keys]
+    for row in rows[1:]:
+        assert float(row["psnr"]) > 0 and 0 < float(row["ssim"]) <= 1
+        # Identical DBGAN budget: two smoke batches in every condition.
+        assert int(row["dbgan_batches"]) == 2
+        assert float(row["gain_db"]) == pytest.approx(
+            float(row["psnr"]) - float(rows[0]["psnr"]), abs=1e-6
+        )
+    markdown = (out / "results.md").read_text()
+    table = [line for line in markdown.splitlines() if line.startswith("| ")]
+    assert len(table) == 1 + 1 + len(keys)  # header, input, conditions
+    with Image.open(out / "results.png") as plot:
+        assert plot.size == experiment.PLOT_SIZE
+    # input | conditions | sharp, each a 32 px crop shown enlarged to 128 px.
+    with Image.open(out / "grid.png") as grid:
+        assert grid.size == experiment.grid_size(32, 32, len(keys) + 2)
+        assert grid.size == ((len(keys) + 2) * (128 + 4) + 4, 128 + 20 + 8)
+    return rows
+
+
+def test_all_five_conditions_then_resume_skips_them(
+    experiment, clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "exp"
+    assert run_main(experiment, clip, out, "a,b,c,d,e") == 0
+    rows = check_outputs(experiment, out, list("abcde"))
+    assert "| input |" in capsys.readouterr().out
+    # c pre-trains BGAN and trains it against real blur, d pre-trains it: extra cost, reported.
+    extra = {r["condition"]: int(r["bgan_batches"]) for r in rows[1:]}
+    assert extra == {"a": 0, "b": 0, "c": 4, "d": 2, "e": 0}
+    stages = {
+        "a": {"dbgan"},
+        "b": {"dbgan"},
+        "c": {"pretrain_bgan", "bgan", "dbgan"},
+        "d": {"pretrain_bgan", "joint"},
+        "e": {"dbgan"},
+    }
+    for key, names in stages.items():
+        result = json.loads((out / key / "result.json").read_text())
+        assert set(result["stage_seconds"]) == names
+        assert Path(result["checkpoint"]).parent.name == ("joint" if key == "d" else "dbgan")
+        assert set(result["metrics"]) >= {"val/psnr", "val/ssim", "val/psnr_input"}
+    # b: the camera with its constructor defaults (no SimpleBlur option leaks in); e: real pairs.
+    data = {k: OmegaConf.load(out / k / "config.yaml").data for k in "abe"}
+    assert data["a"].synthetic_blur._target_ == "realblur_gan.blur.SimpleBlur"
+    assert dict(data["b"].synthetic_blur) == {"_target_": "realblur_gan.camera.CameraPipelineBlur"}
+    assert (data["a"].train_pairs, data["e"].train_pairs) == ("synthetic", "real")
+
+    # A rerun trains nothing: the finished conditions are read back, the report rebuilt.
+    stamps = {k: (out / k / "result.json").stat().st_mtime_ns for k in "abcde"}
+    assert run_main(experiment, clip, out, "a,b,c,d,e") == 0
+    assert {k: (out / k / "result.json").stat().st_mtime_ns for k in "abcde"} == stamps
+    assert read_rows(out) == rows
+
+    # Other training settings are refused instead of mixed into the table.
+    assert run_main(experiment, clip, out, "a", "--set", "seed=1") == 2
+    assert "--force" in capsys.readouterr().err
+
+
+def test_a_later_launch_adds_conditions_to_the_report(
+    experiment, clip: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "exp"
+    assert run_main(experiment, clip, out, "e") == 0
+    check_outputs(experiment, out, ["e"])
+    # Interrupted after the last stage, before its result was written: nothing is retrained,
+    # the final DBGAN is scored from its checkpoint (as the run's own validation scored it).
+    result = out / "e" / "result.json"
+    before = json.loads(result.read_text())
+    result.unlink()
+    assert run_main(experiment, clip, out, "e") == 0
+    after = json.loads(result.read_text())
+    assert after["stage_seconds"] == {}
+    for key in ("val/psnr", "val/ssim", "val/psnr_input"):
+        assert after["metrics"][key] == pytest.approx(before["metrics"][key], abs=1e-4)
+    assert after["val_images"] == before["val_images"] == 3
+    first = (out / "e" / "result.json").stat().st_mtime_ns
+    assert run_main(experiment, clip, out, "a") == 0
+    check_outputs(experiment, out, ["a", "e"])
+    assert (out / "e" / "result.json").stat().st_mtime_ns == first
+    # --force retrains a finished condition from scratch.
+    assert run_main(experiment, clip, out, "e", "--force") == 0
+    assert (out / "e" / "result.json").stat().st_mtime_ns != first
+
+
+def test_missing_frames_is_one_line(
+    experiment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("REALBLUR_GAN_FRAMES", raising=False)
+    monkeypatch.setattr(experiment, "SHARED_FRAMES", tmp_path / "nowhere")
+    assert experiment.main(["--out", str(tmp_path / "exp")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--frames" in err and "REALBLUR_GAN_FRAMES" in err
+
+
+def test_plan_gives_every_condition_the_same_batches(experiment) -> None:
+    # 7 batches wanted, epochs of at most 3 (the smaller training set): 3 epochs of 3.
+    plan = experiment.plan_stage(7, 3, validations=2)
+    assert (plan.per_epoch, plan.epochs, plan.batches, plan.val_every) == (3, 3, 9, 1)
+    assert experiment.plan_stage(2, 10, validations=1).batches == 2
+
+
+def test_batches_option_replaces_preset_lengths(experiment) -> None:
+    cpu = experiment.BUDGETS["cpu"]
+    budget = experiment.parse_batches("dbgan=300, bgan=7", cpu)
+    assert (budget.dbgan, budget.pretrain_bgan, budget.bgan) == (300, cpu.pretrain_bgan, 7)
+    assert experiment.parse_batches("", cpu) == cpu
+    for bad in ("joint=3", "dbgan=0", "dbgan=x"):
+        with pytest.raises(ValueError, match="--batches"):
+            experiment.parse_batches(bad, cpu)

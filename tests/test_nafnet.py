@@ -1,0 +1,212 @@
+"""NAFNet: shapes at any size, gradient flow past the zero-init scales, identity start, BGAN noise
+wrapper, predict's padding, LayerNorm implementations, memory formats, config and export."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from torch import nn
+from torch.nn import functional as F
+
+from realblur_gan.config import CONFIG_DIR, register_resolvers
+from realblur_gan.nets import NAFBlock, NAFNet, NoiseInjection
+from realblur_gan.nets.nafnet import LAYER_NORM_IMPLS, LayerNorm2d
+from realblur_gan.predict import deblur_image, load_generator
+
+
+def tiny(in_channels: int = 3, out_channels: int = 3, **kwargs: object) -> NAFNet:
+    """Two levels (stride 4), one block everywhere, 4 channels: milliseconds per call."""
+    config: dict[str, object] = {
+        "width": 4,
+        "enc_blocks": [1, 1],
+        "middle_blocks": 1,
+        "dec_blocks": [1, 1],
+    }
+    return NAFNet(in_channels, out_channels, **(config | kwargs))  # type: ignore[arg-type]
+
+
+def randomise_scales_(net: nn.Module) -> nn.Module:
+    """Give every beta/gamma a non-zero value, as after training, so the blocks are not identity."""
+    with torch.no_grad():
+        for module in net.modules():
+            if isinstance(module, NAFBlock):
+                module.beta.normal_(0.0, 0.5)
+                module.gamma.normal_(0.0, 0.5)
+    return net
+
+
+@pytest.mark.parametrize("size", [(37, 53), (64, 64), (5, 3), (1, 1)], ids=str)
+@pytest.mark.parametrize("channels", [1, 3])
+def test_any_size_and_channels(size: tuple[int, int], channels: int) -> None:
+    net = randomise_scales_(tiny(channels, channels))
+    x = torch.rand(2, channels, *size)
+    assert net(x).shape == x.shape
+    assert net.eval()(x).shape == x.shape
+
+
+def test_stride_is_the_level_multiple() -> None:
+    assert tiny().stride == 4
+    assert NAFNet().stride == 8
+    assert NAFNet(enc_blocks=[], dec_blocks=[], middle_blocks=1).stride == 1
+    # The BGAN wrapper forwards it, so predict pads a wrapped net too.
+    assert NoiseInjection(tiny(4, 3), channels=1).stride == 4
+
+
+def test_internal_padding_is_invisible_on_multiples() -> None:
+    # Cropping the padded result must equal running the net on the padded input and cropping.
+    net = randomise_scales_(tiny()).eval()
+    x = torch.rand(1, 3, 37, 53)
+    padded = F.pad(x, (0, 3, 0, 3), mode="reflect")
+    torch.testing.assert_close(net(x), net(padded)[..., :37, :53])
+
+
+def test_gradients_reach_every_parameter() -> None:
+    torch.manual_seed(0)
+    net = tiny(4, 3)
+    x, target = torch.rand(2, 4, 20, 28), torch.rand(2, 3, 20, 28)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+
+    def step() -> dict[str, torch.Tensor]:
+        opt.zero_grad(set_to_none=True)
+        F.l1_loss(net(x), target).backward()
+        grads = {name: p.grad for name, p in net.named_parameters()}
+        assert all(g is not None and torch.isfinite(g).all() for g in grads.values())
+        return grads  # type: ignore[return-value]
+
+    first = step()
+    # beta = gamma = 0: the block branches get exactly zero gradient at first, everything else
+    # (the scales themselves, the trunk, the tail) a non-zero one.
+    in_branch = [n for n in first if "encoders" in n or "middle" in n or "decoders" in n]
+    gated = [n for n in in_branch if not n.endswith(("beta", "gamma"))]
+    assert gated
+    assert all(first[n].abs().sum() == 0 for n in gated)
+    assert all(first[n].abs().sum() > 0 for n in first if n not in gated)
+    opt.step()
+    second = step()
+    # One step moved beta/gamma off zero: now every parameter learns.
+    assert [n for n, g in second.items() if g.abs().sum() == 0] == []
+
+
+def test_zeroed_tail_is_identity_and_default_init_is_near_it() -> None:
+    # The 4th input channel stands for the BGAN's noise map: read, but not in the residual.
+    x = torch.rand(2, 4, 24, 40)
+    net = randomise_scales_(tiny(4, 3)).zero_residual_()
+    torch.testing.assert_close(net(x), x[:, :3])
+    torch.testing.assert_close(net.eval()(x), x[:, :3])
+    torch.manual_seed(0)
+    fresh = NAFNet(4, 3)
+    psnr = -10 * torch.log10(F.mse_loss(fresh(x), x[:, :3]))
+    assert psnr > 30, f"untrained NAFNet should be near the identity, got {psnr:.1f} dB"
+
+
+def test_without_global_residual_output_is_a_sigmoid() -> None:
+    y = tiny(global_residual=False)(torch.rand(1, 3, 8, 8))
+    assert y.min() > 0 and y.max() < 1
+
+
+def test_bad_configs_are_clear_errors() -> None:
+    with pytest.raises(ValueError, match="in_channels >= out_channels"):
+        NAFNet(1, 3)
+    with pytest.raises(ValueError, match="one entry per level"):
+        NAFNet(enc_blocks=[1, 1], dec_blocks=[1])
+    with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
+        tiny()(torch.rand(3, 8, 8))
+
+
+def test_inside_noise_injection() -> None:
+    torch.manual_seed(0)
+    g = NoiseInjection(randomise_scales_(tiny(4, 3)), channels=1, scale=0.5)
+    x = torch.rand(2, 3, 37, 53)
+    a, b = g(x), g(x)
+    assert a.shape == x.shape
+    assert not torch.equal(a, b)  # fresh noise per call reaches the output
+    a.mean().backward()
+    assert all(p.grad is not None for p in g.parameters())
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_predict_pads_and_tiles(channels: int) -> None:
+    net = randomise_scales_(tiny(channels, channels)).eval()
+    image = torch.rand(1, channels, 37, 53)
+    whole = deblur_image(net, image, tile=None)
+    assert whole.shape == image.shape
+    # predict pads to `stride` exactly as forward would on its own.
+    with torch.inference_mode():
+        torch.testing.assert_close(whole, net(image))
+    tiled = deblur_image(net, image, tile=16, overlap=8)
+    assert tiled.shape == image.shape
+    identity = tiny(channels, channels).zero_residual_().eval()
+    torch.testing.assert_close(deblur_image(identity, image, tile=16, overlap=8), image)
+
+
+@pytest.mark.parametrize("impl", LAYER_NORM_IMPLS)
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
+def test_layer_norm_matches_reference(impl: str, channels_last: bool) -> None:
+    torch.manual_seed(0)
+    norm = LayerNorm2d(6, impl=impl)
+    with torch.no_grad():
+        norm.weight.normal_()
+        norm.bias.normal_()
+    ref = nn.LayerNorm(6, eps=norm.eps)
+    ref.load_state_dict(norm.state_dict())
+    x = torch.randn(2, 6, 5, 7) * 3 + 1
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    x_ref = x.detach().clone().requires_grad_()
+    y = norm(x)
+    expected = ref(x_ref.permute(0, 2, 3, 1).contiguous()).permute(0, 3, 1, 2)
+    torch.testing.assert_close(y, expected)
+    grad = torch.randn_like(y)
+    y.backward(grad)
+    expected.backward(grad)
+    torch.testing.assert_close(x.grad, x_ref.grad)
+    torch.testing.assert_close(norm.weight.grad, ref.weight.grad)
+    torch.testing.assert_close(norm.bias.grad, ref.bias.grad)
+
+
+def test_channels_last_equals_contiguous() -> None:
+    torch.manual_seed(0)
+    net = randomise_scales_(tiny(4, 3))
+    net_cl = copy.deepcopy(net).to(memory_format=torch.channels_last)
+    x = torch.rand(2, 4, 24, 40)
+    y = net(x)
+    y_cl = net_cl(x.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(y_cl, y, rtol=1e-5, atol=1e-5)
+    y.square().mean().backward()
+    y_cl.square().mean().backward()
+    for (name, p), p_cl in zip(net.named_parameters(), net_cl.parameters(), strict=True):
+        torch.testing.assert_close(p_cl.grad, p.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_model_config_builds_and_runs() -> None:
+    register_resolvers()
+    cfg = OmegaConf.create({"model": OmegaConf.load(CONFIG_DIR / "model" / "nafnet.yaml")})
+    default = OmegaConf.load(CONFIG_DIR / "model" / "default.yaml")
+    assert set(cfg.model) == set(default)
+    x = torch.rand(1, 3, 29, 35)
+    for key in ("bgan_g", "dbgan_g"):
+        net = instantiate(cfg.model[key])
+        assert net.stride == 8
+        assert net(x).shape == x.shape
+    for key in ("bgan_d", "dbgan_d", "bgan_d_conditional"):
+        assert OmegaConf.to_container(cfg.model[key]) == OmegaConf.to_container(default[key])
+
+
+def test_safetensors_and_onnx_export(tmp_path: Path) -> None:
+    from realblur_gan.export import ONNX_TOLERANCE, check_onnx, export_onnx, export_safetensors
+
+    torch.manual_seed(0)
+    net = randomise_scales_(tiny()).eval()
+    config = {"_target_": "realblur_gan.nets.NAFNet", "in_channels": 3, "out_channels": 3}
+    config |= {"width": 4, "enc_blocks": [1, 1], "middle_blocks": 1, "dec_blocks": [1, 1]}
+    weights, _ = export_safetensors(net, config, tmp_path, "dbgan_g")
+    x = torch.rand(1, 3, 20, 28)
+    torch.testing.assert_close(load_generator(weights)(x), net(x))
+    path = export_onnx(net, tmp_path / "g.onnx")
+    assert check_onnx(net, path, [(32, 48), (20, 60)]) < ONNX_TOLERANCE
