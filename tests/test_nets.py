@@ -14,6 +14,7 @@ from torch import nn
 from realblur_gan.nets import (
     MultiScaleGenerator,
     MultiScalePatchGAN,
+    NAFNet,
     NoiseInjection,
     PatchGAN,
     ResNetGenerator,
@@ -32,6 +33,9 @@ GENERATORS: dict[str, Callable[[int], nn.Module]] = {
     ),
     "multiscale_unet": lambda c: MultiScaleGenerator(
         c, c, num_scales=2, scale_net=functools.partial(UNet, width=4, depth=1)
+    ),
+    "nafnet": lambda c: NAFNet(
+        c, c, width=4, enc_blocks=[1, 1], middle_blocks=1, dec_blocks=[1, 1]
     ),
 }
 
