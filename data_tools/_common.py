@@ -17,6 +17,7 @@ from typing import Any
 from tqdm import tqdm
 
 from realblur_gan.data.io import ImageFolderError, ImageReadError
+from realblur_gan.errors import UserError, writable_dir
 
 logger = logging.getLogger(__name__)
 
@@ -150,6 +151,19 @@ def all_exist(paths: Iterable[Path]) -> bool:
 def relative_stem(path: Path, root: Path) -> str:
     """``a/b/c.jpg`` under ``root`` -> ``"a/b/c"``: the key that pairs files across folders."""
     return path.relative_to(root).with_suffix("").as_posix()
+
+
+def unwritable(*folders: Path) -> str | None:
+    """Why the first output folder that cannot be created and written fails, else None.
+
+    Checked before any work, so a long run does not end in a write error on its first output.
+    """
+    for folder in folders:
+        try:
+            writable_dir(folder, "output folder")
+        except UserError as err:
+            return str(err)
+    return None
 
 
 def cli_error(message: str) -> int:

@@ -32,6 +32,7 @@ from data_tools._common import (
     relative_stem,
     run_tasks,
     setup_logging,
+    unwritable,
 )
 from realblur_gan.data.io import ImageFolderError, list_images, read_image, write_image
 
@@ -132,6 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     split.add_argument("out_b", type=Path, help="output folder for the right halves")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
+    outs = [args.out_dir] if args.command == "concat" else [args.out_a, args.out_b]
+    problem = unwritable(*outs)
+    if problem:
+        return cli_error(problem)
     return _concat(args) if args.command == "concat" else _split(args)
 
 

@@ -32,6 +32,7 @@ from data_tools._common import (
     make_parser,
     run_tasks,
     setup_logging,
+    unwritable,
 )
 from realblur_gan.blur import gopro_blur
 from realblur_gan.data.io import ImageFolderError, list_images, read_image, write_image
@@ -113,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
         return cli_error(str(err))
     if not windows:
         return cli_error(f"{args.frames_dir}: no sequence has {args.n_frames} frames")
+    problem = unwritable(args.out_dir)
+    if problem:
+        return cli_error(problem)
     report = run_tasks(average_window, windows, args.workers, "frames")
     return finish(report, f"frames ({n_seq} sequences)", args.out_dir)
 

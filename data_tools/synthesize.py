@@ -33,6 +33,7 @@ from data_tools._common import (
     run_tasks,
     seed_for,
     setup_logging,
+    unwritable,
 )
 from realblur_gan.blur import RealisticBlur, SimpleBlur
 from realblur_gan.data.io import ImageFolderError, list_images, read_image, write_image
@@ -195,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         for name, src in names.items()
     ]
+    problem = unwritable(args.out_dir)
+    if problem:
+        return cli_error(problem)
     report = run_tasks(make_pair, jobs, args.workers, "synthesize")
     return finish(report, "synthesize", args.out_dir)
 

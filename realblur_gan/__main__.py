@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import re
+import shlex
 import sys
 import warnings
 
@@ -21,11 +23,10 @@ def _user_error(err: BaseException) -> BaseException | None:
     building objects, so the chain is searched. ValueErrors count only when raised by this
     package (a ValueError deep inside torch is a bug to report with its traceback).
     """
-    from realblur_gan.checkpoints import CheckpointError
-    from realblur_gan.data.io import ImageFolderError, ImageReadError
+    from realblur_gan.errors import UserError
     from realblur_gan.pretrained import MissingPretrainedWeights
 
-    user = (CheckpointError, ImageFolderError, ImageReadError, MissingPretrainedWeights)
+    user = (UserError, MissingPretrainedWeights)
     seen: BaseException | None = err
     while seen is not None:
         if isinstance(seen, (*user, FileNotFoundError)):
@@ -42,15 +43,21 @@ def _user_error(err: BaseException) -> BaseException | None:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def _hydra_entry(cfg: DictConfig) -> float | None:
-    from realblur_gan.train import format_summary, run
+    from realblur_gan.config import validate_config
+    from realblur_gan.errors import debug_requested, error_text
 
     try:
+        if "stages" in cfg:  # before importing Lightning (seconds): a bad number fails at once
+            validate_config(cfg)
+        from realblur_gan.train import format_summary, run
+
         result = run(cfg)
     except Exception as err:
         problem = _user_error(err)
-        if problem is None:
+        if problem is None or debug_requested():
             raise
-        print(f"error: {str(problem).strip().splitlines()[0]}", file=sys.stderr)
+        # The whole message: lists of bad files follow the first line, indented.
+        print(error_text(problem), file=sys.stderr)
         raise SystemExit(1) from None
     if result.rank_zero:
         print(format_summary(result), flush=True)
@@ -72,12 +79,63 @@ def _scheme_problem(argv: list[str]) -> str | None:
     return f"error: no training scheme chosen; run python -m realblur_gan {choices}"
 
 
+# Hydra's own options that take a value: the value is not an override.
+_VALUE_OPTIONS = frozenset(
+    {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn"}
+    | {"--config-dir", "-cd", "--experimental-rerun", "--info"}
+)
+
+
+def _hydra_quoted(value: str) -> str:
+    """``value`` as a single-quoted Hydra string.
+
+    Hydra's escapes inside quotes: ``\\'`` for a quote, backslashes doubled only where they
+    precede a quote or the closing one, ``\\${`` to keep ``${`` from interpolating.
+    """
+    text = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", value)
+    text = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, text)
+    return "'" + text.replace("${", "\\${") + "'"
+
+
+def _shell_quoted(arg: str) -> str:
+    """How to type ``arg`` in a POSIX shell: in double quotes when that needs no escapes."""
+    return f'"{arg}"' if not set(arg) & set('"$`\\!') else shlex.quote(arg)
+
+
+def _override_problem(argv: list[str]) -> str | None:
+    """One line for an override Hydra cannot parse (a path with ``( ) [ ] = '`` or a comma),
+    saying how to quote it; Hydra's own report is a grammar error with no fix."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ChoiceSweep
+
+    parser = OverridesParser.create()
+    multirun = any(a in ("-m", "--multirun") for a in argv)
+    skip = False
+    for arg in argv:
+        if skip or arg.startswith("-"):
+            skip = arg in _VALUE_OPTIONS
+            continue
+        key, sep, value = arg.partition("=")
+        if not sep:
+            continue
+        try:
+            (override,) = parser.parse_overrides([arg])
+            if multirun or not isinstance(override.value(), ChoiceSweep):
+                continue
+            reason = "a comma makes it a sweep"
+        except Exception as err:
+            reason = " ".join(str(err).split("See https")[0].split())[:80]
+        fix = _shell_quoted(f"{key}={_hydra_quoted(value)}")
+        return f"error: cannot parse the override {arg!r} ({reason}); quote the value: {fix}"
+    return None
+
+
 def main() -> None:
     """Console entry point (``realblur-train``)."""
     # Lightning 2.6 calls a torch pytree API that torch 2.14 deprecates, once per fit: noise.
     warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
     register_resolvers()
-    problem = _scheme_problem(sys.argv[1:])
+    problem = _scheme_problem(sys.argv[1:]) or _override_problem(sys.argv[1:])
     if problem:
         print(problem, file=sys.stderr)
         raise SystemExit(2)

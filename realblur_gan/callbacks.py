@@ -1,19 +1,31 @@
-"""Training callbacks: mid-epoch checkpoints for resuming after a crash."""
+"""Training callbacks: mid-epoch checkpoints for resuming, and a stop on non-finite values."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import lightning as L
+import torch
+
+from realblur_gan.checkpoints import non_finite_tensors
+from realblur_gan.errors import UserError
+
+_LISTED = 3
+
+
+class NonFiniteError(UserError):
+    """Training produced a NaN/Inf loss or weight; the last finite checkpoint is kept."""
 
 
 class PeriodicCheckpoint(L.Callback):
     """Write ``last.ckpt`` every ``every_n_batches`` training batches.
 
     Lightning's ``global_step`` counts optimiser steps (two to four per GAN batch, fewer during
-    the D warm-up), so intervals are counted in batches instead. The write is Lightning's
-    atomic save (a complete file is renamed over the old one), so a crash mid-write leaves the
-    previous checkpoint intact.
+    the D warm-up), so intervals are counted in batches instead. The file is the same
+    ``last.ckpt`` that the stage's ``ModelCheckpoint`` writes at epoch ends, so it is always the
+    newest save; the write is atomic (see :class:`~realblur_gan.checkpoints.AtomicCheckpointIO`).
 
     Args:
         dirpath: Folder of the stage's checkpoints.
@@ -27,5 +39,103 @@ class PeriodicCheckpoint(L.Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *_) -> None:
         self._batches += 1
-        if self.every and self._batches % self.every == 0 and not trainer.sanity_checking:
+        # Not after an epoch's last batch: the epoch-end save follows its validation, and
+        # Lightning resumes a checkpoint taken there by skipping that validation (and the RNG
+        # draws in it), so the resumed run would part from an uninterrupted one.
+        if trainer.is_last_batch or trainer.sanity_checking:
+            return
+        if self.every and self._batches % self.every == 0:
             trainer.save_checkpoint(self.path, weights_only=False)
+
+
+def _net_of(key: str) -> str:
+    """The net a logged training value belongs to: ``train/bgan/loss_d`` -> ``bgan_d``."""
+    parts = key.split("/")
+    if len(parts) < 3:
+        return "?"
+    gan, name = parts[1], parts[-1]
+    return f"{gan}_d" if name in ("loss_d", "d_real", "d_fake") else f"{gan}_g"
+
+
+class FiniteGuard(L.Callback):
+    """Stop training at the first non-finite training loss or weight, with one line naming the
+    stage, the step and the net.
+
+    It runs before any checkpoint callback of the batch (it must come first in the Trainer's
+    callbacks; Lightning runs every ``ModelCheckpoint`` last), so the checkpoint on disk is the
+    last finite one. As a second line of defence, :meth:`on_save_checkpoint` refuses to write
+    non-finite weights whoever asks for the save.
+
+    Args:
+        stage: Stage name, for the message.
+        last: The stage's ``last.ckpt``, named in the message when it exists.
+    """
+
+    def __init__(self, stage: str, last: str | Path | None = None) -> None:
+        self.stage = stage
+        self.last = None if last is None else Path(last)
+
+    def _tensors(self, pl_module: L.LightningModule) -> Iterator[tuple[str, torch.Tensor]]:
+        yield from pl_module.named_parameters()
+        for name, buffer in pl_module.named_buffers():
+            if buffer.is_floating_point():
+                yield name, buffer
+
+    def _where(self, trainer: L.Trainer, batch_idx: int | None = None) -> str:
+        batch = "" if batch_idx is None else f", batch {batch_idx}"
+        return (
+            f"stage {self.stage}, step {trainer.global_step} (epoch {trainer.current_epoch}{batch})"
+        )
+
+    def _stop(self, what: str) -> NonFiniteError:
+        if self.last is not None and self.last.exists():
+            kept = f"the last finite checkpoint {self.last} is kept"
+        else:
+            kept = "no checkpoint was written yet"
+        return NonFiniteError(
+            f"{what}; training stopped and {kept}. Lower the learning rate "
+            "(optim.generator.lr, optim.discriminator.lr) or set optim.gradient_clip_val=1.0"
+        )
+
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        losses = {
+            k: v
+            for k, v in trainer.callback_metrics.items()
+            if k.startswith("train/") and isinstance(v, torch.Tensor)
+        }
+        named = list(self._tensors(pl_module))
+        # One flag per tensor and a single host sync per batch, not one per tensor.
+        flags = [torch.isfinite(v.detach()).all().cpu() for v in losses.values()]
+        flags += [torch.isfinite(t.detach()).all() for _, t in named]
+        device = named[0][1].device if named else torch.device("cpu")
+        if not flags or bool(torch.stack([f.to(device) for f in flags]).all()):
+            return
+        bad_losses = [k for k, v in losses.items() if not bool(torch.isfinite(v).all())]
+        bad = [name for name, t in named if not bool(torch.isfinite(t).all())]
+        parts = []
+        if bad_losses:
+            key = bad_losses[0]
+            value = float(losses[key].float().mean())
+            parts.append(f"non-finite loss {key} = {value} (net {_net_of(key)})")
+        if bad:
+            nets = ", ".join(sorted({name.split(".")[0] for name in bad}))
+            parts.append(f"non-finite weights in net {nets} ({len(bad)} tensors, e.g. {bad[0]})")
+        raise self._stop(f"{self._where(trainer, batch_idx)}: {'; '.join(parts)}")
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        bad = non_finite_tensors(checkpoint.get("state_dict", {}))
+        if bad:
+            nets = sorted({name.split(".")[0] for name in bad})
+            raise self._stop(
+                f"{self._where(trainer)}: refusing to save a checkpoint with non-finite weights "
+                f"in net {', '.join(nets)} ({', '.join(bad[:_LISTED])})"
+            )

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
+from typing import Any
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from realblur_gan.errors import UserError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
 
@@ -28,3 +32,172 @@ def register_resolvers() -> None:
 def available_schemes() -> list[str]:
     """Names of the training schemes shipped in ``conf/scheme``."""
     return sorted(p.stem for p in (CONFIG_DIR / "scheme").glob("*.yaml"))
+
+
+# --------------------------------------------------------------------------------------------------
+# Validation: bad numbers are refused when the config is built, naming the key and the range
+# --------------------------------------------------------------------------------------------------
+
+
+class ConfigError(UserError, ValueError):
+    """A config value is out of range; the message names the key, the value and what is allowed."""
+
+
+_NET_KEYS = ("bgan_g", "bgan_d", "dbgan_g", "dbgan_d")
+_LARGEST_CROP = 4096
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _check(
+    cfg: DictConfig,
+    key: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    integer: bool = False,
+    optional: bool = False,
+) -> None:
+    """Refuse ``cfg.<key>`` unless it is a number in the range (absent keys pass)."""
+    value = OmegaConf.select(cfg, key, default="__absent__")
+    if value == "__absent__" or (value is None and optional):
+        return
+    number = _number(value)
+    kind = "an integer" if integer else "a number"
+    left = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
+    right = "" if high is None else f"{'<' if high_open else '<='} {high:g}"
+    allowed = " and ".join(p for p in (left, right) if p) or "finite"
+    ok = number is not None and math.isfinite(number) and not (integer and number != int(number))
+    if ok and low is not None:
+        ok = number > low if low_open else number >= low
+    if ok and high is not None:
+        ok = number < high if high_open else number <= high
+    if not ok:
+        null = " or null" if optional else ""
+        raise ConfigError(f"{key}={value!r}: must be {kind} {allowed}{null}; fix the override")
+
+
+def _check_kernel_size(cfg: DictConfig, key: str) -> None:
+    value = OmegaConf.select(cfg, key, default=None)
+    if value is None:
+        return
+    sizes = [value] if _number(value) is not None else list(value)
+    ok = 1 <= len(sizes) <= 2 and all(
+        _number(s) is not None and s == int(s) and s >= 1 for s in sizes
+    )
+    if not ok or sizes[0] > sizes[-1]:
+        raise ConfigError(
+            f"{key}={OmegaConf.to_container(value) if isinstance(value, ListConfig) else value!r}: "
+            "must be a kernel side >= 1 or a range [low, high] with 1 <= low <= high"
+        )
+
+
+def _forward_on_meta(net_cfg: DictConfig, channels: int, size: int) -> None:
+    """Build a net on the meta device (no memory, no compute) and push a ``size`` crop through."""
+    import torch
+    from hydra.utils import instantiate
+
+    with torch.device("meta"):
+        net = instantiate(net_cfg)
+        x = torch.empty(1, channels, size, size)
+        cond = int(net_cfg.get("cond_channels") or 0)
+        with torch.no_grad():
+            net(x, cond=torch.empty(1, cond, size, size)) if cond else net(x)
+
+
+def _check_crop(cfg: DictConfig) -> None:
+    """The training crop must fit every net: a multiple of the generators' stride and at least
+    the discriminators' smallest input. Checked by a forward pass on the meta device."""
+    crop = OmegaConf.select(cfg, "data.crop_size", default=None)
+    channels = OmegaConf.select(cfg, "model.image_channels", default=3)
+    if not isinstance(crop, int) or not isinstance(channels, int):
+        return
+    nets: dict[str, DictConfig] = {}
+    for stage_name, stage in (cfg.get("stages") or {}).items():
+        for key, node in (stage.get("module") or {}).items():
+            if key.startswith(_NET_KEYS) and isinstance(node, DictConfig) and "_target_" in node:
+                nets.setdefault(f"stages.{stage_name}.module.{key}", node)
+    for key, node in nets.items():
+        try:
+            _forward_on_meta(node, channels, crop)
+        except NotImplementedError:
+            continue  # an op without a meta kernel: no verdict, the run will tell
+        except Exception as err:
+            reason = " ".join(str(err).split(";")[0].split())[:160]
+            sizes = range(8, _LARGEST_CROP + 1, 8)
+            fits = next((s for s in sizes if all(_fits(n, channels, s) for n in nets.values())), 0)
+            hint = f"; the smallest crop all nets take is data.crop_size={fits}" if fits else ""
+            raise ConfigError(
+                f"data.crop_size={crop}: {key} ({node._target_}) cannot train on it ({reason})"
+                f"{hint}"
+            ) from None
+
+
+def _fits(node: DictConfig, channels: int, size: int) -> bool:
+    try:
+        _forward_on_meta(node, channels, size)
+    except Exception:
+        return False
+    return True
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Check the numbers of a composed training config before anything is built.
+
+    Batch and crop sizes, learning rates and optimiser constants, ratios, kernel sizes, stage
+    lengths, channels, and the crop against every net (stride, discriminator depth).
+
+    Raises:
+        ConfigError: One line naming the key, the value and the allowed range.
+    """
+    _check(cfg, "data.batch_size", low=1, integer=True)
+    _check(cfg, "data.val_batch_size", low=1, integer=True)
+    _check(cfg, "data.crop_size", low=1, integer=True)
+    _check(cfg, "data.val_crop_size", low=1, integer=True, optional=True)
+    _check(cfg, "data.resize", low=1, integer=True, optional=True)
+    _check(cfg, "data.num_workers", low=0, integer=True)
+    _check(cfg, "data.val_fraction", low=0, high=1, low_open=True, high_open=True)
+    _check(cfg, "data.timeout", low=0, low_open=True)
+    for blur in ("synthetic_blur", "val_blur"):
+        _check_kernel_size(cfg, f"data.{blur}.kernel_size")
+    _check(cfg, "checkpoint_every_n_batches", low=0, integer=True, optional=True)
+    channels = OmegaConf.select(cfg, "model.image_channels", default=None)
+    _check(cfg, "model.image_channels", low=1, high=3, integer=True)
+    data_channels = OmegaConf.select(cfg, "data.channels", default=None)
+    if data_channels not in (None, 1, 3):
+        raise ConfigError(f"data.channels={data_channels!r}: must be 1 (gray) or 3 (RGB)")
+    if data_channels is not None and channels is not None and data_channels != channels:
+        raise ConfigError(
+            f"data.channels={data_channels} but model.image_channels={channels}: the nets must "
+            f"see what the data gives; set model.image_channels={data_channels} (data.channels "
+            "follows it)"
+        )
+    optims = {"optim": cfg.get("optim")}
+    for name, stage in (cfg.get("stages") or {}).items():
+        if stage.get("optim"):
+            optims[f"stages.{name}.optim"] = stage.optim
+        for key in stage.get("module") or {}:
+            if "ratio" in str(key):
+                _check(cfg, f"stages.{name}.module.{key}", low=0, high=1)
+        _check(cfg, f"stages.{name}.trainer.max_epochs", low=1, integer=True)
+    for prefix, optim in optims.items():
+        if not isinstance(optim, DictConfig):
+            continue
+        for kind in ("generator", "discriminator"):
+            _check(cfg, f"{prefix}.{kind}.lr", low=0, low_open=True)
+            _check(cfg, f"{prefix}.{kind}.weight_decay", low=0)
+            betas = OmegaConf.select(cfg, f"{prefix}.{kind}.betas", default=None)
+            if betas is not None:
+                for i in range(len(betas)):
+                    _check(cfg, f"{prefix}.{kind}.betas[{i}]", low=0, high=1, high_open=True)
+        _check(cfg, f"{prefix}.ema_decay", low=0, high=1, high_open=True, optional=True)
+        _check(cfg, f"{prefix}.gradient_clip_val", low=0, low_open=True, optional=True)
+        _check(cfg, f"{prefix}.d_warmup_steps", low=0, integer=True, optional=True)
+    _check(cfg, "trainer.max_epochs", low=1, integer=True)
+    _check_crop(cfg)

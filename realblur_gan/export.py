@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from realblur_gan.checkpoints import CheckpointError
+from realblur_gan.errors import UserError, debug_requested, error_text, writable_dir
 from realblur_gan.predict import load_generator, net_channels
 
 logger = logging.getLogger(__name__)
@@ -171,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--onnx", action="store_true", help="also write <net>.onnx and check it")
     parser.add_argument("--opset", type=int, default=ONNX_OPSET, help="ONNX opset (>= 17)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details")
+    parser.add_argument("--debug", action="store_true", help="full tracebacks for errors")
     return parser
 
 
@@ -185,10 +186,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --opset {args.opset}: use 17 or newer", file=sys.stderr)
         return 2
     try:
+        writable_dir(args.out)  # before loading anything
         net = load_generator(args.checkpoint, args.net, args.net_config, not args.no_ema)
         weights, sidecar = export_safetensors(net, net.net_config, args.out, args.net)
-    except (CheckpointError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (UserError, OSError) as err:
+        if debug_requested(args.debug):
+            raise
+        print(error_text(err), file=sys.stderr)
         return 2
     print(f"wrote {weights} and {sidecar}")
     if args.onnx:

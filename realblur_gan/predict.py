@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from realblur_gan.checkpoints import CheckpointError
+from realblur_gan.checkpoints import CheckpointError, check_finite, load_checkpoint
 from realblur_gan.data.io import (
     IMAGE_EXTENSIONS,
     ImageFolderError,
@@ -45,6 +45,7 @@ from realblur_gan.data.io import (
     to_channels,
     write_image,
 )
+from realblur_gan.errors import UserError, debug_requested, error_text, writable_dir
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class NetConfigError(CheckpointError):
     """A net config is missing, unreadable, or names something other than a realblur_gan net."""
 
 
-class InputError(ValueError):
+class InputError(UserError, ValueError):
     """An INPUT argument matches no image; the message names it and the fix."""
 
 
@@ -205,20 +206,6 @@ def read_net_config(path: str | os.PathLike[str], net: str = "dbgan_g") -> dict[
     return dict(data)
 
 
-def _load_blob(path: Path) -> Any:
-    """``torch.load`` with ``weights_only=True``: tensors and plain containers only."""
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found; pass an existing .ckpt or export")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for corrupt/unsafe files
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
-        raise CheckpointError(
-            f"{path}: cannot read as a safe torch checkpoint ({first}); re-export it or point to "
-            "a last.ckpt written by realblur-gan"
-        ) from None
-
-
 def _load_safetensors(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
     from safetensors import safe_open
 
@@ -287,9 +274,8 @@ def load_generator(
             elif "net_config" in metadata:
                 config = json.loads(metadata["net_config"])
     else:
-        blob = _load_blob(path)
-        if not isinstance(blob, dict):
-            raise CheckpointError(f"{path}: not a checkpoint dict; is this a realblur-gan .ckpt?")
+        # Finiteness is checked below, on the one net loaded.
+        blob = load_checkpoint(path, finite=False)
         full = blob.get("state_dict", blob)
         found = sorted({str(k).split(".", 1)[0] for k in full})
         if ema and not net.endswith(EMA_SUFFIX) and f"{net}{EMA_SUFFIX}" in found:
@@ -302,6 +288,8 @@ def load_generator(
         if config is None:
             configs = blob.get("net_configs") or {}
             config = configs.get(net) or configs.get(net.removesuffix(EMA_SUFFIX))
+    # NaN/Inf weights would restore every image as black without any error.
+    check_finite(state, path, None)
     if config is None:
         raise NetConfigError(
             f"{path}: holds no config for '{net}'; pass --net-config with the model config it "
@@ -557,6 +545,8 @@ def resolve_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[tuple[Path,
                 raise InputError(str(err)) from None
         elif path.is_file():
             pairs = [(path, Path(path.name))]
+        elif path.exists():
+            raise InputError(f"{text}: not a regular file (a FIFO, device or socket); pass images")
         elif _GLOB_CHARS & set(text):
             root = _glob_root(text)
             matches = sorted(Path(p) for p in glob.glob(text, recursive=True))
@@ -635,7 +625,6 @@ def predict_files(
         try:
             image, info = read_image(source)
             restored = deblur_image(net, image[None], tile, overlap, bf16=bf16)
-            write_image(target, restored[0], info)
         except ImageReadError as err:
             logger.warning("skipped: %s", err)
             report.failed.append(str(err))
@@ -646,6 +635,16 @@ def predict_files(
             logger.warning("skipped: %s", message)
             report.failed.append(message)
             continue
+        try:
+            write_image(target, restored[0], info)
+        except OSError as err:
+            # The output side is broken (full, read-only, gone): every further image would fail
+            # the same way, so stop and say it once.
+            report.failed.append(
+                f"{target}: cannot write ({err.strerror or err}); check {out_dir} (free space, "
+                f"permissions); stopped after {report.written} written"
+            )
+            break
         report.written += 1
     report.seconds = time.perf_counter() - start
     return report
@@ -679,6 +678,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--overwrite", action="store_true", help="redo outputs that exist")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    parser.add_argument("--debug", action="store_true", help="full tracebacks for errors")
     return parser
 
 
@@ -706,10 +706,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         device = pick_device(args.device)
         jobs = resolve_inputs(args.inputs)
+        writable_dir(args.out)  # before any model is loaded or image deblurred
         net = load_generator(args.checkpoint, args.net, args.net_config, not args.no_ema)
         net = net.to(device)
-    except (CheckpointError, InputError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (UserError, ValueError) as err:
+        if debug_requested(args.debug):
+            raise
+        print(error_text(err), file=sys.stderr)
         return 2
     report = predict_files(
         net,

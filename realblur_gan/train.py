@@ -14,9 +14,9 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from realblur_gan.callbacks import PeriodicCheckpoint
-from realblur_gan.checkpoints import load_net_weights
-from realblur_gan.config import available_schemes, register_resolvers
+from realblur_gan.callbacks import FiniteGuard, PeriodicCheckpoint
+from realblur_gan.checkpoints import AtomicCheckpointIO, find_resume_checkpoint, load_net_weights
+from realblur_gan.config import available_schemes, register_resolvers, validate_config
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ def run(cfg: DictConfig) -> RunResult:
     register_resolvers()
     if "stages" not in cfg or "stage_order" not in cfg:
         raise NoSchemeError()
+    validate_config(cfg)  # out-of-range numbers: one line naming the key, before any work
     _single_log_handler()
     start_time = time.perf_counter()
     out_dir = resume_dir(cfg) if cfg.resume else Path(cfg.paths.output_dir)
@@ -88,6 +89,45 @@ def run(cfg: DictConfig) -> RunResult:
 
     result.seconds = time.perf_counter() - start_time
     return result
+
+
+def build_stage(
+    cfg: DictConfig, name: str, checkpoints: dict[str, Path] | None = None
+) -> L.LightningModule:
+    """Build stage ``name``'s LightningModule exactly as a training run does.
+
+    The one place a stage is made (training, tests and benchmarks all call it): the module from
+    its config with the stage's optimiser tweaks merged over the global ``optim``, the nets'
+    resolved configs for inference, the ``init_from`` weights and the perf switches.
+
+    Args:
+        cfg: The composed config (``conf/train.yaml`` + a scheme).
+        name: A key of ``cfg.stages``.
+        checkpoints: Checkpoints of earlier stages by stage name; an ``init_from`` source that
+            is not a key here is read as a path.
+
+    Returns:
+        The module, ready for ``Trainer.fit``.
+    """
+    stage = cfg.stages[name]
+    log.info("stage %s: building", name)
+    module_cfg = stage.module
+    if stage.get("optim"):  # per-stage optimiser tweaks on top of the global `optim`
+        module_cfg = OmegaConf.merge(module_cfg, {"optim": OmegaConf.merge(cfg.optim, stage.optim)})
+    module = instantiate(module_cfg)
+    module.panel_dir = str(Path(cfg.paths.output_dir) / "panels" / name)
+    module.net_configs = {
+        net: OmegaConf.to_container(stage.module[net], resolve=True)
+        for net in NET_NAMES
+        if stage.module.get(net) is not None
+    }
+    if getattr(module, "dbgan_g_ema", None) is not None:
+        module.net_configs["dbgan_g_ema"] = module.net_configs["dbgan_g"]
+    for net_name, source in (stage.get("init_from") or {}).items():
+        path = (checkpoints or {}).get(source) or Path(source)
+        load_net_weights(module, net_name, path)
+    apply_perf_switches(module, cfg.get("perf") or {})
+    return module
 
 
 def apply_perf_switches(module: L.LightningModule, perf: Any) -> None:
@@ -147,47 +187,41 @@ def _run_stage(
     validate_at_end: bool,
 ) -> None:
     stage = cfg.stages[name]
-    log.info("stage %s: building", name)
-    module_cfg = stage.module
-    if stage.get("optim"):  # per-stage optimiser tweaks on top of the global `optim`
-        module_cfg = OmegaConf.merge(module_cfg, {"optim": OmegaConf.merge(cfg.optim, stage.optim)})
-    module = instantiate(module_cfg)
-    module.panel_dir = str(Path(cfg.paths.output_dir) / "panels" / name)
-    module.net_configs = {
-        net: OmegaConf.to_container(stage.module[net], resolve=True)
-        for net in NET_NAMES
-        if stage.module.get(net) is not None
-    }
-    if getattr(module, "dbgan_g_ema", None) is not None:
-        module.net_configs["dbgan_g_ema"] = module.net_configs["dbgan_g"]
-    for net_name, source in (stage.get("init_from") or {}).items():
-        path = result.checkpoints.get(source) or Path(source)
-        load_net_weights(module, net_name, path)
-    apply_perf_switches(module, cfg.get("perf") or {})
+    module = build_stage(cfg, name, result.checkpoints)
 
     loggers = _build_loggers(cfg, name)
     trainer_cfg = OmegaConf.merge(cfg.trainer, stage.get("trainer") or {})
+    last = stage_dir / "last.ckpt"
     checkpoint = ModelCheckpoint(
         dirpath=stage_dir,
         filename="epoch{epoch:03d}",
         auto_insert_metric_name=False,
         save_last=True,
         save_top_k=1,
+        # Without this, an epoch-end save finding the periodic last.ckpt goes to last-v1.ckpt
+        # and everything reading last.ckpt (summary, init_from, resume) gets an older model.
+        enable_version_counter=False,
     )
     trainer: L.Trainer = instantiate(
         trainer_cfg,
         default_root_dir=str(cfg.paths.output_dir),
         logger=loggers or False,
-        callbacks=[checkpoint, PeriodicCheckpoint(stage_dir, cfg.checkpoint_every_n_batches)],
+        # The guard first: it stops the batch before any checkpoint of it is written.
+        callbacks=[
+            FiniteGuard(name, last),
+            checkpoint,
+            PeriodicCheckpoint(stage_dir, cfg.checkpoint_every_n_batches),
+        ],
+        plugins=[AtomicCheckpointIO()],
     )
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
-    resume_from = stage_dir / "last.ckpt"
-    ckpt_path = str(resume_from) if cfg.resume and resume_from.exists() else None
+    # The newest intact checkpoint; damaged ones are passed over with a warning naming them.
+    resume_from = find_resume_checkpoint(stage_dir) if cfg.resume else None
+    ckpt_path = str(resume_from) if resume_from is not None else None
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-        last = stage_dir / "last.ckpt"
         if not last.exists():  # fast_dev_run writes no checkpoint: save one for the hand-over
             trainer.save_checkpoint(last, weights_only=False)
         (stage_dir / DONE_MARKER).write_text("finished\n")

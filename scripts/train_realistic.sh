@@ -17,5 +17,9 @@ cd "$(dirname "$0")/.."
 # Sleeping, not spinning, OpenMP workers: far faster when another process shares the cores.
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 bash scripts/setup.sh
+# Hydra parses override values, so a path with spaces, commas, brackets, quotes or '=' would
+# need quoting for it; passed through the environment and read with oc.env, any path works.
+export REALBLUR_GAN_SHARP_DIR="$sharp" REALBLUR_GAN_REAL_BLUR_DIR="$real"
 exec .venv/bin/python -m realblur_gan "+scheme=${SCHEME:-separate}" data=folders \
-    "data.sharp_dir=$sharp" "data.real_blur_dir=$real" "$@"
+    'data.sharp_dir=${oc.env:REALBLUR_GAN_SHARP_DIR}' \
+    'data.real_blur_dir=${oc.env:REALBLUR_GAN_REAL_BLUR_DIR}' "$@"

@@ -65,21 +65,18 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path, demo_cache, monk
 
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     """A crash half-way through writing leaves the previous last.ckpt intact and readable."""
-    import fsspec.implementations.local as local
-    from lightning.pytorch.plugins.io import TorchCheckpointIO
+    import realblur_gan.checkpoints as checkpoints
 
-    io = TorchCheckpointIO()  # what Trainer.save_checkpoint uses
+    io = checkpoints.AtomicCheckpointIO()  # what every Trainer.save_checkpoint of a run uses
     last = tmp_path / "last.ckpt"
     io.save_checkpoint({"state_dict": {"w": torch.ones(1000)}}, last)
     before = last.read_bytes()
 
-    real_write = local.LocalFileOpener.write
-
-    def dies_half_way(self, data):
-        real_write(self, bytes(data)[: len(data) // 2])
+    def dies_half_way(handle, data):
+        handle.write(bytes(data[: len(data) // 2]))
         raise OSError("killed while writing")
 
-    monkeypatch.setattr(local.LocalFileOpener, "write", dies_half_way)
+    monkeypatch.setattr(checkpoints, "_write_all", dies_half_way)
     with pytest.raises(OSError):
         io.save_checkpoint({"state_dict": {"w": torch.zeros(1000)}}, last)
     monkeypatch.undo()

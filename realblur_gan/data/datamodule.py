@@ -85,11 +85,17 @@ def match_pairs(
         )
     lonely = sorted(blur.keys() ^ sharp.keys())
     if lonely:
-        path = blur.get(lonely[0]) or sharp[lonely[0]]
-        other = sharp_folder if lonely[0] in blur else blur_folder
+        # Every lonely file (the first _MAX_LISTED, then a count), not just the first one.
+        lines = [
+            f"{blur.get(k) or sharp[k]}: has no partner of the same name in the "
+            f"'{sharp_folder if k in blur else blur_folder}' folder"
+            for k in lonely[:_MAX_LISTED]
+        ]
+        if len(lonely) > _MAX_LISTED:
+            lines.append(f"... and {len(lonely) - _MAX_LISTED} more")
         raise ImageFolderError(
-            f"{path}: has no partner of the same name in the '{other}' folder "
-            f"({len(lonely)} such files); add the partners or remove these files"
+            f"{lines[0]} ({len(lonely)} such files); add the partners or remove these files"
+            + "".join(f"\n  {line}" for line in lines[1:])
         )
     if ignored:
         log.info(
@@ -170,7 +176,7 @@ def report_bad(bad: dict[Path, str], what: str, fix: str) -> None:
     """Raise one error listing every bad file (the first ``_MAX_LISTED``, then a count).
 
     Raises:
-        ValueError: When ``bad`` is not empty.
+        ImageFolderError: When ``bad`` is not empty (a ``ValueError`` and a ``UserError``).
     """
     if not bad:
         return
@@ -178,7 +184,7 @@ def report_bad(bad: dict[Path, str], what: str, fix: str) -> None:
     more = len(bad) - len(lines)
     if more:
         lines.append(f"... and {more} more")
-    raise ValueError(f"{len(bad)} bad {what}; {fix}:\n  " + "\n  ".join(lines))
+    raise ImageFolderError(f"{len(bad)} bad {what}; {fix}:\n  " + "\n  ".join(lines))
 
 
 class BlurDataModule(L.LightningDataModule):
@@ -519,6 +525,10 @@ class BlurDataModule(L.LightningDataModule):
             # A stuck read (network drive, dead worker) fails the run instead of hanging it.
             timeout=self.timeout if workers > 0 else 0.0,
             pin_memory=self.pin_memory,
+            # Each new iterator draws a base seed from this generator. From the global stream
+            # instead, a resumed run (whose persistent workers start anew) would draw once more
+            # than an uninterrupted one and shift the model's noise from then on.
+            generator=torch.Generator().manual_seed(self.seed),
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import stat
 import struct
 import warnings
 import zlib
@@ -23,6 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from realblur_gan.errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -45,13 +48,15 @@ _GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "F"})
 _LUMA = (0.299, 0.587, 0.114)
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+# A warning lists this many skipped entries, then a count.
+_LISTED = 10
 
 
-class ImageReadError(ValueError):
+class ImageReadError(UserError, ValueError):
     """An image file cannot be read; the message names the file and how to fix it."""
 
 
-class ImageFolderError(ValueError):
+class ImageFolderError(UserError, ValueError):
     """An image folder is missing or holds no images; the message names the folder."""
 
 
@@ -290,6 +295,12 @@ def read_image(
     """
     path = Path(path)
     try:
+        # Opening a FIFO blocks until a writer appears (forever, and past SIGTERM in a loader).
+        mode = path.stat().st_mode
+        if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+            raise _fail(
+                path, f"not a regular file ({_file_kind(mode)})", "remove it or pass a file"
+            )
         data = path.read_bytes()
     except FileNotFoundError:
         raise _fail(path, "no such file", "check the path") from None
@@ -491,11 +502,34 @@ def write_image(
 # --------------------------------------------------------------------------------------------------
 
 
+def _file_kind(mode: int) -> str:
+    for test, kind in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            return kind
+    return "not a plain file"
+
+
+def _regular(path: Path) -> str | None:
+    """None for a regular file (or a link to one), else what it is instead."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as err:
+        return "a broken link" if path.is_symlink() else f"unreadable ({_one_line(err)})"
+    return None if stat.S_ISREG(mode) else _file_kind(mode)
+
+
 def list_images(folder: str | os.PathLike[str], recursive: bool = True) -> list[Path]:
     """All image files under ``folder``, by extension, sorted by relative path.
 
     Hidden files and folders (names starting with ".") are skipped, which also skips the
-    temporary files of an interrupted :func:`write_image`.
+    temporary files of an interrupted :func:`write_image`. So are entries that are not regular
+    files (a FIFO would block the reader forever; devices, sockets, broken links), with one
+    warning naming them.
 
     Args:
         folder: folder to scan.
@@ -510,13 +544,34 @@ def list_images(folder: str | os.PathLike[str], recursive: bool = True) -> list[
     if not root.is_dir():
         raise ImageFolderError(f"{root}: not a folder; pass the folder that holds the images")
     found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    odd: list[str] = []
+    unreadable: list[OSError] = []
+    # os.walk drops folders it cannot list without a word: collect them instead.
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable.append):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")] if recursive else []
-        found.extend(
-            Path(dirpath) / name
-            for name in filenames
-            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS
+        for name in filenames:
+            if name.startswith(".") or Path(name).suffix.lower() not in IMAGE_EXTENSIONS:
+                continue
+            path = Path(dirpath) / name
+            kind = _regular(path)
+            if kind is None:
+                found.append(path)
+            else:
+                odd.append(f"{path} ({kind})")
+    if odd:
+        shown = ", ".join(odd[:_LISTED]) + (
+            f" and {len(odd) - _LISTED} more" if len(odd) > _LISTED else ""
         )
+        logger.warning(
+            "%s: skipped %d entries that are not regular files: %s", root, len(odd), shown
+        )
+    if unreadable and Path(unreadable[0].filename or "") == root:
+        raise ImageFolderError(
+            f"{root}: cannot list the folder ({unreadable[0].strerror or unreadable[0]}); "
+            "fix its permissions or pass another folder"
+        )
+    for err in unreadable:
+        logger.warning("%s: cannot list this sub-folder (%s), skipped", err.filename, err.strerror)
     if not found:
         exts = ", ".join(sorted(IMAGE_EXTENSIONS))
         raise ImageFolderError(f"{root}: holds no images ({exts}); check the path")

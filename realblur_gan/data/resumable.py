@@ -69,6 +69,9 @@ class EpochKeySampler(Sampler[int]):
         self.epoch = epoch
 
     def resume_at(self, epoch: int, items: int) -> None:
+        # The epoch too: with workers, Lightning starts the resumed loader's iterator (which
+        # prefetches keys at once) before its set_epoch call, and would draw epoch 0's order.
+        self.epoch = epoch
         self._resume = (epoch, items)
 
     def __len__(self) -> int:

@@ -1,0 +1,62 @@
+"""User-facing errors: problems with the user's input, config, files or machine.
+
+A :class:`UserError` carries a message that names the file or config key and the fix; the CLIs
+print it as ``error: <message>`` without a traceback (lists of bad files may follow on indented
+lines). Anything else is a bug and keeps its traceback. ``--debug`` on the tool CLIs, or
+``HYDRA_FULL_ERROR=1`` / ``REALBLUR_GAN_DEBUG=1`` in the environment, shows the traceback of user
+errors too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+__all__ = ["UserError", "debug_requested", "error_text", "writable_dir"]
+
+_DEBUG_VARIABLES = ("HYDRA_FULL_ERROR", "REALBLUR_GAN_DEBUG")
+
+
+class UserError(Exception):
+    """A problem the user can fix; the message names the file or key and how to fix it."""
+
+
+def debug_requested(flag: bool = False) -> bool:
+    """Whether full tracebacks were asked for: ``flag`` (``--debug``) or the environment."""
+    return flag or any(os.environ.get(v, "") not in ("", "0") for v in _DEBUG_VARIABLES)
+
+
+def error_text(err: BaseException) -> str:
+    """``err`` as the CLIs print it: ``error: <message>``, continuation lines kept (lists)."""
+    text = str(err).strip() or type(err).__name__
+    return f"error: {text}"
+
+
+def writable_dir(path: str | os.PathLike[str], option: str = "--out") -> None:
+    """Create ``path`` and check that a file can be written in it, before any work is done.
+
+    Args:
+        path: The output folder.
+        option: The option or config key that named it, for the message.
+
+    Raises:
+        UserError: It cannot be created (a file is in the way, no permission, read-only
+            filesystem) or nothing can be written in it.
+    """
+    folder = Path(path)
+    probe = folder / f".write-test-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(probe, "wb") as handle:
+            handle.write(b"ok")
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        if isinstance(err, FileExistsError) or (folder.exists() and not folder.is_dir()):
+            reason = "a file of that name is in the way"
+        raise UserError(
+            f"{option} {folder}: cannot write there ({reason}); pass a writable folder"
+        ) from None
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink(missing_ok=True)
