@@ -46,7 +46,7 @@ def init_weights(net: nn.Module, std: float = 0.02, scheme: str = "normal") -> n
 
 
 def generator_init(
-    net: nn.Module, norm: str, tail: nn.Conv2d, init: str = "auto", tail_scale: float = 0.1
+    net: nn.Module, norm: str, tail: nn.Conv2d, init: str = "auto", tail_scale: float = 0.01
 ) -> None:
     """Initialise a generator: ``auto`` picks pix2pix's N(0, 0.02) with norm layers, He init
     without; the output conv is then scaled by ``tail_scale`` so that a residual generator

@@ -104,7 +104,7 @@ class UNet(ResidualGenerator):
         dropout: float = 0.0,
         global_residual: bool = True,
         init: str = "auto",
-        tail_scale: float = 0.1,
+        tail_scale: float = 0.01,
     ) -> None:
         super().__init__()
         if global_residual and in_channels < out_channels:
