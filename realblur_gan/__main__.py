@@ -17,26 +17,18 @@ log = logging.getLogger(__name__)
 
 
 def _user_error(err: BaseException) -> BaseException | None:
-    """The first error in ``err``'s cause chain that is about the user's input or config.
+    """The first :class:`~realblur_gan.errors.UserError` in ``err``'s cause chain, or None.
 
-    Those carry one-line messages naming the file and the fix; Hydra wraps errors raised while
-    building objects, so the chain is searched. ValueErrors count only when raised by this
-    package (a ValueError deep inside torch is a bug to report with its traceback).
+    Those carry one-line messages naming the file or key and the fix; Hydra wraps errors raised
+    while building objects, so the chain is searched. Decided by type alone: any other
+    exception, wherever it was raised, is a bug and keeps its traceback.
     """
     from realblur_gan.errors import UserError
-    from realblur_gan.pretrained import MissingPretrainedWeights
 
-    user = (UserError, MissingPretrainedWeights)
     seen: BaseException | None = err
     while seen is not None:
-        if isinstance(seen, (*user, FileNotFoundError)):
+        if isinstance(seen, UserError):
             return seen
-        if isinstance(seen, ValueError):
-            tb = seen.__traceback__
-            while tb is not None and tb.tb_next is not None:
-                tb = tb.tb_next
-            if tb is not None and "realblur_gan" in tb.tb_frame.f_code.co_filename:
-                return seen
         seen = seen.__cause__ or seen.__context__
     return None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,99 @@ def register_resolvers() -> None:
 def available_schemes() -> list[str]:
     """Names of the training schemes shipped in ``conf/scheme``."""
     return sorted(p.stem for p in (CONFIG_DIR / "scheme").glob("*.yaml"))
+
+
+# --------------------------------------------------------------------------------------------------
+# A stage's effective trainer and optimiser settings: one precedence rule for every key
+# --------------------------------------------------------------------------------------------------
+
+_ABSENT = object()
+
+
+def typed_overrides(overrides: Sequence[str] | None = None) -> list[str]:
+    """The overrides the user typed on the command line.
+
+    Args:
+        overrides: Given explicitly (tests, scripts composing a config themselves); None reads
+            them from the running Hydra job, and outside one there are none.
+
+    Returns:
+        Override strings as typed, e.g. ``["+scheme=joint", "trainer.max_epochs=5"]``.
+    """
+    if overrides is not None:
+        return list(overrides)
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        return list(HydraConfig.get().overrides.task)
+    return []
+
+
+def _typed_keys(overrides: Sequence[str]) -> list[str]:
+    """Config keys that ``overrides`` set a value for (group choices and deletions excluded)."""
+    keys = []
+    for text in overrides:
+        if text.startswith("~"):
+            continue
+        key = text.split("=", 1)[0].lstrip("+")  # `+key` adds, `++key` forces
+        if "@" not in key and "." in key:  # `trainer=gpu` picks a group option: not a key
+            keys.append(key)
+    return keys
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, DictConfig | ListConfig):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
+def stage_settings(
+    cfg: DictConfig, name: str, block: str, overrides: Sequence[str] | None = None
+) -> DictConfig:
+    """Stage ``name``'s effective ``block`` (``"trainer"`` or ``"optim"``).
+
+    One rule for every key, lowest precedence first:
+
+    1. the global block (``conf/trainer``, ``conf/optim``: the chosen group option);
+    2. the stage's own block (``conf/stage/<stage>.yaml``: ``trainer``, ``optim``);
+    3. a global key typed on the command line (``trainer.max_epochs=50``,
+       ``optim.generator.lr=1e-4``): it reaches every stage;
+    4. a stage key typed on the command line (``stages.dbgan.trainer.max_epochs=5``).
+
+    Keys the global block lacks are allowed in a stage's block (``limit_train_batches``,
+    ``max_time``: the Trainer takes many more arguments than the yaml lists); the training run
+    checks the result against the Trainer's arguments before any stage starts.
+
+    Args:
+        cfg: The composed config.
+        name: A key of ``cfg.stages``.
+        block: ``"trainer"`` or ``"optim"``.
+        overrides: The typed overrides; None reads them from the running Hydra job.
+
+    Returns:
+        A resolved config, detached from ``cfg`` and open to new keys.
+    """
+    stage = cfg.stages[name]
+    own = _plain(stage.get(block)) or {}
+    merged = OmegaConf.merge(OmegaConf.create(_plain(cfg.get(block)) or {}), own)
+    OmegaConf.set_struct(merged, False)
+
+    def set_typed(key: str, prefix: str) -> None:
+        value = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False)
+        if value is not _ABSENT:
+            OmegaConf.update(merged, key.removeprefix(prefix), _plain(value), merge=False)
+
+    keys = _typed_keys(typed_overrides(overrides))
+    for key in keys:  # global keys first, so that a typed stage key beats a typed global one
+        if key.startswith(f"{block}."):
+            set_typed(key, f"{block}.")
+    stage_key = f"stages.{name}.{block}"
+    for key in keys:
+        if key == stage_key:  # the whole block typed: `stages.dbgan.trainer={max_epochs:5}`
+            merged = OmegaConf.merge(merged, own)
+        elif key.startswith(f"{stage_key}."):
+            set_typed(key, f"{stage_key}.")
+    return merged
 
 
 # --------------------------------------------------------------------------------------------------
@@ -147,11 +241,31 @@ def _fits(node: DictConfig, channels: int, size: int) -> bool:
     return True
 
 
-def validate_config(cfg: DictConfig) -> None:
+def _check_clip_precision(cfg: DictConfig, overrides: Sequence[str] | None) -> None:
+    """Refuse gradient clipping under float16 AMP: manual optimisation clips before the step
+    unscales, so the norm would be measured on loss-scaled gradients (clipped far too hard)."""
+    for name in cfg.get("stages") or {}:
+        precision = str(stage_settings(cfg, name, "trainer", overrides).get("precision"))
+        clip = stage_settings(cfg, name, "optim", overrides).get("gradient_clip_val")
+        if clip and precision in ("16-mixed", "16"):
+            raise ConfigError(
+                f"optim.gradient_clip_val={clip} with trainer.precision={precision} (stage "
+                f"{name}): clipping would see loss-scaled gradients; use bf16-mixed or 32-true, "
+                "or gradient_clip_val=null"
+            )
+
+
+def validate_config(cfg: DictConfig, overrides: Sequence[str] | None = None) -> None:
     """Check the numbers of a composed training config before anything is built.
 
     Batch and crop sizes, learning rates and optimiser constants, ratios, kernel sizes, stage
-    lengths, channels, and the crop against every net (stride, discriminator depth).
+    lengths, channels, gradient clipping against float16 AMP, and the crop against every net
+    (stride, discriminator depth).
+
+    Args:
+        cfg: The composed config.
+        overrides: The typed overrides (see :func:`stage_settings`); None reads them from the
+            running Hydra job.
 
     Raises:
         ConfigError: One line naming the key, the value and the allowed range.
@@ -200,4 +314,5 @@ def validate_config(cfg: DictConfig) -> None:
         _check(cfg, f"{prefix}.gradient_clip_val", low=0, low_open=True, optional=True)
         _check(cfg, f"{prefix}.d_warmup_steps", low=0, integer=True, optional=True)
     _check(cfg, "trainer.max_epochs", low=1, integer=True)
+    _check_clip_precision(cfg, overrides)
     _check_crop(cfg)

@@ -13,13 +13,17 @@ import contextlib
 import os
 from pathlib import Path
 
-__all__ = ["UserError", "debug_requested", "error_text", "writable_dir"]
+__all__ = ["DataError", "UserError", "debug_requested", "error_text", "writable_dir"]
 
 _DEBUG_VARIABLES = ("HYDRA_FULL_ERROR", "REALBLUR_GAN_DEBUG")
 
 
 class UserError(Exception):
     """A problem the user can fix; the message names the file or key and how to fix it."""
+
+
+class DataError(UserError, ValueError):
+    """The data a config points at cannot be used: missing, too few, inconsistent."""
 
 
 def debug_requested(flag: bool = False) -> bool:

@@ -10,7 +10,8 @@ papers carry over.
 
 Reconstruction losses are ``nn.Module``s with ``forward(pred, target) -> scalar``, [0, 1] inputs,
 and ~0 for identical inputs. Plain L1/L2 need no wrapper: configure ``torch.nn.L1Loss`` or
-``torch.nn.MSELoss`` directly with ``_target_``.
+``torch.nn.MSELoss`` directly with ``_target_``. :class:`PyramidLoss` wraps any of them to
+supervise every scale of a coarse-to-fine generator.
 """
 
 from __future__ import annotations
@@ -587,3 +588,111 @@ class FFTAmplitudeLoss(nn.Module):
         amp_p = torch.fft.rfft2(pred.float(), norm="ortho").abs()
         amp_t = torch.fft.rfft2(target.float(), norm="ortho").abs()
         return (amp_p - amp_t).abs().mean()
+
+
+class LowPassL1Loss(nn.Module):
+    """L1 distance between area-downsampled images.
+
+    BGAN must keep the sharp input's content and colours while adding blur; a plain L1 to the
+    sharp image would pull it back to the identity, whereas comparing ``factor``-times
+    downsampled copies only constrains the frequencies that blur leaves (mostly) untouched.
+
+    Args:
+        factor: Downsampling factor (area average over ``factor x factor`` blocks).
+
+    Shape:
+        - pred, target: (B, C, H, W), H and W multiples of ``factor``.
+        - output: scalar.
+    """
+
+    def __init__(self, factor: int = 4) -> None:
+        super().__init__()
+        if factor < 1:
+            raise ValueError(f"LowPassL1Loss factor must be >= 1, got {factor}")
+        self.factor = factor
+
+    def forward(self, pred: Tensor, target: Tensor) -> Tensor:
+        """Compute the loss.
+
+        Args:
+            pred: predicted images.
+            target: reference images.
+
+        Returns:
+            Scalar loss.
+        """
+        if self.factor > 1:
+            pred = F.avg_pool2d(pred, self.factor)
+            target = F.avg_pool2d(target, self.factor)
+        return F.l1_loss(pred, target)
+
+
+def multiscale_content_loss(
+    outputs: list[Tensor], target: Tensor, loss_fn: Callable[[Tensor, Tensor], Tensor]
+) -> Tensor:
+    """Average a content loss over a pyramid of outputs (DeepDeblur's multi-scale loss).
+
+    The target is average-pooled to each output's size (the same pooling the generator applies
+    to its input), so every scale is supervised with a consistent target.
+
+    Args:
+        outputs: outputs of ``MultiScaleGenerator.forward_pyramid``, any order.
+        target: full-resolution target.
+        loss_fn: ``loss_fn(pred, target) -> scalar``, e.g. ``torch.nn.L1Loss()``.
+
+    Returns:
+        The mean of the per-scale losses.
+
+    Shape:
+        - outputs: list of :math:`(B, C, H / k, W / k)` with integer k
+        - target: :math:`(B, C, H, W)`
+    """
+    if not outputs:
+        raise ValueError("multiscale_content_loss needs at least one output")
+    losses = []
+    for out in outputs:
+        factor = target.shape[-1] // out.shape[-1]
+        t = F.avg_pool2d(target, factor) if factor > 1 else target
+        if t.shape != out.shape:
+            raise ValueError(f"output {tuple(out.shape)} does not match target {tuple(t.shape)}")
+        losses.append(loss_fn(out, t))
+    return torch.stack(losses).mean()
+
+
+class PyramidLoss(nn.Module):
+    """``fn`` averaged over every scale of a coarse-to-fine generator (DeepDeblur).
+
+    A GAN objective hands a term the generator's whole pyramid (coarsest first, last = the
+    full-resolution output) when the term's loss has ``accepts_pyramid`` set, as this class
+    does; every other term sees the full-resolution output only. Multi-scale supervision is
+    thus chosen by wrapping a term's ``fn`` in this class in the config, not by a term's name.
+    On a single output (any generator without a pyramid) it is exactly ``fn``.
+
+    Args:
+        fn: The per-scale loss, ``fn(pred, target) -> scalar``.
+
+    Shape:
+        - pred: :math:`(B, C, H, W)` or a list of :math:`(B, C, H / k, W / k)`
+        - target: :math:`(B, C, H, W)`
+        - output: scalar
+    """
+
+    accepts_pyramid = True
+
+    def __init__(self, fn: nn.Module) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, pred: Tensor | list[Tensor], target: Tensor) -> Tensor:
+        """Compute ``fn`` on the one output, or its mean over the pyramid.
+
+        Args:
+            pred: the generator's output or its pyramid of outputs.
+            target: full-resolution target.
+
+        Returns:
+            Scalar loss.
+        """
+        if isinstance(pred, Tensor):
+            return self.fn(pred, target)
+        return multiscale_content_loss(list(pred), target, self.fn)

@@ -31,6 +31,7 @@ from torch import nn
 from realblur_gan.metrics import psnr, ssim
 from realblur_gan.objective import GANObjective, mean_logit
 from realblur_gan.panels import log_panel
+from realblur_gan.schedules import set_total_steps
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,23 @@ def frozen(*nets: nn.Module) -> Iterator[None]:
         for n, flags in zip(nets, saved, strict=True):
             for p, flag in zip(n.parameters(), flags, strict=True):
                 p.requires_grad_(flag)
+
+
+def dbgan_input(
+    fake_blur: torch.Tensor, blur_syn: torch.Tensor | None, ratio: float
+) -> torch.Tensor:
+    """What DBGAN trains on: BGAN's blur clamped to [0, 1], mixed with synthetic pairs.
+
+    One rule for every scheme: a generator clamps its output only in eval mode, so without the
+    clamp here DBGAN would see overshooting blur in the joint stage (BGAN training) and
+    clamped blur in the separate one (BGAN frozen in eval mode). Inference inputs are images,
+    always in [0, 1]. Pixels outside the range pass no gradient back to BGAN.
+
+    Shape:
+        - fake_blur, blur_syn: (B, C, H, W), both blurs of the same sharp batch.
+        - output: (B, C, H, W) in [0, 1].
+    """
+    return mix_synthetic(fake_blur.clamp(0.0, 1.0), blur_syn, ratio)
 
 
 def mix_synthetic(
@@ -104,6 +122,10 @@ class GANStageModule(L.LightningModule):
 
     def on_train_start(self) -> None:
         self._seen = int(self.iteration)  # one sync per fit; correct after a resume
+        if getattr(self, "_per_batch_schedule", False):
+            schedulers = self.lr_schedulers()
+            for sched in schedulers if isinstance(schedulers, list) else [schedulers]:
+                set_total_steps(sched, int(self.trainer.estimated_stepping_batches))
 
     def _to_channels_last(self, batch: Any) -> None:
         # In place on the batch dict (the batch hooks cannot return a new one).
@@ -155,7 +177,10 @@ class GANStageModule(L.LightningModule):
                 if "total_epochs" in params:
                     kwargs["total_epochs"] = self.trainer.max_epochs
                 if self._per_batch_schedule:
-                    kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
+                    # Filled in by on_train_start: reading estimated_stepping_batches here sets
+                    # up the data before a resumed checkpoint is restored, and the loader's
+                    # workers then start from the wrong position (resume no longer exact).
+                    kwargs["total_steps"] = None
                 schedulers.append(make_scheduler(opt, **kwargs))
         return optimizers, schedulers
 
@@ -276,14 +301,19 @@ class GANStageModule(L.LightningModule):
         if decay is not None:
             if not 0.0 < decay < 1.0:
                 raise ValueError(f"ema_decay must be in (0, 1), got {decay}")
-            self.dbgan_g_ema = copy.deepcopy(self.dbgan_g).requires_grad_(False).eval()
+            # Its train/eval mode follows the module's (Lightning switches both): it never runs
+            # a forward while training, and a copy left in eval mode makes Lightning warn about
+            # eval-mode modules at the start of every fit.
+            self.dbgan_g_ema = copy.deepcopy(self.dbgan_g).requires_grad_(False)
 
     @torch.no_grad()
     def update_ema(self) -> None:
+        """``ema += (1 - decay) * (net - ema)`` for every parameter; buffers are copied."""
         if self.dbgan_g_ema is None:
             return
-        ema = list(self.dbgan_g_ema.parameters())
-        torch._foreach_lerp_(ema, list(self.dbgan_g.parameters()), 1.0 - self.ema_decay)
+        weight = 1.0 - self.ema_decay
+        for p_ema, p in zip(self.dbgan_g_ema.parameters(), self.dbgan_g.parameters(), strict=True):
+            p_ema.lerp_(p, weight)
         for b_ema, b in zip(self.dbgan_g_ema.buffers(), self.dbgan_g.buffers(), strict=True):
             b_ema.copy_(b)
 
@@ -477,7 +507,7 @@ class DeblurGAN(GANStageModule):
             return batch["blur_syn"]
         with torch.no_grad():
             fake = self.bgan_g(batch["sharp"])
-        return mix_synthetic(fake, batch.get("blur_syn"), self.synthetic_ratio)
+        return dbgan_input(fake, batch.get("blur_syn"), self.synthetic_ratio)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         sharp = batch["sharp"]
@@ -558,7 +588,7 @@ class JointGAN(GANStageModule):
         logs = self.discriminator_step("bgan_d", self.bgan_objective, blur_real, fake_blur)
 
         deblur_in = fake_blur if self.dbgan_grad_to_bgan else fake_blur.detach()
-        deblur_in = mix_synthetic(deblur_in, batch.get("blur_syn"), self.synthetic_ratio)
+        deblur_in = dbgan_input(deblur_in, batch.get("blur_syn"), self.synthetic_ratio)
         restored, pyramid = self.deblur(deblur_in)
         logs.update(self.discriminator_step("dbgan_d", self.dbgan_objective, sharp, restored))
 
@@ -597,4 +627,12 @@ def _val_columns(
     }
 
 
-__all__ = ["BlurGAN", "DeblurGAN", "GANStageModule", "JointGAN", "frozen", "mix_synthetic"]
+__all__ = [
+    "BlurGAN",
+    "DeblurGAN",
+    "GANStageModule",
+    "JointGAN",
+    "dbgan_input",
+    "frozen",
+    "mix_synthetic",
+]

@@ -10,7 +10,6 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 
-from realblur_gan.nets.multiscale import multiscale_content_loss
 from realblur_gan.pretrained import MissingPretrainedWeights
 
 log = logging.getLogger(__name__)
@@ -37,6 +36,7 @@ class GANObjective(nn.Module):
         adversarial: Config (or instance) of an adversarial loss with ``d_loss``/``g_loss``.
         adv_weight: Weight of the adversarial term in the generator loss.
         terms: Mapping of term name to ``{"weight": float, "fn": config, "optional": bool}``.
+        name: What the messages call this objective (``bgan``, ``dbgan``, ...).
     """
 
     def __init__(
@@ -44,13 +44,15 @@ class GANObjective(nn.Module):
         adversarial: Any,
         adv_weight: float = 1.0,
         terms: Mapping[str, Any] | None = None,
+        name: str = "objective",
     ) -> None:
         super().__init__()
+        self.name = name
         self.adversarial = _build(adversarial)
         self.adv_weight = float(adv_weight)
         self.terms = nn.ModuleDict()
         self.weights: dict[str, float] = {}
-        for name, spec in (terms or {}).items():
+        for term, spec in (terms or {}).items():
             weight = float(spec.get("weight", 1.0))
             if weight == 0.0:
                 continue
@@ -62,10 +64,12 @@ class GANObjective(nn.Module):
                     raise
                 if not spec.get("optional", False):
                     raise missing from None
-                log.warning("loss term %r dropped (marked optional): %s", name, missing)
+                log.warning(
+                    "%s: loss term %r dropped (marked optional): %s", self.name, term, missing
+                )
                 continue
-            self.terms[name] = fn
-            self.weights[name] = weight
+            self.terms[term] = fn
+            self.weights[term] = weight
 
     @property
     def adversarial_active(self) -> bool:
@@ -93,8 +97,8 @@ class GANObjective(nn.Module):
                 when the adversarial weight is 0.
             pred: The generator's images, (B, C, H, W).
             target: What the reconstruction terms compare ``pred`` with, (B, C, H, W).
-            pyramid: A coarse-to-fine generator's outputs (last = ``pred``): the ``content``
-                term is then averaged over every scale against a pooled target (DeepDeblur).
+            pyramid: A coarse-to-fine generator's outputs (last = ``pred``), handed instead of
+                ``pred`` to the terms whose loss ``accepts_pyramid`` (``losses.PyramidLoss``).
 
         Returns:
             The weighted total and a dict of unweighted parts (``adv`` and each term's name).
@@ -105,10 +109,8 @@ class GANObjective(nn.Module):
             parts["adv"] = self.adversarial.g_loss(real_logits, fake_logits)
             total = total + self.adv_weight * parts["adv"]
         for name, fn in self.terms.items():
-            if pyramid is not None and name == "content":
-                parts[name] = multiscale_content_loss(pyramid, target, fn)
-            else:
-                parts[name] = fn(pred, target)
+            takes_pyramid = pyramid is not None and getattr(fn, "accepts_pyramid", False)
+            parts[name] = fn(pyramid if takes_pyramid else pred, target)
             total = total + self.weights[name] * parts[name]
         return total, parts
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import torch
 from torchvision.utils import make_grid, save_image
@@ -27,7 +28,18 @@ def make_panel(columns: dict[str, torch.Tensor], max_rows: int = 4) -> torch.Ten
     return make_grid(rows, nrow=len(tensors), padding=2, pad_value=1.0)
 
 
-def log_panel(module, key: str, columns: dict[str, torch.Tensor]) -> None:
+def batch_step(trainer: Any) -> int:
+    """The step Lightning stamps logged scalars with: training batches so far.
+
+    ``trainer.global_step`` counts optimizer steps (two to four per GAN batch); panels use the
+    scalars' counter so a panel and the losses of its batch line up on one axis. Lightning
+    keeps that counter in its fit loop (``_batches_that_stepped``, also what it resumes).
+    """
+    loop = getattr(getattr(trainer, "fit_loop", None), "epoch_loop", None)
+    return int(getattr(loop, "_batches_that_stepped", trainer.global_step))
+
+
+def log_panel(module: Any, key: str, columns: dict[str, torch.Tensor]) -> None:
     """Send a panel to every logger that takes images and save it as PNG in the run folder.
 
     Args:
@@ -38,7 +50,7 @@ def log_panel(module, key: str, columns: dict[str, torch.Tensor]) -> None:
     trainer = module.trainer
     grid = make_panel(columns)
     caption = " | ".join(columns)
-    step = trainer.global_step
+    step = batch_step(trainer)
     for logger in trainer.loggers:
         if hasattr(logger, "log_image"):
             logger.log_image(key=key, images=[grid], caption=[caption], step=step)

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import torch
 
+from realblur_gan.errors import UserError
+
 log = logging.getLogger(__name__)
 
 
-class MissingPretrainedWeights(RuntimeError):
+class MissingPretrainedWeights(UserError, RuntimeError):
     """A pretrained backbone's weight file is neither at the configured path nor in the hub
     cache. The message names the file, where to place it and which config key to set."""
 

@@ -50,24 +50,32 @@ def cosine(
 
 
 class _WarmupCosine:
-    """Picklable per-step factor: linear warm-up from ``start``, then cosine to ``floor``."""
+    """Picklable per-step factor: linear warm-up from ``start``, then cosine to ``floor``.
 
-    def __init__(self, total_steps: int, warmup_steps: int, start: float, floor: float) -> None:
-        self.total = max(1, int(total_steps))
-        self.warmup = max(0, min(int(warmup_steps), self.total - 1))
+    ``total`` may be set after construction (a LightningModule knows its stage length only once
+    the Trainer has set up the data); it is part of the scheduler's state dict.
+    """
+
+    def __init__(
+        self, total_steps: int | None, warmup_steps: int, start: float, floor: float
+    ) -> None:
+        self.total = total_steps
+        self.warmup_steps = max(0, int(warmup_steps))
         self.start = start
         self.floor = floor
 
     def __call__(self, step: int) -> float:
-        if step < self.warmup:
-            return self.start + (1.0 - self.start) * step / self.warmup
-        progress = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
+        total = max(1, int(self.total or 1))
+        warmup = min(self.warmup_steps, total - 1)
+        if step < warmup:
+            return self.start + (1.0 - self.start) * step / warmup
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
         return self.floor + (1.0 - self.floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def warmup_cosine(
     optimizer: Optimizer,
-    total_steps: int,
+    total_steps: int | None,
     warmup_steps: int = 100,
     start: float = 0.01,
     floor: float = 0.01,
@@ -79,10 +87,25 @@ def warmup_cosine(
 
     Args:
         optimizer: The optimiser to schedule.
-        total_steps: Training batches in the stage.
+        total_steps: Training batches in the stage (None: set later through
+            :func:`set_total_steps`, as the LightningModule does once the Trainer knows it).
         warmup_steps: Batches of linear warm-up from ``start`` x LR (Adam's first steps on a
             fresh net are its largest; a short ramp avoids a bad early jump).
         start: LR factor at step 0.
         floor: Final LR as a fraction of the initial LR.
     """
     return LambdaLR(optimizer, _WarmupCosine(total_steps, warmup_steps, start, floor))
+
+
+def set_total_steps(scheduler: LambdaLR, total_steps: int) -> bool:
+    """Tell a per-batch schedule its length; False if ``scheduler`` has none to set."""
+    factors = [f for f in getattr(scheduler, "lr_lambdas", []) if isinstance(f, _WarmupCosine)]
+    for factor in factors:
+        factor.total = int(total_steps)
+    if factors:
+        # LambdaLR set the current LR when it was built, from a schedule without its length.
+        for group, base, factor in zip(
+            scheduler.optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas, strict=True
+        ):
+            group["lr"] = base * factor(scheduler.last_epoch)
+    return bool(factors)

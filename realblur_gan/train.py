@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from realblur_gan.callbacks import FiniteGuard, PeriodicCheckpoint
 from realblur_gan.checkpoints import AtomicCheckpointIO, find_resume_checkpoint, load_net_weights
-from realblur_gan.config import available_schemes, register_resolvers, validate_config
+from realblur_gan.config import (
+    ConfigError,
+    available_schemes,
+    register_resolvers,
+    stage_settings,
+    validate_config,
+)
+from realblur_gan.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +34,7 @@ DONE_MARKER = "DONE"
 NET_NAMES = ("bgan_g", "bgan_d", "dbgan_g", "dbgan_d")
 
 
-class NoSchemeError(ValueError):
+class NoSchemeError(UserError, ValueError):
     """The config has no ``stages``: the user did not pick a scheme."""
 
     def __init__(self) -> None:
@@ -47,11 +57,18 @@ class RunResult:
     rank_zero: bool = True
 
 
-def run(cfg: DictConfig) -> RunResult:
+class ResumeError(UserError, FileNotFoundError):
+    """``resume=`` names no run folder with checkpoints."""
+
+
+def run(cfg: DictConfig, overrides: Sequence[str] | None = None) -> RunResult:
     """Train every stage of ``cfg``'s scheme and validate the final DBGAN.
 
     Args:
         cfg: The composed config (``conf/train.yaml`` + a scheme).
+        overrides: The overrides typed on the command line, which beat a stage's own trainer
+            and optim values (see :func:`realblur_gan.config.stage_settings`); None reads them
+            from the running Hydra job.
 
     Returns:
         Paths of the checkpoints and logs, and the final validation metrics.
@@ -59,7 +76,7 @@ def run(cfg: DictConfig) -> RunResult:
     register_resolvers()
     if "stages" not in cfg or "stage_order" not in cfg:
         raise NoSchemeError()
-    validate_config(cfg)  # out-of-range numbers: one line naming the key, before any work
+    validate_config(cfg, overrides)  # out-of-range numbers: one line naming the key, first
     _single_log_handler()
     start_time = time.perf_counter()
     out_dir = resume_dir(cfg) if cfg.resume else Path(cfg.paths.output_dir)
@@ -70,11 +87,12 @@ def run(cfg: DictConfig) -> RunResult:
     L.seed_everything(cfg.seed, workers=True)
 
     result = RunResult(scheme=str(cfg.scheme_name), output_dir=out_dir)
-    datamodule = instantiate(cfg.data)
     order = list(cfg.stage_order)
     if cfg.start_stage is not None and cfg.start_stage not in order:
-        raise ValueError(f"start_stage={cfg.start_stage!r} is not one of {order}")
+        raise ConfigError(f"start_stage={cfg.start_stage!r} is not one of {order}")
     first = order.index(cfg.start_stage) if cfg.start_stage is not None else 0
+    check_stage_trainers(cfg, order[first:], overrides)  # a typo fails before any stage trains
+    datamodule = instantiate(cfg.data)
 
     for index, name in enumerate(order):
         stage_dir = out_dir / "checkpoints" / name
@@ -85,26 +103,30 @@ def run(cfg: DictConfig) -> RunResult:
             result.checkpoints[name] = stage_dir / "last.ckpt"
             continue
         is_last = index == len(order) - 1
-        _run_stage(cfg, name, stage_dir, datamodule, result, validate_at_end=is_last)
+        _run_stage(cfg, name, stage_dir, datamodule, result, is_last, overrides)
 
     result.seconds = time.perf_counter() - start_time
     return result
 
 
 def build_stage(
-    cfg: DictConfig, name: str, checkpoints: dict[str, Path] | None = None
+    cfg: DictConfig,
+    name: str,
+    checkpoints: dict[str, Path] | None = None,
+    overrides: Sequence[str] | None = None,
 ) -> L.LightningModule:
     """Build stage ``name``'s LightningModule exactly as a training run does.
 
     The one place a stage is made (training, tests and benchmarks all call it): the module from
-    its config with the stage's optimiser tweaks merged over the global ``optim``, the nets'
-    resolved configs for inference, the ``init_from`` weights and the perf switches.
+    its config with the stage's effective optimiser settings (:func:`stage_optim_config`), the
+    nets' resolved configs for inference, the ``init_from`` weights and the perf switches.
 
     Args:
         cfg: The composed config (``conf/train.yaml`` + a scheme).
         name: A key of ``cfg.stages``.
         checkpoints: Checkpoints of earlier stages by stage name; an ``init_from`` source that
             is not a key here is read as a path.
+        overrides: The typed overrides; None reads them from the running Hydra job.
 
     Returns:
         The module, ready for ``Trainer.fit``.
@@ -112,8 +134,10 @@ def build_stage(
     stage = cfg.stages[name]
     log.info("stage %s: building", name)
     module_cfg = stage.module
-    if stage.get("optim"):  # per-stage optimiser tweaks on top of the global `optim`
-        module_cfg = OmegaConf.merge(module_cfg, {"optim": OmegaConf.merge(cfg.optim, stage.optim)})
+    if "optim" in module_cfg:
+        optim = stage_optim_config(cfg, name, overrides)
+        log.info("stage %s: optim %s", name, describe_settings(optim))
+        module_cfg = OmegaConf.merge(module_cfg, {"optim": optim})
     module = instantiate(module_cfg)
     module.panel_dir = str(Path(cfg.paths.output_dir) / "panels" / name)
     module.net_configs = {
@@ -130,6 +154,71 @@ def build_stage(
     return module
 
 
+def stage_trainer_config(
+    cfg: DictConfig, name: str, overrides: Sequence[str] | None = None
+) -> DictConfig:
+    """Stage ``name``'s Trainer config: the global ``trainer`` with the stage's values as
+    defaults and what the user typed winning (see :func:`realblur_gan.config.stage_settings`).
+
+    Args:
+        cfg: The composed config.
+        name: A key of ``cfg.stages``.
+        overrides: The typed overrides; None reads them from the running Hydra job.
+
+    Returns:
+        A resolved ``_target_`` config for the Trainer (the run adds loggers and callbacks).
+    """
+    return stage_settings(cfg, name, "trainer", overrides)
+
+
+def stage_optim_config(
+    cfg: DictConfig, name: str, overrides: Sequence[str] | None = None
+) -> DictConfig:
+    """Stage ``name``'s optimiser settings, by the same rule as :func:`stage_trainer_config`."""
+    return stage_settings(cfg, name, "optim", overrides)
+
+
+# Trainer arguments the run passes itself: a config value would be silently replaced.
+_SET_BY_RUN = frozenset({"default_root_dir", "logger", "callbacks", "plugins"})
+
+
+def check_stage_trainers(
+    cfg: DictConfig, names: Sequence[str], overrides: Sequence[str] | None = None
+) -> None:
+    """Refuse, before any stage trains, a trainer key that the Trainer does not take.
+
+    Raises:
+        ConfigError: Naming the key as the user would override it.
+    """
+    for name in names:
+        settings = stage_trainer_config(cfg, name, overrides)
+        target = str(settings.get("_target_", "lightning.pytorch.Trainer"))
+        params = inspect.signature(get_class(target)).parameters
+        any_key = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+        own = cfg.stages[name].get("trainer") or {}
+        for key in map(str, settings):
+            where = f"stages.{name}.trainer.{key}" if key in own else f"trainer.{key}"
+            if key in _SET_BY_RUN:
+                raise ConfigError(f"{where}: the training run sets it itself; remove it")
+            if not key.startswith("_") and key not in params and not any_key:
+                raise ConfigError(f"{where}: {target} has no such argument; check the spelling")
+
+
+def describe_settings(settings: DictConfig) -> str:
+    """One line ``key=value, ...``; a ``_target_`` node reads ``Class(arg=value, ...)``."""
+
+    def text(value: Any) -> str:
+        if isinstance(value, dict):
+            args = ", ".join(f"{k}={text(v)}" for k, v in value.items() if not k.startswith("_"))
+            if "_target_" in value:
+                return f"{str(value['_target_']).rsplit('.', 1)[-1]}({args})"
+            return "{" + args + "}"
+        return str(value)
+
+    plain = OmegaConf.to_container(settings, resolve=True)
+    return ", ".join(f"{k}={text(v)}" for k, v in plain.items() if not str(k).startswith("_"))
+
+
 def apply_perf_switches(module: L.LightningModule, perf: Any) -> None:
     """channels-last and torch.compile on the module's nets, as configured."""
     if perf.get("channels_last"):
@@ -143,11 +232,15 @@ def apply_perf_switches(module: L.LightningModule, perf: Any) -> None:
 
 
 def _single_log_handler() -> None:
-    """Lightning adds its own console handler; under Hydra's root handler every line would
-    print twice."""
+    """Remove Lightning's own console handlers when the root logger has one (Hydra's).
+
+    ``import lightning`` puts a handler on the ``lightning`` logger, and the subpackages add
+    theirs when imported before logging is configured; every Lightning line (the model summary
+    too) would then print once per handler on its way up to the root.
+    """
     if not logging.getLogger().handlers:
         return
-    for name in ("lightning.pytorch", "lightning.fabric"):
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logger = logging.getLogger(name)
         for handler in list(logger.handlers):
             if isinstance(handler, logging.StreamHandler):
@@ -160,7 +253,7 @@ def resume_dir(cfg: DictConfig) -> Path:
     if cfg.resume is not True:
         path = Path(str(cfg.resume))
         if not (path / "checkpoints").is_dir():
-            raise FileNotFoundError(
+            raise ResumeError(
                 f"{path}: no checkpoints/ folder to resume from; pass resume=<run dir> of an "
                 "earlier run (e.g. outputs/joint/2026-01-01_12-00-00)"
             )
@@ -170,7 +263,7 @@ def resume_dir(cfg: DictConfig) -> Path:
         p for p in current.parent.glob("*") if p != current and (p / "checkpoints").is_dir()
     )
     if not earlier:
-        raise FileNotFoundError(
+        raise ResumeError(
             f"{current.parent}: no earlier run with checkpoints to resume; pass "
             "resume=<run dir> explicitly"
         )
@@ -185,12 +278,13 @@ def _run_stage(
     datamodule: L.LightningDataModule,
     result: RunResult,
     validate_at_end: bool,
+    overrides: Sequence[str] | None = None,
 ) -> None:
-    stage = cfg.stages[name]
-    module = build_stage(cfg, name, result.checkpoints)
+    module = build_stage(cfg, name, result.checkpoints, overrides)
+    trainer_cfg = stage_trainer_config(cfg, name, overrides)
+    log.info("stage %s: trainer %s", name, describe_settings(trainer_cfg))
 
     loggers = _build_loggers(cfg, name)
-    trainer_cfg = OmegaConf.merge(cfg.trainer, stage.get("trainer") or {})
     last = stage_dir / "last.ckpt"
     checkpoint = ModelCheckpoint(
         dirpath=stage_dir,
@@ -221,7 +315,11 @@ def _run_stage(
     resume_from = find_resume_checkpoint(stage_dir) if cfg.resume else None
     ckpt_path = str(resume_from) if resume_from is not None else None
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        with warnings.catch_warnings():
+            # Nets frozen on purpose stay in eval mode (the dbgan stage's BGAN, pretrained loss
+            # backbones); Lightning's warning about them would only be noise.
+            warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
         if not last.exists():  # fast_dev_run writes no checkpoint: save one for the hand-over
             trainer.save_checkpoint(last, weights_only=False)
         (stage_dir / DONE_MARKER).write_text("finished\n")
@@ -248,9 +346,11 @@ def _build_loggers(cfg: DictConfig, stage: str) -> list[Any]:
         if target.endswith("WandbLogger"):
             Path(spec.save_dir).mkdir(parents=True, exist_ok=True)
             group = spec.get("group") or _run_group(Path(cfg.paths.output_dir))
-            loggers.append(
-                instantiate(spec, name=f"{cfg.scheme_name}/{stage}", tags=tags, group=group)
-            )
+            logger = instantiate(spec, name=f"{cfg.scheme_name}/{stage}", tags=tags, group=group)
+            # Lightning passes `anonymous` to wandb.init whatever its value, and wandb warns
+            # that the deprecated setting is set; wandb's advice is to not set it at all.
+            getattr(logger, "_wandb_init", {}).pop("anonymous", None)
+            loggers.append(logger)
         elif target.endswith("CSVLogger"):
             loggers.append(instantiate(spec, version=stage))
         else:

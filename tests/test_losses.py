@@ -13,6 +13,7 @@ import pytest
 import torch
 import torchvision
 from torch import nn
+from torch.nn import functional as F
 
 from realblur_gan.losses import (
     AdversarialLoss,
@@ -274,3 +275,33 @@ def test_lpips(hub_dir: Path) -> None:
     x = _image(size=64)
     assert loss(x, x).item() == pytest.approx(0.0, abs=1e-6)
     assert loss(_blur(x, 2.0), x).item() > loss(_blur(x, 0.5), x).item() > 0
+
+
+def test_dropped_optional_term_is_logged_once_naming_its_objective(
+    hub_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from realblur_gan.objective import GANObjective
+
+    vgg = {"_target_": "realblur_gan.losses.PerceptualLoss", "layer": "relu1_2"}
+    with caplog.at_level(logging.WARNING, logger="realblur_gan.objective"):
+        objective = GANObjective(
+            {"_target_": "realblur_gan.losses.RelativisticLSGANLoss"},
+            terms={"perceptual": {"weight": 0.1, "optional": True, "fn": vgg}},
+            name="dbgan",
+        )
+    assert "perceptual" not in objective.terms
+    lines = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].startswith("dbgan: loss term 'perceptual' dropped")
+
+
+def test_lowpass_and_pyramid_losses_live_in_losses() -> None:
+    from realblur_gan.losses import LowPassL1Loss, PyramidLoss
+
+    x, y = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
+    torch.testing.assert_close(
+        LowPassL1Loss(4)(x, y), F.l1_loss(F.avg_pool2d(x, 4), F.avg_pool2d(y, 4))
+    )
+    # On one output a PyramidLoss is its inner loss, exactly.
+    assert torch.equal(PyramidLoss(nn.MSELoss())(x, y), nn.MSELoss()(x, y))

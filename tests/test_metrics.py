@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from realblur_gan.metrics import (
+    PSNR_CAP_DB,
     best_shift,
     crop_border,
     psnr,
@@ -34,9 +35,13 @@ def test_psnr_of_known_noise_level(device: torch.device) -> None:
     assert torch.allclose(value.cpu(), torch.full((2,), 20.0), atol=0.1)
 
 
-def test_psnr_identical_is_inf_and_ssim_identical_is_one(device: torch.device) -> None:
+def test_psnr_identical_is_capped_and_ssim_identical_is_one(device: torch.device) -> None:
     x = smooth_image(b=2).to(device)
-    assert psnr(x, x).isinf().all()
+    # Capped, not inf: a mean over images stays finite and still counts the perfect one.
+    assert psnr(x, x).tolist() == [PSNR_CAP_DB, PSNR_CAP_DB] and PSNR_CAP_DB == 100.0
+    noisy = (x + 0.1 * torch.randn_like(x)).clamp(0, 1)
+    assert torch.isfinite(torch.stack([psnr(x, x), psnr(noisy, x)]).mean())
+    assert float(psnr(noisy, x).max()) < PSNR_CAP_DB
     assert torch.allclose(ssim(x, x).cpu(), torch.ones(2), atol=1e-5)
     assert (ssim(x, 1 - x) < 0.5).all()
 
@@ -69,7 +74,7 @@ def test_shift_tolerant_finds_injected_shift() -> None:
     pred = torch.roll(target, shifts=(2, -1), dims=(2, 3))
     plain = psnr(pred, target)
     assert float(plain) < 35
-    assert shift_tolerant(psnr, pred, target, max_shift=2).isinf().all()
+    assert shift_tolerant(psnr, pred, target, max_shift=2).tolist() == [PSNR_CAP_DB]
     assert float(shift_tolerant(psnr, pred, target, max_shift=1)) < 40
     assert best_shift(psnr, pred, target, 2).tolist() == [[2, -1]]
     assert float(shift_tolerant(ssim, pred, target, max_shift=2)) == pytest.approx(1.0, abs=1e-5)

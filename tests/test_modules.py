@@ -158,14 +158,22 @@ def test_scheduler_steps_once_per_epoch_inside_training(tiny_config):
     assert lr0 > 0
 
 
-def test_coarse_to_fine_generator_gets_content_loss_at_every_scale():
+def test_coarse_to_fine_generator_gets_pyramid_loss_at_every_scale():
     from realblur_gan.nets import MultiScaleGenerator
     from realblur_gan.objective import GANObjective
 
+    mse = {"_target_": "torch.nn.MSELoss"}
     objective = GANObjective(
         {"_target_": "realblur_gan.losses.RelativisticLSGANLoss"},
         adv_weight=0.0,
-        terms={"content": {"weight": 1.0, "fn": {"_target_": "torch.nn.MSELoss"}}},
+        terms={
+            # Chosen by the loss's type, not the term's name: `content` is full-res only here.
+            "content": {"weight": 1.0, "fn": mse},
+            "pyramid": {
+                "weight": 1.0,
+                "fn": {"_target_": "realblur_gan.losses.PyramidLoss", "fn": mse},
+            },
+        },
     )
     net = MultiScaleGenerator(in_channels=3, out_channels=3)
     blur, sharp = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
@@ -177,7 +185,48 @@ def test_coarse_to_fine_generator_gets_content_loss_at_every_scale():
     expected = (
         sum(torch.nn.functional.mse_loss(p, t) for p, t in zip(pyramid, pooled, strict=True)) / 3
     )
-    torch.testing.assert_close(parts["content"], expected)
+    torch.testing.assert_close(parts["pyramid"], expected)
+    torch.testing.assert_close(parts["content"], torch.nn.functional.mse_loss(pyramid[-1], sharp))
     # Every scale's parameters receive gradient from the multi-scale loss.
-    parts["content"].backward()
+    parts["pyramid"].backward()
     assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
+
+
+class OvershootingBlur(torch.nn.Module):
+    """A stand-in BGAN whose output leaves [0, 1] in train and eval mode alike."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.tensor(3.0))
+
+    def forward(self, sharp: torch.Tensor) -> torch.Tensor:
+        return sharp * self.scale - 1.0
+
+
+@pytest.mark.parametrize("scheme", ["joint", "separate"])
+def test_dbgan_trains_on_blur_clamped_to_unit_range_in_both_schemes(tiny_config, scheme):
+    cfg = tiny_config(scheme, "loss.bgan.adv_weight=0", "~loss.bgan.terms")
+    stage = cfg.stages["joint" if scheme == "joint" else "dbgan"].module
+    module = instantiate(stage, bgan_g=OvershootingBlur())
+    seen: list[torch.Tensor] = []
+    module.dbgan_g.register_forward_pre_hook(lambda _, args: seen.append(args[0].detach()))
+    fit(module, batches=1)
+    assert seen and all(x.min() >= 0.0 and x.max() <= 1.0 for x in seen)
+    assert any(x.min() == 0.0 and x.max() == 1.0 for x in seen)  # the clamp did bite
+
+
+def test_ema_update_matches_lerp_and_copy_follows_train_mode(tiny_config, recwarn):
+    module = joint_module(tiny_config, "optim.ema_decay=0.9")
+    module.train()
+    assert module.dbgan_g_ema.training  # follows the module: no eval-mode warning at fit
+    start = snapshot(module.dbgan_g_ema)
+    with torch.no_grad():
+        for p in module.dbgan_g.parameters():
+            p.add_(1.0)
+    module.update_ema()
+    for p_ema, p0, p in zip(
+        module.dbgan_g_ema.parameters(), start, module.dbgan_g.parameters(), strict=True
+    ):
+        torch.testing.assert_close(p_ema, torch.lerp(p0, p, 0.1), rtol=0, atol=0)
+    fit(module, batches=1)
+    assert not [w for w in recwarn if "in eval mode" in str(w.message)]

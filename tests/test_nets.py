@@ -11,6 +11,7 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 
+from realblur_gan.losses import multiscale_content_loss
 from realblur_gan.nets import (
     MultiScaleGenerator,
     MultiScalePatchGAN,
@@ -20,7 +21,6 @@ from realblur_gan.nets import (
     ResNetGenerator,
     UNet,
     init_weights,
-    multiscale_content_loss,
 )
 
 # Tiny generator factories, keyed by name; each takes the image channel count.

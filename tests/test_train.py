@@ -109,6 +109,7 @@ def test_separate_scheme_end_to_end_from_the_cli_with_csv(tmp_path, demo_cache):
         "+scheme=separate",
         "logger=csv",
         *TINY,
+        "trainer.max_epochs=1",  # typed: beats every stage's own length (read from Hydra)
         f"paths.data_dir={demo_cache}",
         f"hydra.run.dir={out}",
         cwd=tmp_path,
@@ -118,6 +119,12 @@ def test_separate_scheme_end_to_end_from_the_cli_with_csv(tmp_path, demo_cache):
         assert (out / "checkpoints" / stage / "last.ckpt").is_file()
         assert (out / "csv" / stage / "metrics.csv").is_file()
     rows = _read_csv(out / "csv" / "dbgan" / "metrics.csv")
+    # One epoch of two batches, not the stage's 24.
+    assert {r["step"] for r in rows if r.get("train/dbgan/loss_g")} == {"0", "1"}
+    console = proc.stdout + proc.stderr
+    assert console.count("stage dbgan: trainer ") == 1 and "max_epochs=1," in console
+    # One console line per event: Lightning's lines are not printed twice.
+    assert console.count("GPU available:") == 3  # once per stage
     columns = set(rows[0])
     assert {"train/dbgan/loss_g", "train/dbgan/d_real", "val/psnr"} <= columns
     assert any(r["val/psnr"] for r in rows)
@@ -179,3 +186,166 @@ def test_val_lpips_is_skipped_without_weights(tiny_config, tmp_path):
 def test_channels_last_switch_trains(tiny_config):
     result = run(tiny_config("joint", "logger=none", "perf.channels_last=true"))
     assert torch.isfinite(torch.tensor(result.metrics["val/psnr"]))
+
+
+# --- one precedence rule for stage settings (issue 12) ---------------------------------------
+
+
+def test_typed_overrides_beat_stage_values_and_typed_stage_keys_beat_typed_global(tiny_config):
+    from realblur_gan.train import stage_optim_config, stage_trainer_config
+
+    typed = [
+        "trainer.max_epochs=2",
+        "optim.generator.lr=1e-4",
+        "stages.dbgan.trainer.max_epochs=5",
+    ]
+    cfg = tiny_config("separate", *typed)
+    # Not typed: each stage's own value beats the global default.
+    assert stage_trainer_config(cfg, "pretrain_bgan", overrides=[]).max_epochs == 10
+    assert stage_optim_config(cfg, "pretrain_bgan", overrides=[]).generator.lr == 1e-3
+    # Typed globally: reaches every stage; typed for one stage: beats the typed global value.
+    assert stage_trainer_config(cfg, "pretrain_bgan", typed).max_epochs == 2
+    assert stage_trainer_config(cfg, "bgan", typed).max_epochs == 2
+    assert stage_trainer_config(cfg, "dbgan", typed).max_epochs == 5
+    assert stage_optim_config(cfg, "pretrain_bgan", typed).generator.lr == 1e-4
+    # The module gets the effective optimiser settings.
+    from realblur_gan.train import build_stage
+
+    module = build_stage(cfg, "pretrain_bgan", overrides=typed)
+    assert module.optim["generator"].keywords["lr"] == 1e-4
+
+
+def test_stage_trainer_keys_the_global_trainer_lacks_are_allowed(tiny_config):
+    from realblur_gan.train import check_stage_trainers, stage_trainer_config
+
+    cfg = tiny_config("separate", "+stages.dbgan.trainer.max_time=00:00:01:00")
+    trainer_cfg = stage_trainer_config(cfg, "dbgan", overrides=[])
+    assert trainer_cfg.max_time == "00:00:01:00" and trainer_cfg.limit_train_batches == 2
+    check_stage_trainers(cfg, list(cfg.stage_order), overrides=[])  # no error
+
+
+def test_unknown_stage_trainer_key_is_refused_before_any_stage_trains(tiny_config):
+    from realblur_gan.config import ConfigError
+
+    cfg = tiny_config("separate", "logger=none", "+stages.dbgan.trainer.max_tme=5")
+    with pytest.raises(ConfigError, match=r"stages\.dbgan\.trainer\.max_tme"):
+        run(cfg, overrides=[])
+    assert not (Path(cfg.paths.output_dir) / "checkpoints").exists()
+
+
+def test_gradient_clipping_with_float16_amp_is_refused(tiny_config):
+    from realblur_gan.config import ConfigError, validate_config
+
+    cfg = tiny_config("joint", "optim.gradient_clip_val=1.0", "trainer.precision=16-mixed")
+    with pytest.raises(ConfigError, match=r"gradient_clip_val=1\.0 with trainer\.precision"):
+        validate_config(cfg, overrides=[])
+    validate_config(tiny_config("joint", "optim.gradient_clip_val=1.0"), overrides=[])
+
+
+def test_each_stage_logs_its_effective_settings_once(tiny_config, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="realblur_gan.train"):
+        run(
+            tiny_config("joint", "logger=none", "trainer.max_epochs=1"),
+            overrides=["trainer.max_epochs=1"],
+        )
+    lines = [r.getMessage() for r in caplog.records if r.name == "realblur_gan.train"]
+    for stage in ("pretrain_bgan", "joint"):
+        trainer = [line for line in lines if line.startswith(f"stage {stage}: trainer ")]
+        optim = [line for line in lines if line.startswith(f"stage {stage}: optim ")]
+        assert len(trainer) == 1 and "max_epochs=1," in trainer[0], lines
+        assert len(optim) == 1 and "generator=AdamW(" in optim[0]
+    assert "lr=0.001" in next(x for x in lines if x.startswith("stage pretrain_bgan: optim"))
+
+
+def test_lightning_lines_reach_the_console_once():
+    import io
+    import logging
+
+    import lightning  # noqa: F401  (puts its console handler on the `lightning` logger)
+
+    from realblur_gan.train import _single_log_handler
+
+    root, stream = logging.getLogger(), io.StringIO()
+    ours = logging.StreamHandler(stream)
+    root.addHandler(ours)
+    try:
+        _single_log_handler()
+        logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+        consoles, node = [], logger
+        while node is not None:  # every handler a record meets on its way up
+            consoles += [h for h in node.handlers if type(h) is logging.StreamHandler]
+            node = node.parent if node.propagate else None
+        assert consoles == [ours]
+        logger.info("one line")
+        assert stream.getvalue().count("one line") == 1
+    finally:
+        root.removeHandler(ours)
+
+
+def test_wandb_logger_does_not_set_the_deprecated_anonymous_setting(tiny_config):
+    from realblur_gan.train import _build_loggers
+
+    (logger,) = _build_loggers(tiny_config("joint", "logger=wandb"), "joint")
+    assert "anonymous" not in logger._wandb_init
+
+
+def test_panels_are_stamped_with_the_batch_counter_of_the_scalars(tiny_config, tmp_path):
+    import lightning as L
+    from lightning.pytorch.loggers import CSVLogger
+
+    cfg = tiny_config("joint", "+stages.joint.module.panel_every_n_steps=1")
+    module = instantiate(cfg.stages.joint.module)
+    module.panel_dir = str(tmp_path / "panels")
+    module.val_lpips = False
+    trainer = L.Trainer(
+        max_epochs=1,
+        limit_train_batches=3,
+        limit_val_batches=1,
+        logger=CSVLogger(tmp_path, name="csv", version="v"),
+        log_every_n_steps=1,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(module, datamodule=instantiate(cfg.data))
+    steps = sorted(int(p.stem.rsplit("step", 1)[1]) for p in (tmp_path / "panels").glob("train_*"))
+    rows = _read_csv(tmp_path / "csv" / "v" / "metrics.csv")
+    scalar_steps = sorted({int(r["step"]) for r in rows if r.get("train/dbgan/loss_g")})
+    assert steps == scalar_steps == [0, 1, 2]  # not optimizer steps (4 per joint batch)
+    val = [int(p.stem.rsplit("step", 1)[1]) for p in (tmp_path / "panels").glob("val_*")]
+    assert val == [int(r["step"]) for r in rows if r.get("val/psnr")]
+
+
+def test_user_errors_are_told_apart_by_type_only(tiny_config):
+    from realblur_gan.__main__ import _user_error
+    from realblur_gan.checkpoints import CheckpointError
+    from realblur_gan.config import ConfigError
+    from realblur_gan.data.io import ImageFolderError, ImageReadError
+    from realblur_gan.errors import DataError, UserError
+    from realblur_gan.losses import LowPassL1Loss
+    from realblur_gan.pretrained import MissingPretrainedWeights
+    from realblur_gan.train import ResumeError, resume_dir
+
+    for cls in (CheckpointError, ConfigError, DataError, ImageFolderError, ImageReadError):
+        assert issubclass(cls, UserError), cls
+    assert issubclass(MissingPretrainedWeights, UserError) and issubclass(NoSchemeError, UserError)
+    # A user error found through the chain Hydra wraps around constructor errors.
+    try:
+        try:
+            raise ConfigError("data.crop_size=7: bad")
+        except ConfigError as inner:
+            raise RuntimeError("Error in call to target") from inner
+    except RuntimeError as outer:
+        assert isinstance(_user_error(outer), ConfigError)
+    # A path the user gave: a UserError (and still a FileNotFoundError for callers).
+    with pytest.raises(ResumeError) as info:
+        resume_dir(tiny_config("joint", "resume=/nonexistent/run"))
+    assert isinstance(info.value, FileNotFoundError) and _user_error(info.value) is info.value
+    # Anything else is a bug, even when raised inside the package: traceback kept.
+    with pytest.raises(ValueError) as bug:
+        LowPassL1Loss(factor=0)
+    assert _user_error(bug.value) is None
+    assert _user_error(FileNotFoundError("/x")) is None

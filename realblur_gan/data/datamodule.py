@@ -39,6 +39,7 @@ from realblur_gan.data.datasets import (
 )
 from realblur_gan.data.io import ImageFolderError, ImageReadError, list_images
 from realblur_gan.data.resumable import EpochKeySampler, KeyedDataset, ResumableDataLoader
+from realblur_gan.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -262,14 +263,14 @@ class BlurDataModule(L.LightningDataModule):
         super().__init__()
         # Option errors surface here, when Hydra instantiates the module, not epochs later.
         if real_blur_dir is None:
-            raise ValueError("data.real_blur_dir is required: a folder of real blurry photos")
+            raise DataError("data.real_blur_dir is required: a folder of real blurry photos")
         if (sharp_dir is None) == (pairs_dir is None):
-            raise ValueError(
+            raise DataError(
                 "set exactly one of data.sharp_dir (pairs blurred on the fly) and data.pairs_dir "
                 "(pre-made pairs); e.g. data=folders or data=pairs"
             )
         if sharp_dir is not None and synthetic_blur is None:
-            raise ValueError("data.sharp_dir needs data.synthetic_blur to make the pairs")
+            raise DataError("data.sharp_dir needs data.synthetic_blur to make the pairs")
         for option, value, allowed in (
             ("pairs_format", pairs_format, PAIR_FORMATS),
             ("val_format", val_format, PAIR_FORMATS),
@@ -277,15 +278,13 @@ class BlurDataModule(L.LightningDataModule):
             ("small_images", small_images, SMALL_IMAGE_MODES),
         ):
             if value not in allowed:
-                raise ValueError(f"data.{option} must be one of {allowed}, got {value!r}")
+                raise DataError(f"data.{option} must be one of {allowed}, got {value!r}")
         if len(pair_folders) != 2 or pair_folders[0].lower() == pair_folders[1].lower():
-            raise ValueError(f"data.pair_folders must name two folders, got {list(pair_folders)}")
+            raise DataError(f"data.pair_folders must name two folders, got {list(pair_folders)}")
         if resize is not None and resize < crop_size:
-            raise ValueError(
-                f"data.resize ({resize}) must be at least data.crop_size ({crop_size})"
-            )
+            raise DataError(f"data.resize ({resize}) must be at least data.crop_size ({crop_size})")
         if not 0.0 < val_fraction < 1.0:
-            raise ValueError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
+            raise DataError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
         self.sharp_dir = None if sharp_dir is None else Path(sharp_dir)
         self.real_blur_dir = Path(real_blur_dir)
         self.val_dir = None if val_dir is None else Path(val_dir)
@@ -360,7 +359,7 @@ class BlurDataModule(L.LightningDataModule):
             small_images=self.small_images,
         )
         if len(self.train_set) < self.batch_size:
-            raise ValueError(
+            raise DataError(
                 f"only {len(self.train_set)} training items, fewer than data.batch_size="
                 f"{self.batch_size} (the last partial batch is dropped); add images or lower it"
             )
@@ -409,7 +408,7 @@ class BlurDataModule(L.LightningDataModule):
                 small[0],
             )
         if (pairs is not None and not pairs) or (pairs is None and not sharp) or not real:
-            raise ValueError(
+            raise DataError(
                 f"no usable training images left after the file check ({len(small)} too small, "
                 f"{len(bad)} unreadable); lower data.crop_size or set data.small_images=pad"
             )
@@ -453,7 +452,7 @@ class BlurDataModule(L.LightningDataModule):
         """
         n_val = max(1, round(self.val_fraction * len(items)))
         if n_val >= len(items):
-            raise ValueError(
+            raise DataError(
                 f"{root}: {len(items)} training items are too few to hold out a validation "
                 "split; add images or set data.val_dir"
             )
@@ -470,7 +469,7 @@ class BlurDataModule(L.LightningDataModule):
                 continue
             taken.add(index)
         if not held_out:
-            raise ValueError(f"{root}: no image could be held out for validation; see warnings")
+            raise DataError(f"{root}: no image could be held out for validation; see warnings")
         return [p for i, p in enumerate(items) if i not in taken], held_out
 
     def _checked_pair(self, pair: PairFile) -> PairFile:
@@ -490,7 +489,7 @@ class BlurDataModule(L.LightningDataModule):
     def _split_sharp(self, paths: list[Path]) -> tuple[list[Path], TensorPairSet]:
         """Hold out sharp photos and blur them once with ``val_blur`` (seeded), in memory."""
         if self.val_blur is None:
-            raise ValueError(
+            raise DataError(
                 "data.val_dir is null: set data.val_blur (e.g. realblur_gan.blur.RealisticBlur) "
                 "to blur the held-out sharp photos, or give a paired data.val_dir"
             )

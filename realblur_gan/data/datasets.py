@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from realblur_gan.data.io import ImageReadError, read_image, to_channels
+from realblur_gan.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -348,15 +349,15 @@ class UnpairedTrainSet(Dataset):
         small_images: SmallImages = "pad",
     ) -> None:
         if pairs is None and (synthetic_blur is None or not sharp):
-            raise ValueError("UnpairedTrainSet needs sharp images with synthetic_blur, or pairs")
+            raise DataError("UnpairedTrainSet needs sharp images with synthetic_blur, or pairs")
         if not real_blur:
-            raise ValueError("UnpairedTrainSet needs at least one real blurry image")
+            raise DataError("UnpairedTrainSet needs at least one real blurry image")
         if small_images not in SMALL_IMAGE_MODES:
-            raise ValueError(
+            raise DataError(
                 f"small_images must be one of {SMALL_IMAGE_MODES}, got {small_images!r}"
             )
         if resize is not None and resize < crop_size:
-            raise ValueError(f"resize ({resize}) must be at least crop_size ({crop_size})")
+            raise DataError(f"resize ({resize}) must be at least crop_size ({crop_size})")
         self.sharp = list(sharp or [])
         self.real_blur = list(real_blur)
         self.pairs = None if pairs is None else [as_pair(p) for p in pairs]

@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from realblur_gan.blur import gopro_blur
 from realblur_gan.data.datamodule import BlurDataModule
 from realblur_gan.data.io import ImageFolderError, list_images, read_image, write_image
+from realblur_gan.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -198,21 +199,21 @@ def _check_options(
     split_by: str,
 ) -> None:
     if sorted(fractions) != sorted(ROLES) or any(float(v) <= 0 for v in fractions.values()):
-        raise ValueError(
+        raise DataError(
             f"data.fractions must give a positive share to each of {list(ROLES)}, "
             f"got {dict(fractions)}"
         )
     if sorted(order) != sorted(ROLES):
-        raise ValueError(f"data.order must list {list(ROLES)} once each, got {list(order)}")
+        raise DataError(f"data.order must list {list(ROLES)} once each, got {list(order)}")
     low, high = n_frames
     if not 1 <= low <= high:
-        raise ValueError(f"data.n_frames must be [low, high] with 1 <= low <= high, got {n_frames}")
+        raise DataError(f"data.n_frames must be [low, high] with 1 <= low <= high, got {n_frames}")
     if gap < 0:
-        raise ValueError(f"data.gap must be >= 0, got {gap}")
+        raise DataError(f"data.gap must be >= 0, got {gap}")
     if train_stride < 1 or (val_stride is not None and val_stride < 1):
-        raise ValueError("data.train_stride and data.val_stride must be >= 1 (val_stride: or null)")
+        raise DataError("data.train_stride and data.val_stride must be >= 1 (val_stride: or null)")
     if split_by not in SPLIT_MODES:
-        raise ValueError(f"data.split_by must be one of {SPLIT_MODES}, got {split_by!r}")
+        raise DataError(f"data.split_by must be one of {SPLIT_MODES}, got {split_by!r}")
 
 
 def _window_needs(n_frames: tuple[int, int], paired: bool) -> dict[str, int]:
@@ -289,7 +290,7 @@ def split_frames(
 
     if split_by == "sequences":
         if len(names) < len(ROLES):
-            raise ValueError(
+            raise DataError(
                 f"split_by=sequences needs at least {len(ROLES)} sequences (one per role), got "
                 f"{len(names)}; add sequences or set data.split_by=frames"
             )
@@ -332,13 +333,13 @@ def split_frames(
     if not all(windows.values()):
         if split_by == "frames":
             longest = max(lengths.values(), default=0)
-            raise ValueError(
+            raise DataError(
                 f"too few frames: the longest sequence has {longest}, the 3 windows (averages of "
                 f"up to {low_high[1]} frames, gaps of {gap}) need {need}; add frames, or lower "
                 "data.gap or data.n_frames, or change data.fractions"
             )
         missing = [role for role in ROLES if not windows[role]]
-        raise ValueError(
+        raise DataError(
             f"no sequence is long enough for the {'/'.join(missing)} role(s) (see the warnings); "
             "add sequences, or lower data.n_frames, or set data.split_by=frames"
         )
@@ -488,7 +489,7 @@ def render_split(
                 if size is None:
                     size = tuple(image.shape)
                 elif tuple(image.shape) != size:
-                    raise ValueError(
+                    raise DataError(
                         f"{frames[i]}: size {tuple(image.shape[1:])} differs from the "
                         f"sequence's other frames {size[1:]}; all frames of a sequence must match"
                     )
@@ -603,11 +604,11 @@ class FramesDataModule(BlurDataModule):
         **kwargs,
     ) -> None:
         if train_pairs not in TRAIN_PAIRS:
-            raise ValueError(f"data.train_pairs must be one of {TRAIN_PAIRS}, got {train_pairs!r}")
+            raise DataError(f"data.train_pairs must be one of {TRAIN_PAIRS}, got {train_pairs!r}")
         if int(downscale) != downscale or downscale < 1:
-            raise ValueError(f"data.downscale must be an integer >= 1, got {downscale}")
+            raise DataError(f"data.downscale must be an integer >= 1, got {downscale}")
         if len(n_frames) != 2:
-            raise ValueError(f"data.n_frames must be [low, high], got {list(n_frames)}")
+            raise DataError(f"data.n_frames must be [low, high], got {list(n_frames)}")
         self.frames_dir = Path(frames_dir)
         self.cache_dir = Path(cache_dir)
         self.plan = {
@@ -664,7 +665,7 @@ class FramesDataModule(BlurDataModule):
         try:
             return split_frames(lengths, **self.plan)
         except ValueError as err:
-            raise ValueError(f"data.frames_dir={self.frames_dir}: {err}") from None
+            raise DataError(f"data.frames_dir={self.frames_dir}: {err}") from None
 
     def prepare_frames(self) -> Path:
         """Plan the split and render it into the cache (once); returns the cache folder."""

@@ -1,7 +1,7 @@
 """Generators and discriminators. Every net takes and returns [0, 1] images (B, C, H, W)."""
 
 from realblur_gan.nets.init import init_weights
-from realblur_gan.nets.multiscale import MultiScaleGenerator, multiscale_content_loss
+from realblur_gan.nets.multiscale import MultiScaleGenerator
 from realblur_gan.nets.nafnet import NAFBlock, NAFNet
 from realblur_gan.nets.noise import NoiseInjection
 from realblur_gan.nets.patchgan import MultiScalePatchGAN, PatchGAN
@@ -19,5 +19,4 @@ __all__ = [
     "ResNetGenerator",
     "UNet",
     "init_weights",
-    "multiscale_content_loss",
 ]

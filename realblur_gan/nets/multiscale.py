@@ -1,4 +1,7 @@
-"""DeepDeblur-style coarse-to-fine generator (Nah et al., CVPR 2017) and its multi-scale loss."""
+"""DeepDeblur-style coarse-to-fine generator (Nah et al., CVPR 2017).
+
+Its multi-scale loss is ``realblur_gan.losses.PyramidLoss``.
+"""
 
 from __future__ import annotations
 
@@ -107,35 +110,3 @@ class MultiScaleGenerator(nn.Module):
             - output: :math:`(B, C_{out}, H, W)`
         """
         return self.forward_pyramid(x)[-1]
-
-
-def multiscale_content_loss(
-    outputs: list[Tensor], target: Tensor, loss_fn: Callable[[Tensor, Tensor], Tensor]
-) -> Tensor:
-    """Average a content loss over a pyramid of outputs (DeepDeblur's multi-scale loss).
-
-    The target is average-pooled to each output's size (the same pooling the generator applies
-    to its input), so every scale is supervised with a consistent target.
-
-    Args:
-        outputs: outputs from :meth:`MultiScaleGenerator.forward_pyramid`, any order.
-        target: full-resolution target.
-        loss_fn: ``loss_fn(pred, target) -> scalar``, e.g. ``torch.nn.L1Loss()``.
-
-    Returns:
-        The mean of the per-scale losses.
-
-    Shape:
-        - outputs: list of :math:`(B, C, H / k, W / k)` with integer k
-        - target: :math:`(B, C, H, W)`
-    """
-    if not outputs:
-        raise ValueError("multiscale_content_loss needs at least one output")
-    losses = []
-    for out in outputs:
-        factor = target.shape[-1] // out.shape[-1]
-        t = F.avg_pool2d(target, factor) if factor > 1 else target
-        if t.shape != out.shape:
-            raise ValueError(f"output {tuple(out.shape)} does not match target {tuple(t.shape)}")
-        losses.append(loss_fn(out, t))
-    return torch.stack(losses).mean()
