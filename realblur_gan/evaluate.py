@@ -6,8 +6,9 @@ Methods compared side by side in one table:
   extension);
 - ``--checkpoint CKPT`` with ``--blur DIR``: the DBGAN generator run here (see
   :mod:`realblur_gan.predict`);
-- ``--baselines identity,wiener,rl`` with ``--blur DIR`` (and ``--kernels DIR`` for the
-  non-blind ones): the classical methods of :mod:`realblur_gan.baselines`.
+- ``--baselines identity,wiener,rl,selfdeblur,map`` with ``--blur DIR`` (and ``--kernels DIR``
+  for the non-blind wiener and rl): the classical methods of :mod:`realblur_gan.baselines`;
+  the blind ones (see :mod:`realblur_gan.blind`) take ``--iterations`` and ``--kernel-size``.
 
 Writes ``OUT/metrics.csv`` (one row per image and method) and ``OUT/summary.md`` (the mean
 table, also printed). PSNR and SSIM are computed on RGB or, with ``--y-channel``, on BT.601 luma;
@@ -40,22 +41,23 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from realblur_gan.baselines import (
+    BLIND_BASELINES,
     KERNEL_EXTENSIONS,
     KernelError,
+    blind_deblur,
     identity,
     load_kernel,
     richardson_lucy,
     wiener,
 )
-from realblur_gan.checkpoints import CheckpointError
 from realblur_gan.data.io import (
-    ImageFolderError,
     ImageReadError,
     list_images,
     read_image,
     to_channels,
     write_image,
 )
+from realblur_gan.errors import UserError, debug_requested, error_text, writable_dir
 from realblur_gan.metrics import best_shift, crop_border, psnr, rgb_to_y, shift_overlap, ssim
 from realblur_gan.predict import deblur_image, load_generator, pick_device
 
@@ -63,6 +65,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "BASELINE_NAMES",
+    "BlindSettings",
     "EvaluationError",
     "Method",
     "ScoreOptions",
@@ -72,11 +75,11 @@ __all__ = [
     "write_csv",
 ]
 
-BASELINE_NAMES = ("identity", "wiener", "rl")
+BASELINE_NAMES = ("identity", "wiener", "rl", *BLIND_BASELINES)
 METRICS = ("psnr", "ssim", "lpips")
 
 
-class EvaluationError(ValueError):
+class EvaluationError(UserError, ValueError):
     """The folders or options cannot be evaluated; the message says what to fix."""
 
 
@@ -217,8 +220,55 @@ def model_method(
     return Method(label, restore)
 
 
-def baseline_methods(names: Sequence[str], nsr: float, iterations: int) -> list[Method]:
-    """Rows for the classical baselines named in ``--baselines``."""
+@dataclass(frozen=True)
+class BlindSettings:
+    """How the blind baselines (``selfdeblur``, ``map``) run in an evaluation.
+
+    Attributes:
+        iterations: optimisation budget per image; None for each method's default.
+        kernel_size: side of the estimated kernel (odd, smaller than the images).
+        seed: random seed.
+        device: where to optimise.
+    """
+
+    iterations: int | None = None
+    kernel_size: int = 31
+    seed: int = 0
+    device: torch.device | str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.kernel_size < 3 or self.kernel_size % 2 == 0:
+            raise EvaluationError(f"--kernel-size {self.kernel_size}: pass an odd size >= 3")
+        if self.iterations is not None and self.iterations < 1:
+            raise EvaluationError(f"--iterations {self.iterations}: pass a budget >= 1")
+
+
+def blind_method(name: str, settings: BlindSettings) -> Method:
+    """A row for the blind baseline ``name``: it needs no kernel file."""
+    spec = BLIND_BASELINES[name]
+    budget = spec.default_iterations if settings.iterations is None else settings.iterations
+
+    def restore(key: str, blur: Tensor | None, kernel: Tensor | None) -> Tensor:
+        assert blur is not None
+        result = blind_deblur(
+            name,
+            blur,
+            settings.kernel_size,
+            budget,
+            seed=settings.seed,
+            device=settings.device,
+            names=[key],
+            progress=True,
+        )
+        return result.restored
+
+    return Method(f"{spec.label} ({budget} it.)", restore)
+
+
+def baseline_methods(
+    names: Sequence[str], nsr: float, iterations: int, blind: BlindSettings | None = None
+) -> list[Method]:
+    """Rows for the baselines named in ``--baselines``; ``blind`` configures the blind ones."""
     functions: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
         "wiener": functools.partial(wiener, nsr=nsr),
         "rl": functools.partial(richardson_lucy, iterations=iterations),
@@ -233,6 +283,8 @@ def baseline_methods(names: Sequence[str], nsr: float, iterations: int) -> list[
             methods.append(
                 Method(labels[name], lambda k, b, kern, fn=fn: fn(b, kern), needs_kernel=True)
             )
+        elif name in BLIND_BASELINES:
+            methods.append(blind_method(name, blind or BlindSettings()))
         else:
             raise EvaluationError(
                 f"unknown baseline {name!r}; choose from {', '.join(BASELINE_NAMES)}"
@@ -294,11 +346,21 @@ def evaluate(
     kernels = Path(kernels_dir) if kernels_dir is not None else None
     sharp_index = _index(sharp_dir)
     blur_index = _index(Path(blur_dir)) if blur_dir is not None else {}
+    unmatched = sorted(blur_index.keys() - sharp_index.keys())
     if any(m.needs_blur for m in methods) and blur_dir is None:
         raise EvaluationError("a method restores blurry images here: pass --blur DIR")
     if any(m.needs_kernel for m in methods) and kernels is None:
         raise EvaluationError("non-blind baselines (wiener, rl) need the kernels: pass --kernels")
     result = EvaluationResult()
+    if unmatched:
+        # Scoring needs a reference: say which inputs were left out instead of dropping them.
+        shown = ", ".join(unmatched[:10]) + (
+            f" and {len(unmatched) - 10} more" if len(unmatched) > 10 else ""
+        )
+        result.skipped.append(
+            f"{blur_dir}: {len(unmatched)} blurry images have no sharp reference in {sharp_dir} "
+            f"and are not scored: {shown}"
+        )
     bar = tqdm(sharp_index.items(), desc="evaluate", unit="img", disable=not progress or None)
     for key, sharp_path in bar:
         try:
@@ -415,9 +477,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--wiener-nsr", type=float, default=1e-2, help="Wiener noise/signal")
     parser.add_argument("--rl-iterations", type=int, default=30, help="Richardson–Lucy steps")
     parser.add_argument(
+        "--iterations",
+        type=int,
+        default=None,
+        help="blind baselines: budget per image; None for each method's own ("
+        + ", ".join(f"{k} {v.default_iterations}" for k, v in BLIND_BASELINES.items())
+        + ")",
+    )
+    parser.add_argument(
+        "--kernel-size", type=int, default=31, help="blind baselines: estimated kernel side (odd)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="blind baselines: random seed")
+    parser.add_argument(
         "--save-restored", action="store_true", help="write restored images to OUT/<method>/"
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log details")
+    parser.add_argument("--debug", action="store_true", help="full tracebacks for errors")
     return parser
 
 
@@ -452,6 +527,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.shift < 0 or args.crop_border < 0:
             raise EvaluationError("--shift and --crop-border must be >= 0")
+        writable_dir(args.out)  # before scoring: the scores must have somewhere to go
         device = pick_device(args.device)
         methods: list[Method] = []
         if args.restored is not None:
@@ -462,7 +538,8 @@ def main(argv: list[str] | None = None) -> int:
             label = f"{args.net} ({args.checkpoint.name})"
             methods.append(model_method(net, label, args.tile or None, args.overlap))
         names = [n.strip() for n in args.baselines.split(",") if n.strip()]
-        methods.extend(baseline_methods(names, args.wiener_nsr, args.rl_iterations))
+        blind = BlindSettings(args.iterations, args.kernel_size, args.seed, device)
+        methods.extend(baseline_methods(names, args.wiener_nsr, args.rl_iterations, blind))
         if not methods:
             raise EvaluationError("nothing to score: pass --restored, --checkpoint or --baselines")
         if args.save_restored:
@@ -473,16 +550,29 @@ def main(argv: list[str] | None = None) -> int:
         result = evaluate(
             args.sharp, methods, args.blur, args.kernels, options, lpips, progress=True
         )
-    except (EvaluationError, ImageFolderError, CheckpointError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (UserError, ValueError) as err:
+        if debug_requested(args.debug):
+            raise
+        print(error_text(err), file=sys.stderr)
         return 2
     result.lpips_note = lpips_note
     for line in result.skipped:
         print(f"skipped: {line}", file=sys.stderr)
-    csv_path = write_csv(args.out / "metrics.csv", result.rows)
     table = markdown_table(result.rows, [m.label for m in methods], options, lpips_note)
-    (args.out / "summary.md").write_text(table + "\n")
-    print(table)
+    print(table)  # first: a failing write below must not lose the scores
+    csv_path = args.out / "metrics.csv"
+    try:
+        write_csv(csv_path, result.rows)
+        (args.out / "summary.md").write_text(table + "\n")
+    except OSError as err:
+        if debug_requested(args.debug):
+            raise
+        print(
+            f"error: {csv_path}: cannot write the results ({err.strerror or err}); the table "
+            "above has the means: check --out",
+            file=sys.stderr,
+        )
+        return 1
     print(
         f"realblur-evaluate: {len(result.rows)} scores, {len(result.skipped)} skipped in "
         f"{result.seconds:.1f} s -> {csv_path}"
