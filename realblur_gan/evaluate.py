@@ -379,7 +379,7 @@ def evaluate(
                     kernel = load_kernel(_find_kernel(kernels, key))
                 restored = method.restore(key, blur, kernel)
                 if method.save_dir is not None:
-                    write_image(method.save_dir / f"{key}.png", restored[0])
+                    _save_restored(method, key, restored, result)
                 scores = score_pair(restored, sharp, options, lpips)
             except (ImageReadError, KernelError, EvaluationError, ValueError) as err:
                 result.skipped.append(f"{method.label}: {key}: {' '.join(str(err).split())}")
@@ -387,6 +387,24 @@ def evaluate(
             result.rows.append({"image": key, "method": method.label, **scores})
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _save_restored(method: Method, key: str, restored: Tensor, result: EvaluationResult) -> None:
+    """Write one restored image; on a write error say so once and stop saving, keep scoring.
+
+    The output side failing (full, read-only, gone) would fail every further image the same
+    way, and the scores are what the user came for.
+    """
+    assert method.save_dir is not None
+    target = method.save_dir / f"{key}.png"
+    try:
+        write_image(target, restored[0])
+    except OSError as err:
+        result.skipped.append(
+            f"{method.label}: cannot write {target} ({err.strerror or err}); restored images "
+            f"are no longer saved for this method (scoring goes on); check {method.save_dir}"
+        )
+        method.save_dir = None
 
 
 def write_csv(path: str | os.PathLike[str], rows: Sequence[dict[str, str | float]]) -> Path:

@@ -359,6 +359,27 @@ def test_evaluate_prints_the_scores_when_the_results_cannot_be_written(
     assert "No space left on device" in line and "metrics.csv" in line
 
 
+def test_evaluate_save_restored_write_error_is_said_once_and_scoring_goes_on(
+    tmp_path, capsys, monkeypatch
+):
+    for name in ("a", "b", "c"):
+        _write_png(tmp_path / "blur" / f"{name}.png")
+        _write_png(tmp_path / "sharp" / f"{name}.png", seed=1)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(evaluate, "write_image", full)
+    argv = ["--sharp", str(tmp_path / "sharp"), "--blur", str(tmp_path / "blur")]
+    argv += ["--baselines", "identity", "--no-lpips", "--out", str(tmp_path / "out")]
+    assert evaluate.main([*argv, "--save-restored"]) == 0
+    captured = capsys.readouterr()
+    assert "identity (blurry input) | 3 |" in captured.out  # every image still scored
+    lines = [line for line in captured.err.splitlines() if "No space left" in line]
+    assert len(lines) == 1 and "no longer saved" in lines[0]
+    assert (tmp_path / "out" / "metrics.csv").is_file()
+
+
 def test_evaluate_reports_blurry_images_without_a_reference(tmp_path, capsys):
     for name in ("a", "b", "c"):
         _write_png(tmp_path / "blur" / f"{name}.png")
