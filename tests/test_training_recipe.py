@@ -9,8 +9,10 @@ import math
 import sys
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
+from hydra.utils import instantiate
 
 from realblur_gan.losses import FFTAmplitudeLoss, PSNRLoss
 from realblur_gan.metrics import psnr
@@ -66,47 +68,42 @@ def test_warmup_cosine_ramps_then_decays_to_the_floor():
     assert lrs[-1] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 89 / 90)))
 
 
-def test_per_batch_schedule_steps_every_batch(tiny_config):
-    from hydra.utils import instantiate
-
-    cfg = tiny_config("separate", "optim=adamw", "optim.scheduler.warmup_steps=0")
-    module = instantiate(cfg.stages.dbgan.module)
-    import lightning as L
-
+def _fit_dbgan(
+    cfg, epochs: int, callbacks: list[L.Callback] | None = None
+) -> tuple[L.LightningModule, L.Trainer]:
+    """The DBGAN stage of ``cfg`` trained for ``epochs`` x 2 batches, nothing written."""
+    module = instantiate(cfg.stages.dbgan.module)  # no init_from: BGAN is untrained here
     trainer = L.Trainer(
-        max_epochs=2,
+        max_epochs=epochs,
         limit_train_batches=2,
         limit_val_batches=0,
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
+        callbacks=callbacks,
     )
     trainer.fit(module, datamodule=instantiate(cfg.data))
-    sched = module.lr_schedulers()[0]
-    assert sched.last_epoch == 4  # 2 epochs x 2 batches
+    return module, trainer
+
+
+def test_per_batch_schedule_steps_every_batch(tiny_config):
+    cfg = tiny_config("separate", "optim=adamw", "optim.scheduler.warmup_steps=0")
+    module, _ = _fit_dbgan(cfg, epochs=2)
+    assert module.lr_schedulers()[0].last_epoch == 4  # 2 epochs x 2 batches
 
 
 def test_zero_adversarial_weight_skips_the_discriminator(tiny_config):
-    from hydra.utils import instantiate
-
     cfg = tiny_config("separate", "loss.dbgan.adv_weight=0")
-    module = instantiate(cfg.stages.dbgan.module)
     calls = []
-    module.dbgan_d.register_forward_hook(lambda *_: calls.append(1))
-    before = [p.clone() for p in module.dbgan_d.parameters()]
-    import lightning as L
+    before: list[torch.Tensor] = []
 
-    trainer = L.Trainer(
-        max_epochs=1,
-        limit_train_batches=2,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(module, datamodule=instantiate(cfg.data))
+    class Spy(L.Callback):
+        def on_fit_start(self, trainer, module):
+            module.dbgan_d.register_forward_hook(lambda *_: calls.append(1))
+            before.extend(p.clone() for p in module.dbgan_d.parameters())
+
+    module, trainer = _fit_dbgan(cfg, epochs=1, callbacks=[Spy()])
     assert calls == []
     assert all(torch.equal(a, b) for a, b in zip(before, module.dbgan_d.parameters(), strict=True))
     assert "train/dbgan/g_adv" not in trainer.callback_metrics
