@@ -1,4 +1,4 @@
-"""Writing and reading checkpoints safely.
+"""Writing checkpoints safely, and reading them and exported weights back into nets.
 
 Every checkpoint goes through :func:`atomic_save` (training uses it via
 :class:`AtomicCheckpointIO`): a temporary file in the *same* folder, fsync, then ``os.replace``
@@ -6,11 +6,18 @@ over the old file, so a crash, ``kill -9`` or a full disk never leaves a partial
 Every checkpoint is read through :func:`load_checkpoint`: ``weights_only=True`` (a downloaded
 file cannot run code) and non-finite weights refused, with one-line errors naming the file.
 Resume picks its file with :func:`find_resume_checkpoint`, which passes over damaged ones.
+
+:func:`load_generator` rebuilds a trained generator from a checkpoint or an exported
+``.safetensors`` alone, from the config stored with it (checked by
+:mod:`realblur_gan.net_configs`, so a file cannot name arbitrary callables).
+:func:`packaged_model` is the DBGAN shipped in ``realblur_gan/weights/``, what
+``realblur-deblur`` runs when no checkpoint is given.
 """
 
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import pickle
@@ -23,7 +30,15 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from torch import nn
 
-from realblur_gan.errors import UserError
+from realblur_gan.errors import CheckpointError, UserError
+from realblur_gan.inference import net_channels
+from realblur_gan.net_configs import (
+    EMA_SUFFIX,
+    NetConfigError,
+    build_net,
+    config_channels,
+    read_net_config,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +47,10 @@ log = logging.getLogger(__name__)
 _PARTIAL_GLOB = ".*.partial"
 _LISTED = 5
 
-
-class CheckpointError(UserError, ValueError):
-    """A checkpoint is missing, unreadable, unsafe, non-finite or lacks the requested net."""
+DEFAULT_NET = "dbgan_g"
+# The packaged DBGAN: safetensors weights with the net config in their metadata, as
+# ``python -m realblur_gan.export`` writes them; see realblur_gan/weights/MODEL_CARD.md.
+PACKAGED_MODEL = Path(__file__).resolve().parent / "weights" / "realblur-dbgan.safetensors"
 
 
 class CheckpointWriteError(UserError, OSError):
@@ -226,6 +242,32 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return blob.get("state_dict", blob)
 
 
+def net_names(state: Mapping[str, Any]) -> list[str]:
+    """The nets in a module's flat state dict: the first part of each key, sorted."""
+    return sorted({str(key).split(".", 1)[0] for key in state})
+
+
+def net_state_dict(
+    state: Mapping[str, torch.Tensor], net: str, path: str | os.PathLike[str], fix: str = ""
+) -> dict[str, torch.Tensor]:
+    """The weights of one net from a module's flat state dict, its ``<net>.`` prefix removed.
+
+    Args:
+        state: A LightningModule's state dict (keys ``bgan_g.…``, ``dbgan_g.…``, …).
+        net: The net's attribute name, shared by every realblur-gan module.
+        path: The file it came from, for the message.
+        fix: Appended to the message when the net is absent (e.g. ``"; pick --net"``).
+
+    Raises:
+        CheckpointError: No weights of ``net``; the message lists the nets there are.
+    """
+    prefix = f"{net}."
+    sub = {k.removeprefix(prefix): v for k, v in state.items() if str(k).startswith(prefix)}
+    if not sub:
+        raise CheckpointError(f"{path}: has no '{net}' weights (it holds {net_names(state)}){fix}")
+    return sub
+
+
 def find_resume_checkpoint(stage_dir: str | os.PathLike[str]) -> Path | None:
     """The newest intact checkpoint of an interrupted stage, or None when it wrote none.
 
@@ -276,12 +318,7 @@ def load_net_weights(module: nn.Module, net_name: str, path: str | Path) -> None
         net_name: State-dict prefix, shared by every realblur-gan module.
         path: Checkpoint path.
     """
-    state = read_state_dict(path)
-    prefix = f"{net_name}."
-    sub = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
-    if not sub:
-        found = sorted({k.split(".", 1)[0] for k in state})
-        raise CheckpointError(f"{path}: has no '{net_name}' weights (it holds {found})")
+    sub = net_state_dict(read_state_dict(path), net_name, path)
     net = getattr(module, net_name)
     try:
         net.load_state_dict(sub)
@@ -291,3 +328,132 @@ def load_net_weights(module: nn.Module, net_name: str, path: str | Path) -> None
             f"({str(err).splitlines()[0]}); use the model config the checkpoint was trained with"
         ) from None
     log.info("loaded %s from %s", net_name, path)
+
+
+# --------------------------------------------------------------------------------------------------
+# Rebuilding a generator from a file
+# --------------------------------------------------------------------------------------------------
+
+
+def read_safetensors(
+    path: str | os.PathLike[str],
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors and the string metadata of a ``.safetensors`` file (no pickle involved).
+
+    Raises:
+        CheckpointError: Missing or unreadable.
+    """
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: weights not found; run python -m realblur_gan.export first")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            state = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+            metadata = handle.metadata() or {}
+    except Exception as err:
+        raise CheckpointError(
+            f"{path}: not a readable safetensors file ({_first_line(err)}); re-export it"
+        ) from None
+    return state, metadata
+
+
+def _exported_config(path: Path, metadata: Mapping[str, str], net: str) -> tuple[Any, Path]:
+    """The config of an exported net, from ``<net>.json`` beside it or its metadata, or None."""
+    sidecar = path.with_suffix(".json")
+    if sidecar.is_file():
+        return read_net_config(sidecar, net), sidecar
+    if "net_config" not in metadata:
+        return None, path
+    try:
+        return json.loads(metadata["net_config"]), path
+    except json.JSONDecodeError:
+        raise CheckpointError(
+            f"{path}: its net_config metadata is not JSON; re-export it"
+        ) from None
+
+
+def load_generator(
+    path: str | os.PathLike[str],
+    net: str = DEFAULT_NET,
+    net_config: Mapping[str, Any] | str | os.PathLike[str] | None = None,
+    ema: bool = True,
+) -> nn.Module:
+    """Rebuild a trained generator from a Lightning checkpoint or an exported ``.safetensors``.
+
+    Args:
+        path: a ``.ckpt`` written by training, an exported ``<net>.safetensors`` (its config is
+            read from ``<net>.json`` beside it or from the file's metadata), or the export folder.
+        net: which net to load (``dbgan_g`` deblurs; ``bgan_g`` blurs).
+        net_config: the net's config (dict or ``.yaml``/``.json`` path) for files that carry none,
+            e.g. checkpoints written before training stored ``net_configs``.
+        ema: when a checkpoint also holds the net's moving average (``dbgan_g_ema``, what
+            validation scores), load that; False loads the raw weights.
+
+    Returns:
+        The net on the CPU, in eval mode, with gradients off, and two attributes:
+        ``image_channels`` (the channels it maps) and ``net_config`` (the config it was built
+        from).
+
+    Raises:
+        CheckpointError: unreadable file, missing weights, or weights that do not fit.
+        NetConfigError: no config, or one that names anything outside ``realblur_gan.nets``.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / f"{net}.safetensors"
+    config: Any = net_config
+    source: str | os.PathLike[str] = path
+    if isinstance(net_config, str | os.PathLike):
+        source, config = net_config, read_net_config(net_config, net)
+    if path.suffix == ".safetensors":
+        state, metadata = read_safetensors(path)
+        if config is None:
+            config, source = _exported_config(path, metadata, net)
+    else:
+        # Finiteness is checked below, on the one net loaded.
+        blob = load_checkpoint(path, finite=False)
+        full = blob.get("state_dict", blob)
+        if ema and not net.endswith(EMA_SUFFIX) and f"{net}{EMA_SUFFIX}" in net_names(full):
+            net = f"{net}{EMA_SUFFIX}"
+            log.info("%s: using the EMA weights %s", path, net)
+        state = net_state_dict(full, net, path, fix="; pick --net")
+        if config is None:
+            configs = blob.get("net_configs") or {}
+            config = configs.get(net) or configs.get(net.removesuffix(EMA_SUFFIX))
+    # NaN/Inf weights would restore every image as black without any error.
+    check_finite(state, path, None)
+    if config is None:
+        raise NetConfigError(
+            f"{path}: holds no config for '{net}'; pass --net-config with the model config it "
+            "was trained with (e.g. conf/model/default.yaml)"
+        )
+    config = dict(config)
+    model = build_net(config, source, net)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise CheckpointError(
+            f"{path}: '{net}' weights do not fit its config ({_first_line(err)}); pass the model "
+            "config the checkpoint was trained with"
+        ) from None
+    model.image_channels = config_channels(config) or net_channels(model)
+    model.net_config = config  # what it was built from, for re-export
+    model.eval().requires_grad_(False)
+    log.info("loaded %s (%s) from %s", net, config["_target_"], path)
+    return model
+
+
+def packaged_model() -> Path:
+    """The weights of the DBGAN packaged with realblur-gan (:data:`PACKAGED_MODEL`).
+
+    Raises:
+        CheckpointError: None is installed (this build ships no weights).
+    """
+    if not PACKAGED_MODEL.is_file():
+        raise CheckpointError(
+            f"no packaged model is installed ({PACKAGED_MODEL} is absent); pass --checkpoint "
+            "with a .ckpt from training or an exported .safetensors"
+        )
+    return PACKAGED_MODEL

@@ -13,7 +13,14 @@ import contextlib
 import os
 from pathlib import Path
 
-__all__ = ["DataError", "UserError", "debug_requested", "error_text", "writable_dir"]
+__all__ = [
+    "CheckpointError",
+    "DataError",
+    "UserError",
+    "debug_requested",
+    "error_text",
+    "writable_dir",
+]
 
 _DEBUG_VARIABLES = ("HYDRA_FULL_ERROR", "REALBLUR_GAN_DEBUG")
 
@@ -24,6 +31,10 @@ class UserError(Exception):
 
 class DataError(UserError, ValueError):
     """The data a config points at cannot be used: missing, too few, inconsistent."""
+
+
+class CheckpointError(UserError, ValueError):
+    """A checkpoint is missing, unreadable, unsafe, non-finite or lacks the requested net."""
 
 
 def debug_requested(flag: bool = False) -> bool:

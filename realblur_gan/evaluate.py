@@ -5,7 +5,7 @@ Methods compared side by side in one table:
 - ``--restored DIR``: images restored elsewhere (matched to ``--sharp`` by relative path, any
   extension);
 - ``--checkpoint CKPT`` with ``--blur DIR``: the DBGAN generator run here (see
-  :mod:`realblur_gan.predict`);
+  :mod:`realblur_gan.inference`);
 - ``--baselines identity,wiener,rl,selfdeblur,map`` with ``--blur DIR`` (and ``--kernels DIR``
   for the non-blind wiener and rl): the classical methods of :mod:`realblur_gan.baselines`;
   the blind ones (see :mod:`realblur_gan.blind`) take ``--iterations`` and ``--kernel-size``.
@@ -58,8 +58,9 @@ from realblur_gan.data.io import (
     write_image,
 )
 from realblur_gan.errors import UserError, debug_requested, error_text, writable_dir
+from realblur_gan.generator_options import add_generator_options, generator_from_options
+from realblur_gan.inference import DEFAULT_OVERLAP, DEFAULT_TILE, deblur_image, pick_device
 from realblur_gan.metrics import best_shift, crop_border, psnr, rgb_to_y, shift_overlap, ssim
-from realblur_gan.predict import deblur_image, load_generator, pick_device
 
 logger = logging.getLogger(__name__)
 
@@ -211,7 +212,7 @@ def restored_folder_method(folder: Path) -> Method:
 def model_method(
     net: nn.Module, label: str, tile: int | None, overlap: int, bf16: bool = False
 ) -> Method:
-    """Run a generator on each blurry image (see :func:`~realblur_gan.predict.deblur_image`)."""
+    """Run a generator on each blurry image (see :func:`~realblur_gan.inference.deblur_image`)."""
 
     def restore(key: str, blur: Tensor | None, kernel: Tensor | None) -> Tensor:
         assert blur is not None
@@ -474,7 +475,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sharp", type=Path, required=True, help="sharp reference folder")
     parser.add_argument("--restored", type=Path, help="folder of already restored images")
     parser.add_argument("--blur", type=Path, help="blurry inputs (for --checkpoint/--baselines)")
-    parser.add_argument("--checkpoint", type=Path, help="run this generator on --blur")
     parser.add_argument(
         "--baselines", default="", help=f"comma list of {','.join(BASELINE_NAMES)} (on --blur)"
     )
@@ -486,11 +486,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-lpips", action="store_true", help="skip LPIPS")
     parser.add_argument("--lpips-net", default="alex", help="LPIPS backbone: alex, vgg, squeeze")
     parser.add_argument("--lpips-weights", default=None, help="backbone weight file")
-    parser.add_argument("--net", default="dbgan_g", help="net inside --checkpoint")
-    parser.add_argument("--no-ema", action="store_true", help="raw weights, not the EMA copy")
-    parser.add_argument("--net-config", type=Path, help="net/model config if the ckpt has none")
-    parser.add_argument("--tile", type=int, default=512, help="tile side; 0 = whole image")
-    parser.add_argument("--overlap", type=int, default=32, help="tile overlap (px)")
+    parser.add_argument("--tile", type=int, default=DEFAULT_TILE, help="tile side; 0 = no tiles")
+    parser.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help="tile overlap (px)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda")
     parser.add_argument("--wiener-nsr", type=float, default=1e-2, help="Wiener noise/signal")
     parser.add_argument("--rl-iterations", type=int, default=30, help="Richardson–Lucy steps")
@@ -511,6 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log details")
     parser.add_argument("--debug", action="store_true", help="full tracebacks for errors")
+    add_generator_options(parser, "run this generator on --blur (.ckpt or .safetensors)")
     return parser
 
 
@@ -551,8 +549,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.restored is not None:
             methods.append(restored_folder_method(args.restored))
         if args.checkpoint is not None:
-            net = load_generator(args.checkpoint, args.net, args.net_config, not args.no_ema)
-            net = net.to(device)
+            net = generator_from_options(args).to(device)
             label = f"{args.net} ({args.checkpoint.name})"
             methods.append(model_method(net, label, args.tile or None, args.overlap))
         names = [n.strip() for n in args.baselines.split(",") if n.strip()]

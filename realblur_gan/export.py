@@ -1,8 +1,9 @@
 """Export a trained generator: safetensors weights + JSON config, and optionally ONNX.
 
 ``DIR/<net>.safetensors`` holds the weights (with the config also in the file's metadata) and
-``DIR/<net>.json`` the resolved Hydra config; :func:`realblur_gan.predict.load_generator` loads
-either the folder or the ``.safetensors`` file, with no pickle involved. ``--onnx`` adds
+``DIR/<net>.json`` the resolved Hydra config; :func:`realblur_gan.checkpoints.load_generator`
+loads either the folder or the ``.safetensors`` file, with no pickle involved (the packaged
+model in ``realblur_gan/weights/`` is such a file). ``--onnx`` adds
 ``DIR/<net>.onnx`` with a dynamic batch, height and width (H and W must be multiples of the net's
 ``stride``, written into the model's metadata); it is checked against PyTorch with onnxruntime at
 two sizes.
@@ -28,7 +29,8 @@ import torch
 from torch import nn
 
 from realblur_gan.errors import UserError, debug_requested, error_text, writable_dir
-from realblur_gan.predict import load_generator, net_channels
+from realblur_gan.generator_options import add_generator_options, generator_from_options
+from realblur_gan.inference import net_channels
 
 logger = logging.getLogger(__name__)
 
@@ -158,20 +160,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Export a trained generator to safetensors + JSON (and ONNX).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("checkpoint", type=Path, help=".ckpt from training")
-    parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--net", default="dbgan_g", help="net inside the checkpoint")
-    parser.add_argument("--no-ema", action="store_true", help="raw weights, not the EMA copy")
     parser.add_argument(
-        "--net-config",
-        type=Path,
-        default=None,
-        help="net/model config (.yaml/.json) if the checkpoint holds none",
+        "source", type=Path, nargs="?", metavar="CHECKPOINT", help="the same as --checkpoint"
     )
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--onnx", action="store_true", help="also write <net>.onnx and check it")
     parser.add_argument("--opset", type=int, default=ONNX_OPSET, help="ONNX opset (>= 17)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details")
     parser.add_argument("--debug", action="store_true", help="full tracebacks for errors")
+    add_generator_options(
+        parser, ".ckpt from training, or an exported .safetensors; without it, the packaged model"
+    )
     return parser
 
 
@@ -185,9 +184,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.opset < 17:
         print(f"error: --opset {args.opset}: use 17 or newer", file=sys.stderr)
         return 2
+    if args.source is not None and args.checkpoint is not None:
+        print("error: pass the checkpoint once: CHECKPOINT or --checkpoint", file=sys.stderr)
+        return 2
     try:
         writable_dir(args.out)  # before loading anything
-        net = load_generator(args.checkpoint, args.net, args.net_config, not args.no_ema)
+        net = generator_from_options(args, args.source)
         weights, sidecar = export_safetensors(net, net.net_config, args.out, args.net)
     except (UserError, OSError) as err:
         if debug_requested(args.debug):

@@ -21,7 +21,8 @@ Parts (``--parts``, comma-separated; default all):
   optimizer, logging, Lightning), forward calls per net per step, VGG19 passes (the perceptual
   terms timed with a randomly initialised VGG19 where the real weights are absent), host reads of
   tensor scalars (device syncs on a GPU) and copies.
-- ``infer``: ``realblur_gan.predict.deblur_image`` ms per megapixel (``scripts/bench_predict.py``).
+- ``infer``: ``realblur_gan.inference.deblur_image`` ms per megapixel
+  (``scripts/bench_predict.py``).
 - ``blur``: ``realblur_gan.blur.RealisticBlur`` ms per 1280x720 image (``scripts/bench_blur.py``).
 - ``data``: training dataloader images/s (``scripts/bench_data.py``).
 

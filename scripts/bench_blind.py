@@ -36,9 +36,10 @@ import torch
 from realblur_gan.baselines import BLIND_BASELINES, blind_deblur, richardson_lucy, wiener
 from realblur_gan.blind import kernel_similarity
 from realblur_gan.blur import convolve, trajectory_kernel
+from realblur_gan.checkpoints import load_generator
 from realblur_gan.data.demo import make_scene
 from realblur_gan.evaluate import ScoreOptions, score_pair
-from realblur_gan.predict import deblur_image, load_generator, net_channels
+from realblur_gan.inference import deblur_image, net_channels
 
 
 def levin_style(index: int, size: int, kernel_size: int, noise: float) -> tuple[torch.Tensor, ...]:

@@ -1,4 +1,4 @@
-"""Time DBGAN inference (``realblur_gan.predict.deblur_image``) and measure its peak memory.
+"""Time DBGAN inference (``realblur_gan.inference.deblur_image``) and measure its peak memory.
 
 The generator is the default DBGAN config (``conf/model/default.yaml``: U-Net, width 24,
 depth 3) with random weights: the time does not depend on the weights. Each case runs in its own
@@ -37,7 +37,8 @@ def run_case(height: int, width: int, tile: int | None, repeats: int, device: st
     """Time one case in this process; returns ms/MP and the peak RSS."""
     from hydra.utils import instantiate
 
-    from realblur_gan.predict import deblur_image, pick_device, read_net_config
+    from realblur_gan.inference import deblur_image, pick_device
+    from realblur_gan.net_configs import read_net_config
 
     config = read_net_config(ROOT / "conf" / "model" / "default.yaml", "dbgan_g")
     net = instantiate(config).eval().to(pick_device(device))

@@ -56,9 +56,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 from PIL import Image, ImageDraw, ImageFont
 
+from realblur_gan.checkpoints import load_generator
 from realblur_gan.config import CONFIG_DIR, register_resolvers
+from realblur_gan.inference import deblur_image
 from realblur_gan.metrics import psnr, ssim
-from realblur_gan.predict import deblur_image, load_generator
 from realblur_gan.train import DONE_MARKER, run
 
 log = logging.getLogger("experiment")

@@ -15,4 +15,4 @@ cd "$(dirname "$0")/.."
 # Sleeping, not spinning, OpenMP workers: far faster when another process shares the cores.
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 bash scripts/setup.sh
-exec .venv/bin/python -m realblur_gan.predict "$ckpt" "$input" --out "$out" "$@"
+exec .venv/bin/python -m realblur_gan.predict --checkpoint "$ckpt" "$input" --out "$out" "$@"

@@ -80,3 +80,58 @@ def tiny_config(tmp_path: Path, demo_cache: Path):
         return make_config(scheme, tmp_path / "run", demo_cache, list(overrides))
 
     return factory
+
+
+# A generator small enough to load, run and save in milliseconds, and its stored config.
+TINY_NET = {"_target_": "realblur_gan.nets.UNet", "in_channels": 3, "out_channels": 3}
+TINY_NET |= {"width": 4, "depth": 2}
+
+
+def save_net_checkpoint(
+    path: Path, net: torch.nn.Module, config: dict | None = TINY_NET, name: str = "dbgan_g"
+) -> Path:
+    """A checkpoint shaped like training's: prefixed state dict plus ``net_configs``."""
+    blob: dict = {"state_dict": {f"{name}.{k}": v for k, v in net.state_dict().items()}}
+    blob["state_dict"]["iteration"] = torch.tensor(3)
+    if config is not None:
+        blob["net_configs"] = {name: config}
+    torch.save(blob, path)
+    return path
+
+
+@pytest.fixture
+def tiny_net() -> torch.nn.Module:
+    """A random tiny U-Net in eval mode (the net of :data:`TINY_NET`)."""
+    from realblur_gan.nets import UNet
+
+    torch.manual_seed(0)
+    return UNet(3, 3, width=4, depth=2).eval()
+
+
+@pytest.fixture
+def packaged_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Install an identity U-Net as the packaged DBGAN, laid out as ``realblur_gan/weights/``.
+
+    The weights are written the way export writes them (config in the metadata) and renamed; no
+    ``.json`` sidecar, as the package ships none.
+    """
+    from realblur_gan import checkpoints
+    from realblur_gan.export import export_safetensors
+    from realblur_gan.nets import UNet
+
+    net = UNet(3, 3, width=4, depth=2).zero_residual_().eval()
+    weights, sidecar = export_safetensors(net, TINY_NET, tmp_path / "weights", "dbgan_g")
+    sidecar.unlink()
+    path = weights.rename(weights.with_name(checkpoints.PACKAGED_MODEL.name))
+    monkeypatch.setattr(checkpoints, "PACKAGED_MODEL", path)
+    return path
+
+
+@pytest.fixture
+def no_packaged_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Make the packaged DBGAN absent (whether or not this checkout ships one)."""
+    from realblur_gan import checkpoints
+
+    path = tmp_path / "empty" / checkpoints.PACKAGED_MODEL.name
+    monkeypatch.setattr(checkpoints, "PACKAGED_MODEL", path)
+    return path

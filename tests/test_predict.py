@@ -1,211 +1,28 @@
-"""Inference: loading generators safely, any size, tiles, image modes, the CLI's file handling."""
+"""realblur-deblur: the packaged model or --checkpoint, file walking, image modes, errors."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_NET, save_net_checkpoint
 from PIL import Image
-from torch import nn
 
-from realblur_gan.checkpoints import CheckpointError
 from realblur_gan.data.io import read_image, write_image
-from realblur_gan.nets import ResNetGenerator, UNet
-from realblur_gan.predict import (
-    InputError,
-    NetConfigError,
-    deblur_image,
-    load_generator,
-    main,
-    read_net_config,
-    resolve_inputs,
-)
-
-TINY = {"_target_": "realblur_gan.nets.UNet", "in_channels": 3, "out_channels": 3}
-TINY |= {"width": 4, "depth": 2}
-
-
-def save_checkpoint(
-    path: Path, net: nn.Module, config: dict[str, Any] | None = TINY, name: str = "dbgan_g"
-) -> Path:
-    """A checkpoint shaped like training's: prefixed state dict plus ``net_configs``."""
-    blob: dict[str, Any] = {"state_dict": {f"{name}.{k}": v for k, v in net.state_dict().items()}}
-    blob["state_dict"]["iteration"] = torch.tensor(3)
-    if config is not None:
-        blob["net_configs"] = {name: config}
-    torch.save(blob, path)
-    return path
-
-
-@pytest.fixture
-def tiny_net() -> UNet:
-    torch.manual_seed(0)
-    return UNet(3, 3, width=4, depth=2).eval()
+from realblur_gan.export import export_safetensors
+from realblur_gan.nets import UNet
+from realblur_gan.predict import InputError, main, resolve_inputs
 
 
 @pytest.fixture
 def identity_ckpt(tmp_path: Path) -> Path:
     """A U-Net whose residual is zero: its output equals its input, exposing any IO loss."""
-    return save_checkpoint(
+    return save_net_checkpoint(
         tmp_path / "identity.ckpt", UNet(3, 3, width=4, depth=2).zero_residual_()
     )
-
-
-# --------------------------------------------------------------------------------------------------
-# Loading
-# --------------------------------------------------------------------------------------------------
-
-
-def test_load_generator_rebuilds_the_net(tmp_path: Path, tiny_net: UNet) -> None:
-    net = load_generator(save_checkpoint(tmp_path / "a.ckpt", tiny_net))
-    assert isinstance(net, UNet) and not net.training
-    assert net.image_channels == 3 and net.net_config == TINY
-    x = torch.rand(1, 3, 16, 16)
-    assert torch.equal(net(x), tiny_net(x))
-
-
-def test_ema_weights_are_preferred(tmp_path: Path, tiny_net: UNet) -> None:
-    ema = UNet(3, 3, width=4, depth=2).zero_residual_().eval()
-    path = save_checkpoint(tmp_path / "ema.ckpt", tiny_net)
-    blob = torch.load(path, weights_only=True)
-    blob["state_dict"] |= {f"dbgan_g_ema.{k}": v for k, v in ema.state_dict().items()}
-    torch.save(blob, path)
-    x = torch.rand(1, 3, 8, 8)
-    assert torch.equal(load_generator(path)(x), ema(x))
-    assert torch.equal(load_generator(path, ema=False)(x), tiny_net(x))
-
-
-def test_nested_configs_of_allowed_nets_load(tmp_path: Path) -> None:
-    # DeepDeblur-style: a `_partial_` sub-net factory inside the generator's config.
-    config = {
-        "_target_": "realblur_gan.nets.MultiScaleGenerator",
-        "num_scales": 2,
-        "scale_net": {"_target_": "realblur_gan.nets.ResNetGenerator", "_partial_": True}
-        | {"width": 4, "n_blocks": 1},
-    }
-    from hydra.utils import instantiate
-
-    net = instantiate(config).eval()
-    loaded = load_generator(save_checkpoint(tmp_path / "ms.ckpt", net, config))
-    x = torch.rand(1, 3, 16, 16)
-    assert torch.equal(loaded(x), net(x))
-    assert deblur_image(loaded, torch.rand(1, 3, 15, 9), tile=None, overlap=0).shape[-2:] == (15, 9)
-
-
-@pytest.mark.parametrize(
-    "target",
-    [
-        "os.system",
-        "torch.nn.Identity",
-        "realblur_gan.nets.init.torch.nn.Conv2d",  # the prefix alone is not enough
-        "realblur_gan.nets.init.init_weights",  # a function, not a net
-        "realblur_gan.nets.__builtins__.eval",
-    ],
-)
-def test_config_outside_realblur_gan_nets_is_refused(
-    tmp_path: Path, tiny_net: UNet, target: str
-) -> None:
-    path = save_checkpoint(tmp_path / "evil.ckpt", tiny_net, {**TINY, "_target_": target})
-    with pytest.raises(NetConfigError, match="refusing _target_"):
-        load_generator(path)
-
-
-def test_nested_target_and_interpolation_are_refused(tmp_path: Path, tiny_net: UNet) -> None:
-    nested = {"_target_": "realblur_gan.nets.NoiseInjection", "net": {"_target_": "os.getcwd"}}
-    with pytest.raises(NetConfigError, match=r"os\.getcwd"):
-        load_generator(save_checkpoint(tmp_path / "n.ckpt", tiny_net, nested))
-    interp = {**TINY, "width": "${oc.env:HOME}"}
-    with pytest.raises(NetConfigError, match="interpolation"):
-        load_generator(save_checkpoint(tmp_path / "i.ckpt", tiny_net, interp))
-
-
-def test_checkpoint_without_config_needs_net_config(tmp_path: Path, tiny_net: UNet) -> None:
-    path = save_checkpoint(tmp_path / "old.ckpt", tiny_net, config=None)
-    with pytest.raises(NetConfigError, match="--net-config"):
-        load_generator(path)
-    # A whole model config, with ${model.*} interpolations, as conf/model/*.yaml are written.
-    yaml = tmp_path / "model.yaml"
-    yaml.write_text(
-        "image_channels: 3\n"
-        "dbgan_g:\n"
-        "  _target_: realblur_gan.nets.UNet\n"
-        "  in_channels: ${model.image_channels}\n"
-        "  out_channels: ${model.image_channels}\n"
-        "  width: 4\n"
-        "  depth: 2\n"
-    )
-    assert read_net_config(yaml)["in_channels"] == 3
-    net = load_generator(path, net_config=yaml)
-    x = torch.rand(1, 3, 8, 8)
-    assert torch.equal(net(x), tiny_net(x))
-
-
-def test_bad_checkpoints_give_one_line_errors(tmp_path: Path, tiny_net: UNet) -> None:
-    with pytest.raises(CheckpointError, match="not found"):
-        load_generator(tmp_path / "missing.ckpt")
-    junk = tmp_path / "junk.ckpt"
-    junk.write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="cannot read"):
-        load_generator(junk)
-    path = save_checkpoint(tmp_path / "b.ckpt", tiny_net, name="bgan_g")
-    with pytest.raises(CheckpointError, match="no 'dbgan_g' weights"):
-        load_generator(path)
-    wrong = save_checkpoint(tmp_path / "w.ckpt", tiny_net, {**TINY, "width": 8})
-    with pytest.raises(CheckpointError, match="do not fit"):
-        load_generator(wrong)
-
-
-# --------------------------------------------------------------------------------------------------
-# deblur_image
-# --------------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("size", [(37, 53), (1, 5), (16, 16)])
-def test_any_size_comes_back_the_same_size(tiny_net: UNet, size: tuple[int, int]) -> None:
-    out = deblur_image(tiny_net, torch.rand(1, 3, *size), tile=None, overlap=0)
-    assert out.shape == (1, 3, *size)
-    assert float(out.min()) >= 0 and float(out.max()) <= 1
-
-
-def test_tiled_equals_untiled_when_receptive_field_fits_the_overlap() -> None:
-    # 7 3x3 convs: receptive-field radius 7 <= overlap // 4 = 8, so tiles are exact.
-    torch.manual_seed(0)
-    net = ResNetGenerator(3, 3, width=4, n_blocks=1).eval()
-    x = torch.rand(1, 3, 101, 157)
-    whole = deblur_image(net, x, tile=None, overlap=0)
-    tiled = deblur_image(net, x, tile=64, overlap=32)
-    assert torch.allclose(tiled, whole, atol=1e-5)
-
-
-def test_tiled_unet_is_close_to_untiled(tiny_net: UNet) -> None:
-    # A U-Net sees further than the overlap: tiles differ slightly near the seams.
-    x = torch.rand(1, 3, 101, 157)
-    whole = deblur_image(tiny_net, x, tile=None, overlap=0)
-    tiled = deblur_image(tiny_net, x, tile=64, overlap=32)
-    diff = (tiled - whole).abs()
-    assert float(diff.max()) < 5e-3 and float(diff.mean()) < 2e-4
-
-
-def test_gray_through_a_colour_net(tiny_net: UNet) -> None:
-    gray = torch.rand(1, 1, 20, 24)
-    out = deblur_image(tiny_net, gray, tile=None, overlap=0)
-    assert out.shape == gray.shape
-    identity = UNet(3, 3, width=4, depth=2).zero_residual_().eval()
-    assert torch.allclose(deblur_image(identity, gray, tile=16, overlap=8), gray, atol=1e-6)
-
-
-def test_bad_overlap_is_refused(tiny_net: UNet) -> None:
-    with pytest.raises(ValueError, match="overlap"):
-        deblur_image(tiny_net, torch.rand(1, 3, 64, 64), tile=32, overlap=24)
-
-
-# --------------------------------------------------------------------------------------------------
-# Files and CLI
-# --------------------------------------------------------------------------------------------------
 
 
 def test_cli_gray_16bit_and_rgba_round_trip(tmp_path: Path, identity_ckpt: Path) -> None:
@@ -296,3 +113,61 @@ def test_resolve_inputs_keeps_subfolders(tmp_path: Path, caplog: pytest.LogCaptu
     with caplog.at_level(logging.WARNING):
         assert len(resolve_inputs([tmp_path / "d", tmp_path / "e"])) == 1
     assert "same output name" in caplog.text
+
+
+# --------------------------------------------------------------------------------------------------
+# Which model: the packaged one, --checkpoint, or the checkpoint first (the older form)
+# --------------------------------------------------------------------------------------------------
+
+
+def test_no_checkpoint_runs_the_packaged_model(
+    tmp_path: Path, packaged_weights: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    image = torch.rand(3, 12, 10, generator=torch.Generator().manual_seed(0))
+    write_image(tmp_path / "photo.png", image)
+    assert main([str(tmp_path / "photo.png"), "--out", str(tmp_path / "out")]) == 0
+    assert "1 written" in capsys.readouterr().out
+    restored, _ = read_image(tmp_path / "out" / "photo.png")
+    assert torch.allclose(restored, image, atol=1 / 255 + 1e-6)  # the identity weights ran
+
+
+def test_no_packaged_model_is_one_line(
+    tmp_path: Path, no_packaged_weights: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_image(tmp_path / "photo.png", torch.rand(3, 8, 8))
+    assert main([str(tmp_path / "photo.png"), "--out", str(tmp_path / "out")]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: no packaged model is installed") and "--checkpoint" in line
+    assert not list((tmp_path / "out").glob("*.png"))
+
+
+def test_packaged_model_is_only_a_dbgan(
+    tmp_path: Path, packaged_weights: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_image(tmp_path / "photo.png", torch.rand(3, 8, 8))
+    argv = [str(tmp_path / "photo.png"), "--out", str(tmp_path / "out"), "--net", "bgan_g"]
+    assert main(argv) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "--net bgan_g" in line and "--checkpoint" in line
+
+
+def test_checkpoint_option_and_the_older_positional_form(
+    tmp_path: Path,
+    identity_ckpt: Path,
+    no_packaged_weights: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    write_image(tmp_path / "in" / "a.png", torch.rand(3, 8, 8))
+    net = UNet(3, 3, width=4, depth=2).zero_residual_().eval()
+    exported, _ = export_safetensors(net, TINY_NET, tmp_path / "exported", "dbgan_g")
+    out = ["--out", str(tmp_path / "out"), "--overwrite"]
+    images = str(tmp_path / "in")
+    for model in (identity_ckpt, exported, exported.parent):
+        assert main(["--checkpoint", str(model), images, *out]) == 0
+        assert main([str(model), images, *out]) == 0  # CHECKPOINT INPUT..., as before
+    capsys.readouterr()
+    assert main(["--checkpoint", str(identity_ckpt), str(identity_ckpt), images, *out]) == 2
+    assert "pass the checkpoint once" in capsys.readouterr().err
+    assert main([str(identity_ckpt), *out]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "no image to deblur" in line

@@ -23,7 +23,7 @@ from conftest import TINY, make_config
 from PIL import Image
 
 import realblur_gan.checkpoints as checkpoints
-from realblur_gan import evaluate, export, predict
+from realblur_gan import evaluate, export, generator_options, predict
 from realblur_gan.callbacks import NonFiniteError, PeriodicCheckpoint
 from realblur_gan.checkpoints import (
     CheckpointError,
@@ -324,8 +324,8 @@ def test_unwritable_out_fails_before_any_work(tool, trained, tmp_path, capsys, m
     blocker.write_text("a file where the output folder should go")
     worked = []
     monkeypatch.setattr(evaluate, "evaluate", lambda *a, **k: worked.append(1))
-    monkeypatch.setattr(predict, "load_generator", lambda *a, **k: worked.append(1))
-    monkeypatch.setattr(export, "load_generator", lambda *a, **k: worked.append(1))
+    # The one loader behind all three tools' --checkpoint options.
+    monkeypatch.setattr(generator_options, "load_generator", lambda *a, **k: worked.append(1))
     argv = {
         "evaluate": ["--sharp", str(tmp_path / "sharp"), "--blur", str(tmp_path / "blur")],
         "predict": [str(trained), str(tmp_path / "blur")],

@@ -28,7 +28,8 @@ from realblur_gan.blind.common import BlindError, check_kernel_size, write_kerne
 from realblur_gan.blind.map import PRIORS, MAPOptions
 from realblur_gan.blind.selfdeblur import SelfDeblurOptions
 from realblur_gan.data.io import ImageInfo, ImageReadError, read_image, write_image
-from realblur_gan.predict import InputError, pick_device, resolve_inputs
+from realblur_gan.inference import pick_device
+from realblur_gan.predict import InputError, resolve_inputs
 
 logger = logging.getLogger(__name__)
 

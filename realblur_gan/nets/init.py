@@ -113,7 +113,7 @@ def check_multiple(x: Tensor, stride: int, name: str) -> None:
     if h % stride or w % stride:
         raise ValueError(
             f"{name} needs H and W to be multiples of {stride}, got {h}x{w}; "
-            "pad the input to a multiple (realblur_gan.predict pads and crops for you)"
+            "pad the input to a multiple (realblur_gan.inference pads and crops for you)"
         )
 
 

@@ -15,6 +15,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+# The padding inference uses, so that forward on any size equals deblur_image's pad and crop.
+from realblur_gan.inference import _pad_to_multiple
 from realblur_gan.nets.init import ResidualGenerator, residual_output
 
 LAYER_NORM_IMPLS = ("layer_norm", "mean_var")
@@ -141,17 +143,6 @@ class NAFBlock(nn.Module):
         return x + self.gamma * y
 
 
-def _pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
-    """Reflect-pad H and W at the bottom/right up to ``multiple``; replicate where too small."""
-    h, w = x.shape[-2:]
-    ph, pw = -h % multiple, -w % multiple
-    if not (ph or pw):
-        return x
-    # Reflect padding needs the pad to be smaller than the side (as realblur_gan.predict).
-    mode = "reflect" if ph < h and pw < w else "replicate"
-    return F.pad(x, (0, pw, 0, ph), mode=mode)
-
-
 class NAFNet(ResidualGenerator):
     """NAFNet: a U-Net of :class:`NAFBlock` s with additive skips and a global residual.
 
@@ -167,7 +158,7 @@ class NAFNet(ResidualGenerator):
     the default DBGAN net, batch 4, 2 threads: 528 vs 698 ms at 128², 1371 vs 1796 ms at 256²).
 
     ``stride`` (``2 ** len(enc_blocks)``) is the size multiple the net computes at, exposed as on
-    the U-Net so that :func:`realblur_gan.predict.deblur_image` pads once and aligns its tiles;
+    the U-Net so that :func:`realblur_gan.inference.deblur_image` pads once and aligns its tiles;
     ``forward`` itself accepts any H, W by reflect-padding to the multiple and cropping back.
 
     Init: convs get variance-preserving normal weights (std ``1/sqrt(fan_in)``: there are no

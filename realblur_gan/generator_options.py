@@ -1,0 +1,67 @@
+"""The command-line options that pick a trained generator, shared by predict, evaluate and export.
+
+:func:`add_generator_options` adds ``--checkpoint``, ``--net``, ``--no-ema`` and
+``--net-config`` to a parser; :func:`generator_from_options` loads the net they name, or the
+packaged DBGAN (:func:`realblur_gan.checkpoints.packaged_model`) when no checkpoint is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from torch import nn
+
+from realblur_gan.checkpoints import DEFAULT_NET, load_generator, packaged_model
+from realblur_gan.errors import UserError
+
+__all__ = ["add_generator_options", "generator_from_options"]
+
+
+def add_generator_options(parser: argparse.ArgumentParser, checkpoint_help: str) -> None:
+    """Add ``--checkpoint``, ``--net``, ``--no-ema`` and ``--net-config`` to ``parser``.
+
+    Args:
+        parser: the command's parser.
+        checkpoint_help: what ``--checkpoint`` does in that command (and its default).
+    """
+    group = parser.add_argument_group("model")
+    group.add_argument("--checkpoint", type=Path, default=None, help=checkpoint_help)
+    group.add_argument("--net", default=DEFAULT_NET, help="net inside the checkpoint")
+    group.add_argument(
+        "--no-ema", action="store_true", help="use the raw weights even if an EMA copy exists"
+    )
+    group.add_argument(
+        "--net-config",
+        type=Path,
+        default=None,
+        help="net/model config (.yaml/.json) if the checkpoint holds none",
+    )
+
+
+def generator_from_options(
+    args: argparse.Namespace, checkpoint: str | Path | None = None
+) -> nn.Module:
+    """Load the generator that the options of :func:`add_generator_options` name.
+
+    Args:
+        args: the parsed command line.
+        checkpoint: a checkpoint named another way (a positional argument); ``args.checkpoint``
+            when None, and the packaged DBGAN when that is None too.
+
+    Returns:
+        The net on the CPU in eval mode (see :func:`realblur_gan.checkpoints.load_generator`).
+
+    Raises:
+        UserError: the file or its config cannot be loaded, no packaged model is installed, or
+            a net other than the DBGAN is asked of the packaged model.
+    """
+    checkpoint = checkpoint if checkpoint is not None else args.checkpoint
+    if checkpoint is None:
+        if args.net != DEFAULT_NET:
+            raise UserError(
+                f"--net {args.net}: the packaged model is the DBGAN ({DEFAULT_NET}); pass "
+                "--checkpoint with a file that holds that net"
+            )
+        checkpoint = packaged_model()
+    return load_generator(checkpoint, args.net, args.net_config, ema=not args.no_ema)
