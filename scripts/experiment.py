@@ -56,7 +56,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 from PIL import Image, ImageDraw, ImageFont
 
-from realblur_gan.config import CONFIG_DIR, register_resolvers
+from realblur_gan.config import CONFIG_DIR
 from realblur_gan.metrics import psnr, ssim
 from realblur_gan.predict import deblur_image, load_generator
 from realblur_gan.train import DONE_MARKER, run
@@ -268,7 +268,6 @@ def compose_condition(
     Returns:
         The config, ready for :func:`realblur_gan.train.run`.
     """
-    register_resolvers()
     overrides = [
         f"+scheme={condition.scheme}",
         *BASE_OVERRIDES,

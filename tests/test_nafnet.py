@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 from torch import nn
 from torch.nn import functional as F
 
-from realblur_gan.config import CONFIG_DIR, register_resolvers
+from realblur_gan.config import CONFIG_DIR
 from realblur_gan.nets import NAFBlock, NAFNet, NoiseInjection
 from realblur_gan.nets.nafnet import LAYER_NORM_IMPLS, LayerNorm2d
 from realblur_gan.predict import deblur_image, load_generator
@@ -185,7 +185,6 @@ def test_channels_last_equals_contiguous() -> None:
 
 
 def test_model_config_builds_and_runs() -> None:
-    register_resolvers()
     cfg = OmegaConf.create({"model": OmegaConf.load(CONFIG_DIR / "model" / "nafnet.yaml")})
     default = OmegaConf.load(CONFIG_DIR / "model" / "default.yaml")
     assert set(cfg.model) == set(default)

@@ -14,7 +14,7 @@ from torch import nn
 
 from realblur_gan.checkpoints import CheckpointError
 from realblur_gan.data.io import read_image, write_image
-from realblur_gan.nets import ResNetGenerator, UNet
+from realblur_gan.nets import NoiseInjection, ResNetGenerator, UNet
 from realblur_gan.predict import (
     InputError,
     NetConfigError,
@@ -94,6 +94,55 @@ def test_nested_configs_of_allowed_nets_load(tmp_path: Path) -> None:
     x = torch.rand(1, 3, 16, 16)
     assert torch.equal(loaded(x), net(x))
     assert deblur_image(loaded, torch.rand(1, 3, 15, 9), tile=None, overlap=0).shape[-2:] == (15, 9)
+
+
+# The BGAN generator as checkpoints stored it before NoiseInjection built its own net: the
+# inner net fully built, its input channels (3 image + 1 noise) written out.
+OLD_BGAN_G = {
+    "_target_": "realblur_gan.nets.NoiseInjection",
+    "channels": 1,
+    "scale": 0.1,
+    "net": {"_target_": "realblur_gan.nets.UNet", "in_channels": 4, "out_channels": 3}
+    | {"width": 4, "depth": 3, "norm": "none", "global_residual": True},
+}
+
+
+@pytest.mark.parametrize("image_channels", [1, 3])
+def test_noise_injection_bgan_rebuilds_from_the_config_training_stores(
+    tmp_path: Path, tiny_config, image_channels: int
+) -> None:
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    cfg = tiny_config(None, f"model.image_channels={image_channels}")
+    # What train.build_stage writes into checkpoint["net_configs"].
+    stored = OmegaConf.to_container(cfg.model.bgan_g, resolve=True)
+    assert stored["image_channels"] == image_channels and stored["net"]["_partial_"] is True
+    torch.manual_seed(0)
+    net = instantiate(stored).eval()
+    loaded = load_generator(save_checkpoint(tmp_path / "b.ckpt", net, stored, "bgan_g"), "bgan_g")
+    assert loaded.image_channels == image_channels
+    x = torch.rand(1, image_channels, 16, 16)
+    torch.manual_seed(1)
+    expected = net(x)
+    torch.manual_seed(1)  # the same noise draw
+    assert torch.equal(loaded(x), expected)
+
+
+def test_noise_injection_bgan_rebuilds_from_a_config_stored_before_the_factory_form(
+    tmp_path: Path,
+) -> None:
+    torch.manual_seed(0)
+    net = NoiseInjection(UNet(4, 3, width=4, depth=3), channels=1, scale=0.1).eval()
+    loaded = load_generator(
+        save_checkpoint(tmp_path / "old.ckpt", net, OLD_BGAN_G, "bgan_g"), "bgan_g"
+    )
+    assert loaded.image_channels == 3 and loaded.net_config == OLD_BGAN_G
+    x = torch.rand(1, 3, 16, 16)
+    torch.manual_seed(1)
+    expected = net(x)
+    torch.manual_seed(1)
+    assert torch.equal(loaded(x), expected)
 
 
 @pytest.mark.parametrize(
