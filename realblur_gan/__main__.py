@@ -11,7 +11,7 @@ import warnings
 import hydra
 from omegaconf import DictConfig
 
-from realblur_gan.config import CONFIG_DIR, available_schemes, register_resolvers
+from realblur_gan.config import CONFIG_DIR, available_schemes
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def _scheme_problem(argv: list[str]) -> str | None:
     for arg in argv:
         if arg.startswith("scheme="):
             return f"error: write '+{arg}' (with a plus): scheme is chosen, not overridden"
-        if arg.startswith(("+scheme=", "++scheme=")) or arg.startswith("stage_order="):
+        if arg.startswith(("+scheme=", "++scheme=")):
             return None
     return f"error: no training scheme chosen; run python -m realblur_gan {choices}"
 
@@ -126,7 +126,6 @@ def main() -> None:
     """Console entry point (``realblur-train``)."""
     # Lightning 2.6 calls a torch pytree API that torch 2.14 deprecates, once per fit: noise.
     warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
-    register_resolvers()
     problem = _scheme_problem(sys.argv[1:]) or _override_problem(sys.argv[1:])
     if problem:
         print(problem, file=sys.stderr)

@@ -1,38 +1,71 @@
-"""Hydra/OmegaConf glue: custom resolvers and the location of the config tree."""
+"""Hydra/OmegaConf glue: the location of the config tree, a run's stages and the precedence of
+their settings, and the checks that turn a bad config value into one line naming its key.
+
+The configs use OmegaConf's own resolvers only (``oc.env``, ``oc.select``): a config composes
+with plain Hydra, with nothing to register first.
+"""
 
 from __future__ import annotations
 
+import difflib
+import importlib
 import math
-import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from realblur_gan.errors import UserError
+from realblur_gan.errors import ArgumentError, UserError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
 
-
-def _wandb_offline(online: bool | str) -> bool:
-    """W&B is offline unless the config switch or ``WANDB_MODE=online`` asks for the dashboard."""
-    if str(online).lower() in {"true", "1", "yes"}:
-        return False
-    return os.environ.get("WANDB_MODE", "offline").lower() != "online"
-
-
-def register_resolvers() -> None:
-    """Register the ``rbg.*`` resolvers used by the configs (idempotent)."""
-    if not OmegaConf.has_resolver("rbg.add"):
-        OmegaConf.register_new_resolver("rbg.add", lambda *xs: sum(int(x) for x in xs))
-    if not OmegaConf.has_resolver("rbg.wandb_offline"):
-        OmegaConf.register_new_resolver("rbg.wandb_offline", _wandb_offline)
+# What ``wandb_mode`` (and so ``WANDB_MODE``, its default) may say: wandb.init's modes.
+WANDB_MODES = ("offline", "online", "disabled", "shared")
 
 
 def available_schemes() -> list[str]:
     """Names of the training schemes shipped in ``conf/scheme``."""
     return sorted(p.stem for p in (CONFIG_DIR / "scheme").glob("*.yaml"))
+
+
+def stage_order(cfg: DictConfig) -> list[str]:
+    """The stages a run trains, in the order it trains them.
+
+    The order is stated once, by the scheme: its defaults list composes ``stages`` one entry
+    at a time and the dict keeps that order. ``stage_order=[dbgan]`` on the command line picks
+    a subset; it must keep the scheme's order, because a stage loads the nets of the stages
+    before it by name (``init_from``).
+
+    Args:
+        cfg: The composed config (``conf/train.yaml`` + a scheme).
+
+    Returns:
+        Stage names, keys of ``cfg.stages``.
+
+    Raises:
+        ConfigError: ``stage_order`` names no stage, a stage twice, an unknown stage, or breaks
+            the scheme's order.
+    """
+    names = [str(name) for name in cfg.get("stages") or {}]
+    chosen = cfg.get("stage_order")
+    if chosen is None:
+        return names
+    # `stage_order=dbgan` (no brackets) means the one stage.
+    picked = [str(chosen)] if isinstance(chosen, str) else [str(name) for name in chosen]
+    unknown = [name for name in picked if name not in names]
+    typed = f"stage_order=[{','.join(picked)}]"
+    if unknown:
+        raise ConfigError(
+            f"{typed}: {', '.join(unknown)} is not a stage of this scheme; pick from {names}"
+        )
+    if not picked or picked != sorted(set(picked), key=names.index):
+        raise ConfigError(
+            f"{typed}: list one or more stages, each once, in the scheme's order {names} "
+            "(or stage_order=null for all of them)"
+        )
+    return picked
 
 
 # --------------------------------------------------------------------------------------------------
@@ -137,6 +170,136 @@ class ConfigError(UserError, ValueError):
     """A config value is out of range; the message names the key, the value and what is allowed."""
 
 
+_INTERPOLATION = re.compile(r"\$\{([\w.]+)\}")
+_LOCATING = re.compile(r"Error locating target '([^']+)'")
+
+
+def typed_key(cfg: DictConfig, key: str) -> str:
+    """The key a user would type for ``key``: node interpolations followed to their source.
+
+    A stage's nets and objectives are interpolations (``dbgan_g: ${model.dbgan_g}``), so
+    ``stages.dbgan.module.dbgan_g.depth`` is set as ``model.dbgan_g.depth``.
+
+    Args:
+        cfg: The composed config.
+        key: A dotted key of ``cfg``.
+
+    Returns:
+        ``key`` with its longest interpolated prefix replaced by the interpolation's source.
+    """
+    parts = key.split(".")
+    node: Any = cfg
+    for i, part in enumerate(parts):
+        if not isinstance(node, DictConfig) or part not in node:
+            break
+        if OmegaConf.is_interpolation(node, part):
+            raw = str(OmegaConf.to_container(node, resolve=False)[part])
+            match = _INTERPOLATION.fullmatch(raw)
+            if match:
+                return typed_key(cfg, ".".join([match.group(1), *parts[i + 1 :]]))
+            break
+        node = node[part]
+    return key
+
+
+def _full_key(text: str) -> str | None:
+    """The ``full_key`` Hydra appends to an instantiate error's message (its last line)."""
+    head, sep, tail = text.rpartition("\nfull_key: ")
+    return tail.strip() if sep and head else None
+
+
+def _missing_target(target: str) -> str | None:
+    """Why ``target`` names nothing and the fix (the nearest name), or None when it exists or
+    when importing it failed for another reason (a broken module is a bug, not a typo)."""
+    parts = target.split(".")
+    for end in range(len(parts) - 1, 0, -1):
+        module_name = ".".join(parts[:end])
+        try:
+            obj: Any = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name and target.startswith(f"{err.name}."):
+                continue  # the target's own module path is misspelt: try a shorter one
+            return None
+        except Exception:
+            return None
+        for i in range(end, len(parts)):
+            if not hasattr(obj, parts[i]):
+                public = [n for n in dir(obj) if not n.startswith("_")]
+                close = difflib.get_close_matches(parts[i], public, n=1)
+                owner = ".".join(parts[:i])
+                fix = f"did you mean {owner}.{close[0]}?" if close else "check the spelling"
+                return f"{owner} has no {parts[i]!r}; {fix}"
+            obj = getattr(obj, parts[i])
+        return None
+    return f"no module {parts[0]!r}; check the spelling"
+
+
+def config_mistake(err: BaseException, cfg: DictConfig) -> ConfigError | None:
+    """One line for the config value behind a failed ``instantiate``, or None for a bug.
+
+    Two mistakes are recognised: a constructor refusing an argument's value
+    (:class:`~realblur_gan.errors.ArgumentError`) and a ``_target_`` that names nothing.
+    Anything else (a ``TypeError`` inside a constructor, a broken import) is a bug and keeps its
+    traceback. The key comes from Hydra's wrapping ``InstantiationException``s: each message ends
+    in ``full_key: <key>``, absolute at the outermost and relative to the object's own config
+    for one built inside another constructor (a loss term inside ``GANObjective``, which is not
+    recursive), and it is followed back to the key the user types (:func:`typed_key`).
+
+    Args:
+        err: What ``instantiate`` raised.
+        cfg: The composed config it built from.
+
+    Returns:
+        A :class:`ConfigError` whose message names the key, the value and the fix.
+    """
+    from hydra.errors import InstantiationException
+
+    key = ""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, ArgumentError):
+            where = f"{key}.{seen.argument}" if key else seen.argument
+            return ConfigError(f"{typed_key(cfg, where)}={seen.value!r}: {seen.allowed}")
+        if isinstance(seen, InstantiationException):
+            text = str(seen)
+            inner = _full_key(text)
+            if inner:
+                absolute = not key or inner.split(".", 1)[0] in cfg
+                key = inner if absolute else f"{key}.{inner}"
+            located = _LOCATING.match(text)
+            if located:
+                target = located.group(1)
+                why = _missing_target(target)
+                if why is None:
+                    return None
+                where = typed_key(cfg, f"{key}._target_" if key else "_target_")
+                return ConfigError(f"{where}={target!r}: {why}")
+        seen = seen.__cause__
+    return None
+
+
+def instantiate_checked(node: Any, cfg: DictConfig) -> Any:
+    """``hydra.utils.instantiate(node)``, with a config mistake behind a failure re-raised as one
+    :class:`ConfigError` line naming its key (:func:`config_mistake`); a bug is re-raised as is.
+
+    Args:
+        node: A ``_target_`` node of ``cfg`` (or one merged from it).
+        cfg: The composed config, to name the key the user types.
+
+    Returns:
+        The built object.
+    """
+    from hydra.utils import instantiate
+
+    try:
+        return instantiate(node)
+    except Exception as err:
+        mistake = config_mistake(err, cfg)
+        if mistake is None:
+            raise
+        raise mistake from err
+
+
 _NET_KEYS = ("bgan_g", "bgan_d", "dbgan_g", "dbgan_d")
 _LARGEST_CROP = 4096
 
@@ -192,15 +355,13 @@ def _check_kernel_size(cfg: DictConfig, key: str) -> None:
         )
 
 
-def _forward_on_meta(net_cfg: DictConfig, channels: int, size: int) -> None:
-    """Build a net on the meta device (no memory, no compute) and push a ``size`` crop through."""
+def _forward_on_meta(net: Any, channels: int, size: int) -> None:
+    """Push a ``size`` crop through a net built on the meta device."""
     import torch
-    from hydra.utils import instantiate
 
     with torch.device("meta"):
-        net = instantiate(net_cfg)
         x = torch.empty(1, channels, size, size)
-        cond = int(net_cfg.get("cond_channels") or 0)
+        cond = int(getattr(net, "cond_channels", 0) or 0)
         with torch.no_grad():
             net(x, cond=torch.empty(1, cond, size, size)) if cond else net(x)
 
@@ -208,18 +369,24 @@ def _forward_on_meta(net_cfg: DictConfig, channels: int, size: int) -> None:
 def _check_crop(cfg: DictConfig) -> None:
     """The training crop must fit every net: a multiple of the generators' stride and at least
     the discriminators' smallest input. Checked by a forward pass on the meta device."""
+    import torch
+
     crop = OmegaConf.select(cfg, "data.crop_size", default=None)
     channels = OmegaConf.select(cfg, "model.image_channels", default=3)
     if not isinstance(crop, int) or not isinstance(channels, int):
         return
-    nets: dict[str, DictConfig] = {}
+    nodes: dict[str, DictConfig] = {}
     for stage_name, stage in (cfg.get("stages") or {}).items():
         for key, node in (stage.get("module") or {}).items():
             if key.startswith(_NET_KEYS) and isinstance(node, DictConfig) and "_target_" in node:
-                nets.setdefault(f"stages.{stage_name}.module.{key}", node)
-    for key, node in nets.items():
+                nodes.setdefault(f"stages.{stage_name}.module.{key}", node)
+    # Every net is built first, so a value its constructor refuses is reported as that value,
+    # not as a crop no net takes.
+    with torch.device("meta"):  # no memory, no compute
+        nets = {key: instantiate_checked(node, cfg) for key, node in nodes.items()}
+    for key, net in nets.items():
         try:
-            _forward_on_meta(node, channels, crop)
+            _forward_on_meta(net, channels, crop)
         except NotImplementedError:
             continue  # an op without a meta kernel: no verdict, the run will tell
         except Exception as err:
@@ -228,17 +395,53 @@ def _check_crop(cfg: DictConfig) -> None:
             fits = next((s for s in sizes if all(_fits(n, channels, s) for n in nets.values())), 0)
             hint = f"; the smallest crop all nets take is data.crop_size={fits}" if fits else ""
             raise ConfigError(
-                f"data.crop_size={crop}: {key} ({node._target_}) cannot train on it ({reason})"
-                f"{hint}"
+                f"data.crop_size={crop}: {key} ({nodes[key]._target_}) cannot train on it "
+                f"({reason}){hint}"
             ) from None
 
 
-def _fits(node: DictConfig, channels: int, size: int) -> bool:
+def _fits(net: Any, channels: int, size: int) -> bool:
     try:
-        _forward_on_meta(node, channels, size)
+        _forward_on_meta(net, channels, size)
     except Exception:
         return False
     return True
+
+
+def _check_objectives(cfg: DictConfig) -> None:
+    """Build every stage objective's loss terms on the meta device, so that a value a loss
+    refuses or a misspelt ``_target_`` is reported before the first stage trains, not when its
+    own stage starts (hours later in a long run).
+
+    Only recognised config mistakes (:func:`config_mistake`) are reported here: a missing
+    pretrained backbone or anything else surfaces, as before, when the stage is built.
+    """
+    import torch
+    from hydra.utils import instantiate
+
+    checked: set[str] = set()
+    for name, stage in (cfg.get("stages") or {}).items():
+        for key, node in (stage.get("module") or {}).items():
+            target = node.get("_target_") if isinstance(node, DictConfig) else None
+            if not str(target).endswith("GANObjective"):
+                continue
+            source = typed_key(cfg, f"stages.{name}.module.{key}")
+            if source in checked:  # one objective shared by several stages
+                continue
+            checked.add(source)
+            terms = [t for t in (node.get("terms") or {}).values() if isinstance(t, DictConfig)]
+            specs = [node.get("adversarial")]
+            specs += [t.get("fn") for t in terms if _number(t.get("weight", 1.0)) != 0.0]
+            for spec in specs:
+                if not isinstance(spec, DictConfig) or "_target_" not in spec:
+                    continue
+                try:
+                    with torch.device("meta"):
+                        instantiate(spec)
+                except Exception as err:
+                    mistake = config_mistake(err, cfg)
+                    if mistake is not None:
+                        raise mistake from err
 
 
 def _check_clip_precision(cfg: DictConfig, overrides: Sequence[str] | None) -> None:
@@ -255,12 +458,28 @@ def _check_clip_precision(cfg: DictConfig, overrides: Sequence[str] | None) -> N
             )
 
 
+def _check_wandb_mode(cfg: DictConfig) -> None:
+    """``wandb_mode`` (default: ``$WANDB_MODE``, else offline) must be a mode wandb knows."""
+    if not any(
+        isinstance(spec, DictConfig) and str(spec.get("_target_", "")).endswith("WandbLogger")
+        for spec in (cfg.get("logger") or {}).values()
+    ):
+        return
+    mode = OmegaConf.select(cfg, "wandb_mode", default=None)
+    if mode not in WANDB_MODES:
+        raise ConfigError(
+            f"wandb_mode={mode!r}: must be one of {', '.join(WANDB_MODES)} (it defaults to "
+            "$WANDB_MODE, else offline); fix the override or the environment variable"
+        )
+
+
 def validate_config(cfg: DictConfig, overrides: Sequence[str] | None = None) -> None:
     """Check the numbers of a composed training config before anything is built.
 
     Batch and crop sizes, learning rates and optimiser constants, ratios, kernel sizes, stage
-    lengths, channels, gradient clipping against float16 AMP, and the crop against every net
-    (stride, discriminator depth).
+    lengths, channels, the stages chosen, the W&B mode, gradient clipping against float16 AMP,
+    the constructor arguments of every net and loss, and the crop against every net (stride,
+    discriminator depth).
 
     Args:
         cfg: The composed config.
@@ -281,6 +500,9 @@ def validate_config(cfg: DictConfig, overrides: Sequence[str] | None = None) -> 
     for blur in ("synthetic_blur", "val_blur"):
         _check_kernel_size(cfg, f"data.{blur}.kernel_size")
     _check(cfg, "checkpoint_every_n_batches", low=0, integer=True, optional=True)
+    if "stages" in cfg:
+        stage_order(cfg)
+    _check_wandb_mode(cfg)
     channels = OmegaConf.select(cfg, "model.image_channels", default=None)
     _check(cfg, "model.image_channels", low=1, high=3, integer=True)
     data_channels = OmegaConf.select(cfg, "data.channels", default=None)
@@ -316,3 +538,4 @@ def validate_config(cfg: DictConfig, overrides: Sequence[str] | None = None) -> 
     _check(cfg, "trainer.max_epochs", low=1, integer=True)
     _check_clip_precision(cfg, overrides)
     _check_crop(cfg)
+    _check_objectives(cfg)

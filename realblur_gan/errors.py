@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
+from typing import Any
 
 __all__ = [
+    "ArgumentError",
     "CheckpointError",
     "DataError",
     "UserError",
@@ -31,6 +33,32 @@ class UserError(Exception):
 
 class DataError(UserError, ValueError):
     """The data a config points at cannot be used: missing, too few, inconsistent."""
+
+
+class ArgumentError(ValueError):
+    """A constructor argument of a net, loss or module has a value it cannot take.
+
+    The constructor knows the argument but not the config key that set it. Built from a config,
+    training names the key and turns this into a :class:`~realblur_gan.config.ConfigError`
+    (:func:`realblur_gan.config.config_mistake`): one line such as
+    ``model.dbgan_g.depth=0: must be >= 1``. Raised with no config behind it, it is the calling
+    code's bug, so it is deliberately not a :class:`UserError` and keeps its traceback.
+
+    Args:
+        argument: The argument's name, which is also the last part of its config key.
+        value: The value given.
+        allowed: What the argument takes, e.g. ``"must be >= 1"``.
+    """
+
+    def __init__(self, argument: str, value: Any, allowed: str) -> None:
+        # All three in ``args``: the exception pickles (DataLoader workers, DDP) and compares.
+        super().__init__(argument, value, allowed)
+        self.argument = argument
+        self.value = value
+        self.allowed = allowed
+
+    def __str__(self) -> str:
+        return f"{self.argument}={self.value!r}: {self.allowed}"
 
 
 class CheckpointError(UserError, ValueError):

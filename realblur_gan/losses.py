@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from realblur_gan.errors import ArgumentError
 from realblur_gan.pretrained import load_state_dict, resolve_weights
 
 log = logging.getLogger(__name__)
@@ -262,9 +263,9 @@ class PerceptualLoss(nn.Module):
         super().__init__()
         names = vgg19_layer_names()
         if layer not in names:
-            raise ValueError(f"unknown VGG19 layer {layer!r}; choose one of {names}")
+            raise ArgumentError("layer", layer, f"unknown VGG19 layer; choose one of {names}")
         if criterion not in ("l1", "mse"):
-            raise ValueError(f"criterion must be 'l1' or 'mse', got {criterion!r}")
+            raise ArgumentError("criterion", criterion, "must be 'l1' or 'mse'")
         self.layer = layer
         self.criterion = criterion
         self.features = _vgg19_features(names.index(layer) + 1)
@@ -361,7 +362,7 @@ class LPIPSLoss(nn.Module):
     ) -> None:
         super().__init__()
         if net not in _LPIPS_BACKBONES:
-            raise ValueError(f"net must be one of {sorted(_LPIPS_BACKBONES)}, got {net!r}")
+            raise ArgumentError("net", net, f"must be one of {sorted(_LPIPS_BACKBONES)}")
         import lpips  # imported here: it is only needed when this loss is configured
 
         path = None
@@ -514,6 +515,8 @@ class SSIMLoss(nn.Module):
 
     def __init__(self, window_size: int = 11) -> None:
         super().__init__()
+        if window_size < 1 or window_size % 2 == 0:
+            raise ArgumentError("window_size", window_size, "must be odd and >= 1")
         self.window_size = window_size
 
     def forward(self, pred: Tensor, target: Tensor) -> Tensor:
@@ -608,7 +611,7 @@ class LowPassL1Loss(nn.Module):
     def __init__(self, factor: int = 4) -> None:
         super().__init__()
         if factor < 1:
-            raise ValueError(f"LowPassL1Loss factor must be >= 1, got {factor}")
+            raise ArgumentError("factor", factor, "must be >= 1")
         self.factor = factor
 
     def forward(self, pred: Tensor, target: Tensor) -> Tensor:

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from realblur_gan.errors import ArgumentError
 from realblur_gan.metrics import psnr, ssim
 from realblur_gan.objective import GANObjective, mean_logit
 from realblur_gan.panels import log_panel
@@ -391,15 +392,17 @@ class BlurGAN(GANStageModule):
     """BGAN alone: learns to turn sharp images into blurry ones.
 
     Two uses, chosen by config: pix2pix-style pre-training on synthetic pairs
-    (``real_source="blur_syn"``, ``conditional=True``, content vs ``blur_syn``) and adversarial
-    training against unpaired real blur (``real_source="blur_real"``, content vs ``sharp``).
+    (``real_source="blur_syn"``, a D built with ``cond_channels``, content vs ``blur_syn``) and
+    adversarial training against unpaired real blur (``real_source="blur_real"``, content vs
+    ``sharp``).
 
     Args:
         bgan_g: Generator, sharp (B, C, H, W) -> blurry (B, C, H, W) (noise added inside).
-        bgan_d: Discriminator; takes ``cond=sharp`` when ``conditional``.
+        bgan_d: Discriminator; one built with ``cond_channels > 0`` is given ``cond=sharp``.
         objective: Adversarial + content terms.
         optim: See ``GANStageModule``.
-        conditional: Condition D on the sharp input (pix2pix).
+        conditional: None (the default) follows ``bgan_d``; a value that disagrees with it is
+            refused (``ArgumentError``).
         real_source: Batch key of the blurry images D sees as real.
         content_target: Batch key the content terms compare the fake blur with.
         panel_every_n_steps: Training panel interval.
@@ -413,7 +416,7 @@ class BlurGAN(GANStageModule):
         bgan_d: nn.Module,
         objective: GANObjective,
         optim: dict[str, Any],
-        conditional: bool = False,
+        conditional: bool | None = None,
         real_source: str = "blur_real",
         content_target: str = "sharp",
         panel_every_n_steps: int = 200,
@@ -422,7 +425,16 @@ class BlurGAN(GANStageModule):
         self.bgan_g = bgan_g
         self.bgan_d = bgan_d
         self.bgan_objective = objective
-        self.conditional = conditional
+        # The D decides: a flag of its own could only repeat it or contradict it.
+        cond_channels = int(getattr(bgan_d, "cond_channels", 0) or 0)
+        if conditional is not None and conditional != bool(cond_channels):
+            raise ArgumentError(
+                "conditional",
+                conditional,
+                f"bgan_d has cond_channels={cond_channels}; leave the flag out (the D decides) "
+                "or pick the other D (model.bgan_d, model.bgan_d_conditional)",
+            )
+        self.conditional = bool(cond_channels)
         self.real_source = real_source
         self.content_target = content_target
 

@@ -137,9 +137,6 @@ def read_net_config(path: str | os.PathLike[str], net: str = "dbgan_g") -> dict[
         else:
             from omegaconf import OmegaConf
 
-            from realblur_gan.config import register_resolvers
-
-            register_resolvers()
             # Model configs interpolate ``${model.x}``: resolve them as if mounted at ``model``.
             root = OmegaConf.create({"model": OmegaConf.load(path)})
             data = OmegaConf.to_container(root, resolve=True)["model"]
@@ -163,9 +160,11 @@ def read_net_config(path: str | os.PathLike[str], net: str = "dbgan_g") -> dict[
 
 
 def config_channels(config: Mapping[str, Any]) -> int | None:
-    """The image channels a config's net maps (its ``out_channels``, or its wrapped net's)."""
-    if isinstance(config.get("out_channels"), int):
-        return config["out_channels"]
+    """The image channels a config's net maps: its ``out_channels`` or ``image_channels`` (a
+    noise wrapper that builds its net), or else its wrapped net's."""
+    for key in ("out_channels", "image_channels"):
+        if isinstance(config.get(key), int):
+            return config[key]
     inner = config.get("net")
     return config_channels(inner) if isinstance(inner, Mapping) else None
 

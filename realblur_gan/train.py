@@ -22,7 +22,8 @@ from realblur_gan.checkpoints import AtomicCheckpointIO, find_resume_checkpoint,
 from realblur_gan.config import (
     ConfigError,
     available_schemes,
-    register_resolvers,
+    instantiate_checked,
+    stage_order,
     stage_settings,
     validate_config,
 )
@@ -73,8 +74,7 @@ def run(cfg: DictConfig, overrides: Sequence[str] | None = None) -> RunResult:
     Returns:
         Paths of the checkpoints and logs, and the final validation metrics.
     """
-    register_resolvers()
-    if "stages" not in cfg or "stage_order" not in cfg:
+    if "stages" not in cfg:
         raise NoSchemeError()
     validate_config(cfg, overrides)  # out-of-range numbers: one line naming the key, first
     _single_log_handler()
@@ -87,7 +87,7 @@ def run(cfg: DictConfig, overrides: Sequence[str] | None = None) -> RunResult:
     L.seed_everything(cfg.seed, workers=True)
 
     result = RunResult(scheme=str(cfg.scheme_name), output_dir=out_dir)
-    order = list(cfg.stage_order)
+    order = stage_order(cfg)
     if cfg.start_stage is not None and cfg.start_stage not in order:
         raise ConfigError(f"start_stage={cfg.start_stage!r} is not one of {order}")
     first = order.index(cfg.start_stage) if cfg.start_stage is not None else 0
@@ -138,7 +138,9 @@ def build_stage(
         optim = stage_optim_config(cfg, name, overrides)
         log.info("stage %s: optim %s", name, describe_settings(optim))
         module_cfg = OmegaConf.merge(module_cfg, {"optim": optim})
-    module = instantiate(module_cfg)
+    # A value a constructor refuses (a net's depth, a loss's factor, a misspelt `_target_`)
+    # is the user's to fix: one line naming its key. Anything else is a bug.
+    module = instantiate_checked(module_cfg, cfg)
     module.panel_dir = str(Path(cfg.paths.output_dir) / "panels" / name)
     module.net_configs = {
         net: OmegaConf.to_container(stage.module[net], resolve=True)

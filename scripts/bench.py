@@ -77,7 +77,7 @@ import bench_blur  # noqa: E402
 import bench_data  # noqa: E402
 import bench_predict  # noqa: E402
 
-from realblur_gan.config import CONFIG_DIR, register_resolvers  # noqa: E402
+from realblur_gan.config import CONFIG_DIR  # noqa: E402
 from realblur_gan.modules import mix_synthetic  # noqa: E402
 from realblur_gan.train import apply_perf_switches  # noqa: E402
 
@@ -180,7 +180,6 @@ def stats_ms(seconds: Sequence[float]) -> dict[str, float]:
 
 def compose_config(scheme: str, overrides: Sequence[str] = ()) -> DictConfig:
     """``conf/train.yaml`` + ``+scheme=<scheme>`` composed as the CLI does (logger off)."""
-    register_resolvers()
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         return compose("train", overrides=[f"+scheme={scheme}", "logger=none", *overrides])
 

@@ -26,7 +26,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from realblur_gan.config import CONFIG_DIR, register_resolvers
+from realblur_gan.config import CONFIG_DIR
 from realblur_gan.data.demo import ensure_demo
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -51,7 +51,6 @@ def build_datamodule(
     sharp: Path, real: Path, crop: int, batch: int, resize: int | None
 ) -> L.LightningDataModule:
     """The ``conf/data/folders.yaml`` datamodule over ``sharp`` and ``real``, set up."""
-    register_resolvers()
     overrides = [
         "data=folders",
         f"data.sharp_dir={sharp}",

@@ -32,7 +32,6 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
-from realblur_gan.config import register_resolvers
 from realblur_gan.nets.nafnet import LAYER_NORM_IMPLS, LayerNorm2d
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "model"
@@ -41,7 +40,6 @@ MEMORY_FORMATS = ("contiguous", "channels_last", "channels_last input")
 
 def dbgan_g(config: str) -> nn.Module:
     """The ``dbgan_g`` net of ``conf/model/<config>.yaml``."""
-    register_resolvers()
     cfg = OmegaConf.create({"model": OmegaConf.load(CONF / f"{config}.yaml")})
     return instantiate(cfg.model.dbgan_g)
 

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-os.environ.setdefault("WANDB_MODE", "offline")
 
 import lightning as L
 import torch
@@ -36,7 +35,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from realblur_gan.config import CONFIG_DIR, register_resolvers
+from realblur_gan.config import CONFIG_DIR
 from realblur_gan.metrics import psnr, ssim
 from realblur_gan.objective import GANObjective
 from realblur_gan.train import build_stage
@@ -44,7 +43,6 @@ from realblur_gan.train import build_stage
 
 def compose_config(overrides: list[str], out_dir: Path) -> DictConfig:
     """The training config of the separate scheme, DBGAN on synthetic pairs only."""
-    register_resolvers()
     args = [
         "+scheme=separate",
         "logger=none",

@@ -105,9 +105,6 @@ def config_rows(config_dir: Path) -> list[tuple[str, Callable[[], nn.Module], in
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from realblur_gan.config import register_resolvers
-
-    register_resolvers()
     rows = []
     for path in sorted(config_dir.glob("*.yaml")):
         model = OmegaConf.create({"model": OmegaConf.load(path)}).model

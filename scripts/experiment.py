@@ -57,7 +57,7 @@ from omegaconf import DictConfig, open_dict
 from PIL import Image, ImageDraw, ImageFont
 
 from realblur_gan.checkpoints import load_generator
-from realblur_gan.config import CONFIG_DIR, register_resolvers
+from realblur_gan.config import CONFIG_DIR
 from realblur_gan.inference import deblur_image
 from realblur_gan.metrics import psnr, ssim
 from realblur_gan.train import DONE_MARKER, run
@@ -269,7 +269,6 @@ def compose_condition(
     Returns:
         The config, ready for :func:`realblur_gan.train.run`.
     """
-    register_resolvers()
     overrides = [
         f"+scheme={condition.scheme}",
         *BASE_OVERRIDES,

@@ -15,7 +15,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
-from realblur_gan.config import CONFIG_DIR, register_resolvers
+from realblur_gan.config import CONFIG_DIR
 
 torch.set_num_threads(1)
 
@@ -62,7 +62,6 @@ def make_config(
     scheme: str | None, out_dir: Path, data_dir: Path, overrides: list[str] | None = None
 ) -> DictConfig:
     """Compose ``conf/train.yaml`` + scheme exactly as the CLI does, pointed at ``out_dir``."""
-    register_resolvers()
     args = [*TINY, *(overrides or [])]
     if scheme is not None:
         args.insert(0, f"+scheme={scheme}")

@@ -162,3 +162,54 @@ def test_package_data_ships_the_packaged_model() -> None:
         str(ROOT), include=config["packages"]["find"]["include"]
     )
     assert "realblur_gan.weights" in found
+
+
+# The BGAN generator as checkpoints stored it before NoiseInjection built its own net: the
+# inner net fully built, its input channels (3 image + 1 noise) written out.
+OLD_BGAN_G = {
+    "_target_": "realblur_gan.nets.NoiseInjection",
+    "channels": 1,
+    "scale": 0.1,
+    "net": {"_target_": "realblur_gan.nets.UNet", "in_channels": 4, "out_channels": 3}
+    | {"width": 4, "depth": 3, "norm": "none", "global_residual": True},
+}
+
+
+@pytest.mark.parametrize("image_channels", [1, 3])
+def test_noise_injection_bgan_rebuilds_from_the_config_training_stores(
+    tmp_path: Path, tiny_config, image_channels: int
+) -> None:
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    cfg = tiny_config(None, f"model.image_channels={image_channels}")
+    # What train.build_stage writes into checkpoint["net_configs"].
+    stored = OmegaConf.to_container(cfg.model.bgan_g, resolve=True)
+    assert stored["image_channels"] == image_channels and stored["net"]["_partial_"] is True
+    torch.manual_seed(0)
+    net = instantiate(stored).eval()
+    path = save_net_checkpoint(tmp_path / "b.ckpt", net, stored, "bgan_g")
+    loaded = load_generator(path, "bgan_g")
+    assert loaded.image_channels == image_channels
+    x = torch.rand(1, image_channels, 16, 16)
+    torch.manual_seed(1)
+    expected = net(x)
+    torch.manual_seed(1)  # the same noise draw
+    assert torch.equal(loaded(x), expected)
+
+
+def test_noise_injection_bgan_rebuilds_from_a_config_stored_before_the_factory_form(
+    tmp_path: Path,
+) -> None:
+    from realblur_gan.nets import NoiseInjection
+
+    torch.manual_seed(0)
+    net = NoiseInjection(UNet(4, 3, width=4, depth=3), channels=1, scale=0.1).eval()
+    path = save_net_checkpoint(tmp_path / "old.ckpt", net, OLD_BGAN_G, "bgan_g")
+    loaded = load_generator(path, "bgan_g")
+    assert loaded.image_channels == 3 and loaded.net_config == OLD_BGAN_G
+    x = torch.rand(1, 3, 16, 16)
+    torch.manual_seed(1)
+    expected = net(x)
+    torch.manual_seed(1)
+    assert torch.equal(loaded(x), expected)

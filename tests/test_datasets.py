@@ -14,7 +14,7 @@ from hydra.utils import instantiate
 from PIL import Image
 
 from data_tools.ab import ConcatJob, concat_pair
-from realblur_gan.config import CONFIG_DIR, register_resolvers
+from realblur_gan.config import CONFIG_DIR
 from realblur_gan.data.datamodule import BlurDataModule, ab_pairs, match_pairs
 from realblur_gan.data.datasets import (
     PairedEvalSet,
@@ -579,7 +579,6 @@ def test_no_val_blur_without_val_dir(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["folders", "pairs", "ab", "gopro"])
 def test_data_configs_instantiate(tmp_path: Path, name: str) -> None:
-    register_resolvers()
     pairs = pair_folders(tmp_path / "pairs", 6)
     ab = tmp_path / "ab"
     for p in match_pairs(pairs):

@@ -18,7 +18,7 @@ from hydra.utils import instantiate
 from PIL import Image
 
 from realblur_gan.blur import SimpleBlur, gopro_blur
-from realblur_gan.config import CONFIG_DIR, register_resolvers
+from realblur_gan.config import CONFIG_DIR
 from realblur_gan.data import frames as frames_module
 from realblur_gan.data.frames import (
     ROLES,
@@ -386,7 +386,6 @@ def test_bad_options_fail_at_instantiation(tmp_path: Path, option: dict, match: 
 def test_config_one_override_or_env(
     clip_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    register_resolvers()
     args = [
         "data=gopro_frames",
         "data.n_frames=[3,5]",

@@ -8,7 +8,8 @@ import torch
 from hydra.utils import instantiate
 from torch.utils.data import DataLoader, Dataset
 
-from realblur_gan.modules import DeblurGAN, JointGAN
+from realblur_gan.errors import ArgumentError
+from realblur_gan.modules import BlurGAN, DeblurGAN, JointGAN
 from realblur_gan.schedules import cosine, linear_decay
 
 
@@ -230,3 +231,43 @@ def test_ema_update_matches_lerp_and_copy_follows_train_mode(tiny_config, recwar
         torch.testing.assert_close(p_ema, torch.lerp(p0, p, 0.1), rtol=0, atol=0)
     fit(module, batches=1)
     assert not [w for w in recwarn if "in eval mode" in str(w.message)]
+
+
+def test_bgan_d_decides_whether_blurgan_conditions_it(tiny_config):
+    # The pre-training stage names a D built with cond_channels and no `conditional` flag; the
+    # adversarial stage an unconditional D. Either D in either stage just works.
+    cfg = tiny_config(
+        "separate", "loss.bgan_pretrain.adv_weight=1", "loss.bgan.adv_weight=1", "~loss.bgan.terms"
+    )
+    assert "conditional" not in cfg.stages.pretrain_bgan.module
+    assert "conditional" not in cfg.stages.bgan.module
+    for stage, d_key, conditional in [
+        ("pretrain_bgan", "bgan_d_conditional", True),
+        ("bgan", "bgan_d", False),
+        ("pretrain_bgan", "bgan_d", False),
+        ("bgan", "bgan_d_conditional", True),
+    ]:
+        module = instantiate(cfg.stages[stage].module, bgan_d=instantiate(cfg.model[d_key]))
+        assert module.conditional is conditional
+        conds: list[torch.Tensor | None] = []
+        module.bgan_d.register_forward_pre_hook(
+            lambda _, __, kwargs, seen=conds: seen.append(kwargs.get("cond")), with_kwargs=True
+        )
+        fit(module, batches=1)
+        assert conds and all((cond is not None) is conditional for cond in conds)
+
+
+@pytest.mark.parametrize(("d_key", "flag"), [("bgan_d_conditional", False), ("bgan_d", True)])
+def test_a_conditional_flag_that_contradicts_the_d_is_refused(tiny_config, d_key, flag):
+    cfg = tiny_config("separate")
+    with pytest.raises(ArgumentError, match=r"conditional=\w+: bgan_d has cond_channels="):
+        BlurGAN(
+            bgan_g=instantiate(cfg.model.bgan_g),
+            bgan_d=instantiate(cfg.model[d_key]),
+            objective=instantiate(cfg.loss.bgan_pretrain),
+            optim={},
+            conditional=flag,
+        )
+    # A flag that agrees with the D is accepted (configs written before the D decided).
+    module = instantiate(cfg.stages.pretrain_bgan.module, conditional=True)
+    assert module.conditional

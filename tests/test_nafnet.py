@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from realblur_gan.checkpoints import load_generator
-from realblur_gan.config import CONFIG_DIR, register_resolvers
+from realblur_gan.config import CONFIG_DIR
 from realblur_gan.inference import deblur_image
 from realblur_gan.nets import NAFBlock, NAFNet, NoiseInjection
 from realblur_gan.nets.nafnet import LAYER_NORM_IMPLS, LayerNorm2d
@@ -186,7 +186,6 @@ def test_channels_last_equals_contiguous() -> None:
 
 
 def test_model_config_builds_and_runs() -> None:
-    register_resolvers()
     cfg = OmegaConf.create({"model": OmegaConf.load(CONFIG_DIR / "model" / "nafnet.yaml")})
     default = OmegaConf.load(CONFIG_DIR / "model" / "default.yaml")
     assert set(cfg.model) == set(default)

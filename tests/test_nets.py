@@ -11,6 +11,7 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 
+from realblur_gan.errors import ArgumentError
 from realblur_gan.losses import multiscale_content_loss
 from realblur_gan.nets import (
     MultiScaleGenerator,
@@ -26,7 +27,9 @@ from realblur_gan.nets import (
 # Tiny generator factories, keyed by name; each takes the image channel count.
 GENERATORS: dict[str, Callable[[int], nn.Module]] = {
     "unet": lambda c: UNet(c, c, width=4, depth=2),
-    "unet_noise": lambda c: NoiseInjection(UNet(c + 1, c, width=4, depth=2), channels=1),
+    "unet_noise": lambda c: NoiseInjection(
+        functools.partial(UNet, width=4, depth=2), channels=1, image_channels=c
+    ),
     "resnet": lambda c: ResNetGenerator(c, c, width=4, n_blocks=1),
     "multiscale_resnet": lambda c: MultiScaleGenerator(
         c, c, scale_net=functools.partial(ResNetGenerator, width=4, n_blocks=1)
@@ -113,7 +116,7 @@ def test_global_residual_needs_enough_input_channels() -> None:
 def test_unet_norms_and_dropout(norm: str) -> None:
     net = UNet(3, 3, width=4, depth=2, norm=norm, dropout=0.5)
     assert net(torch.rand(2, 3, 16, 16)).shape == (2, 3, 16, 16)
-    with pytest.raises(ValueError, match="norm must be one of"):
+    with pytest.raises(ValueError, match="norm='group': must be one of"):
         UNet(norm="group")
 
 
@@ -150,6 +153,55 @@ def test_noise_injection() -> None:
     assert not torch.equal(seen[-1][:, 3:], y[:, 3:])  # fresh noise every call
     NoiseInjection(Spy(), channels=0)(x)
     assert seen[-1] is x
+
+
+def _first_conv(net: nn.Module) -> nn.Conv2d:
+    return next(m for m in net.modules() if isinstance(m, nn.Conv2d))
+
+
+@pytest.mark.parametrize("image_channels", [1, 3])
+@pytest.mark.parametrize("noise_channels", [0, 1, 2])
+def test_noise_injection_builds_its_net_for_image_plus_noise_channels(
+    image_channels: int, noise_channels: int
+) -> None:
+    g = NoiseInjection(
+        functools.partial(UNet, width=4, depth=2),
+        channels=noise_channels,
+        image_channels=image_channels,
+    )
+    assert _first_conv(g).in_channels == image_channels + noise_channels
+    assert g.image_channels == image_channels and g.stride == 4
+    x = torch.rand(2, image_channels, 16, 16)
+    assert g(x).shape == x.shape
+
+
+def test_noise_injection_factory_needs_image_channels_and_names_inner_arguments() -> None:
+    with pytest.raises(ArgumentError, match="image_channels=None: must be >= 1"):
+        NoiseInjection(functools.partial(UNet, width=4))
+    # An inner net's bad value is named under the wrapper's argument: the config key's path.
+    with pytest.raises(ArgumentError, match=r"^net\.depth=0: must be >= 1$"):
+        NoiseInjection(functools.partial(UNet, depth=0), image_channels=3)
+    with pytest.raises(ArgumentError, match=r"^scale_net\.width=0: must be >= 1$"):
+        MultiScaleGenerator(scale_net=functools.partial(ResNetGenerator, width=0))
+
+
+@pytest.mark.parametrize("config", ["default", "paper", "nafnet", "deepdeblur"])
+@pytest.mark.parametrize("image_channels", [1, 3])
+def test_model_configs_state_image_and_noise_channels_once(config: str, image_channels: int):
+    from omegaconf import OmegaConf
+
+    from realblur_gan.config import CONFIG_DIR
+
+    raw = OmegaConf.load(Path(CONFIG_DIR) / "model" / f"{config}.yaml")
+    # The generator's input channels (image + noise) are nowhere written: the wrapper adds them.
+    assert not {"in_channels", "out_channels"} & set(raw.bgan_g.net)
+    model = OmegaConf.create({"model": raw}).model
+    model.image_channels = image_channels
+    x = torch.empty(2, image_channels, 64, 64, device="meta")
+    with torch.device("meta"):  # the paper-size nets are checked without allocating them
+        g = instantiate(model.bgan_g)
+        assert g(x).shape == x.shape
+    assert _first_conv(g).in_channels == image_channels + model.noise_channels
 
 
 def test_multiscale_pyramid_and_loss() -> None:
@@ -235,9 +287,8 @@ def test_model_configs_build(config: str) -> None:
     # Built on the meta device: shapes are checked without allocating the paper-size nets.
     from omegaconf import OmegaConf
 
-    from realblur_gan.config import CONFIG_DIR, register_resolvers
+    from realblur_gan.config import CONFIG_DIR
 
-    register_resolvers()
     path = Path(CONFIG_DIR) / "model" / f"{config}.yaml"
     model = OmegaConf.create({"model": OmegaConf.load(path)}).model
     default = OmegaConf.load(path.with_name("default.yaml"))

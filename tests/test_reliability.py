@@ -583,6 +583,20 @@ def _train_cli(*args: str, cwd: Path, env_extra: dict[str, str] | None = None):
         ("data.synthetic_blur.kernel_size=[9,3]", "data.synthetic_blur.kernel_size=[9, 3]"),
         ("optim.ema_decay=1.5", "optim.ema_decay=1.5: must be a number >= 0 and < 1 or null"),
         ("data.channels=1", "set model.image_channels=1"),
+        # Values a net's or loss's constructor refuses, named by the key the user types.
+        ("model.dbgan_g.depth=0", "model.dbgan_g.depth=0: must be >= 1"),
+        ("model.bgan_g.net.norm=group", "model.bgan_g.net.norm='group': must be one of"),
+        ("loss.bgan.terms.content.fn.factor=0", "loss.bgan.terms.content.fn.factor=0: must be"),
+        (
+            "loss.dbgan.terms.content.fn.fn._target_=realblur_gan.losses.PSNRLos",
+            "loss.dbgan.terms.content.fn.fn._target_='realblur_gan.losses.PSNRLos': "
+            "realblur_gan.losses has no 'PSNRLos'; did you mean realblur_gan.losses.PSNRLoss?",
+        ),
+        (
+            "+stages.pretrain_bgan.module.conditional=false",
+            "stages.pretrain_bgan.module.conditional=False: bgan_d has cond_channels=3",
+        ),
+        ("stage_order=[joint,pretrain_bgan]", "in the scheme's order ['pretrain_bgan', 'joint']"),
     ],
 )
 def test_bad_settings_are_refused_when_the_config_is_built(tiny_config, override, expected):
@@ -609,6 +623,28 @@ def test_cli_config_error_is_one_line(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         "error: data.batch_size=0: must be an integer >= 1; fix the override"
     ]
+
+
+def test_cli_bad_net_value_is_one_line(tmp_path):
+    proc = _train_cli(
+        "+scheme=joint", "model.dbgan_g.depth=0", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == ["error: model.dbgan_g.depth=0: must be >= 1"]
+
+
+def test_a_bug_in_a_constructor_keeps_its_traceback(tiny_config, monkeypatch):
+    from realblur_gan.__main__ import _user_error
+    from realblur_gan.nets import unet
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug, not a setting")
+
+    monkeypatch.setattr(unet, "generator_init", broken)
+    with pytest.raises(Exception) as caught:
+        run(tiny_config("joint", "logger=none"))
+    assert _user_error(caught.value) is None  # the CLI re-raises it: traceback shown
+    assert isinstance(caught.value.__cause__, ZeroDivisionError)
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from realblur_gan.config import available_schemes
+from realblur_gan.config import available_schemes, stage_order
 from realblur_gan.modules import BlurGAN, DeblurGAN, JointGAN
 from realblur_gan.train import NoSchemeError, format_summary, run
 
@@ -42,7 +42,7 @@ def test_every_stage_of_each_scheme_instantiates(tiny_config, scheme):
         "joint": {"pretrain_bgan": BlurGAN, "joint": JointGAN},
         "separate": {"pretrain_bgan": BlurGAN, "bgan": BlurGAN, "dbgan": DeblurGAN},
     }[scheme]
-    assert list(cfg.stage_order) == list(expected)
+    assert stage_order(cfg) == list(expected)
     for name, cls in expected.items():
         module = instantiate(cfg.stages[name].module)
         assert isinstance(module, cls)
@@ -50,6 +50,43 @@ def test_every_stage_of_each_scheme_instantiates(tiny_config, scheme):
         with torch.no_grad():
             out = module.bgan_g(sharp) if isinstance(module, BlurGAN) else module(sharp)
         assert out.shape == sharp.shape
+
+
+@pytest.mark.parametrize(
+    ("scheme", "order"),
+    [("joint", ["pretrain_bgan", "joint"]), ("separate", ["pretrain_bgan", "bgan", "dbgan"])],
+)
+def test_stage_order_is_stated_once_by_the_schemes_defaults_list(tiny_config, scheme, order):
+    from omegaconf import OmegaConf
+
+    from realblur_gan.config import CONFIG_DIR
+
+    scheme_file = OmegaConf.load(CONFIG_DIR / "scheme" / f"{scheme}.yaml")
+    assert "stage_order" not in scheme_file
+    # `- /stage@stages.<name>: <file>` entries, in the order the file lists them.
+    listed = [key.split("@stages.")[1] for d in scheme_file.defaults if d != "_self_" for key in d]
+    assert listed == order
+    assert stage_order(tiny_config(scheme)) == order
+
+
+def test_stage_order_on_the_command_line_runs_a_subset(tiny_config):
+    from realblur_gan.config import ConfigError
+
+    def picked(*typed: str) -> list[str]:
+        return stage_order(tiny_config("separate", *typed))
+
+    assert picked("stage_order=[dbgan]") == ["dbgan"]
+    assert picked("stage_order=dbgan") == ["dbgan"]
+    assert picked("stage_order=[pretrain_bgan,dbgan]") == ["pretrain_bgan", "dbgan"]
+    assert picked("stage_order=null") == ["pretrain_bgan", "bgan", "dbgan"]
+    with pytest.raises(ConfigError, match=r"stage_order=\[dbgan,bgan\]: .* in the scheme's order"):
+        picked("stage_order=[dbgan,bgan]")
+    with pytest.raises(ConfigError, match="each once"):
+        picked("stage_order=[bgan,bgan]")
+    with pytest.raises(ConfigError, match=r"joint is not a stage of this scheme; pick from"):
+        picked("stage_order=[joint]")
+    with pytest.raises(ConfigError, match="one or more stages"):
+        picked("stage_order=[]")
 
 
 def test_config_without_scheme_raises_naming_the_schemes(tiny_config):
@@ -221,7 +258,7 @@ def test_stage_trainer_keys_the_global_trainer_lacks_are_allowed(tiny_config):
     cfg = tiny_config("separate", "+stages.dbgan.trainer.max_time=00:00:01:00")
     trainer_cfg = stage_trainer_config(cfg, "dbgan", overrides=[])
     assert trainer_cfg.max_time == "00:00:01:00" and trainer_cfg.limit_train_batches == 2
-    check_stage_trainers(cfg, list(cfg.stage_order), overrides=[])  # no error
+    check_stage_trainers(cfg, stage_order(cfg), overrides=[])  # no error
 
 
 def test_unknown_stage_trainer_key_is_refused_before_any_stage_trains(tiny_config):
@@ -289,6 +326,47 @@ def test_wandb_logger_does_not_set_the_deprecated_anonymous_setting(tiny_config)
 
     (logger,) = _build_loggers(tiny_config("joint", "logger=wandb"), "joint")
     assert "anonymous" not in logger._wandb_init
+
+
+@pytest.mark.parametrize(
+    ("typed", "environment", "mode"),
+    [
+        ([], None, "offline"),  # the default: no account, no network
+        (["wandb_mode=online"], None, "online"),  # the one switch
+        ([], "online", "online"),  # WANDB_MODE in the environment sets the default
+        ([], "disabled", "disabled"),
+        (["wandb_mode=offline"], "online", "offline"),  # what is typed beats the environment
+    ],
+)
+def test_one_wandb_switch_decides_online_or_offline(
+    tiny_config, monkeypatch, typed, environment, mode
+):
+    from realblur_gan.config import validate_config
+    from realblur_gan.train import _build_loggers
+
+    if environment is None:
+        monkeypatch.delenv("WANDB_MODE", raising=False)
+    else:
+        monkeypatch.setenv("WANDB_MODE", environment)
+    cfg = tiny_config("joint", "logger=wandb", *typed)
+    assert "offline" not in cfg.logger.wandb and "wandb_online" not in cfg  # no second switch
+    validate_config(cfg, overrides=[])
+    (logger,) = _build_loggers(cfg, "joint")
+    assert logger._wandb_init["mode"] == mode  # what wandb.init gets, beating WANDB_MODE
+    assert not logger._offline  # Lightning's flag would rewrite WANDB_MODE process-wide
+
+
+def test_unknown_wandb_mode_is_refused_naming_the_switch(tiny_config, monkeypatch):
+    from realblur_gan.config import ConfigError, validate_config
+
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    with pytest.raises(ConfigError, match=r"wandb_mode='onlin': must be one of offline, online"):
+        validate_config(tiny_config("joint", "logger=wandb", "wandb_mode=onlin"), overrides=[])
+    monkeypatch.setenv("WANDB_MODE", "dryrun")
+    with pytest.raises(ConfigError, match=r"wandb_mode='dryrun'.*\$WANDB_MODE"):
+        validate_config(tiny_config("joint", "logger=wandb"), overrides=[])
+    # Without the W&B logger the switch is not read.
+    validate_config(tiny_config("joint", "logger=csv", "wandb_mode=onlin"), overrides=[])
 
 
 def test_panels_are_stamped_with_the_batch_counter_of_the_scalars(tiny_config, tmp_path):

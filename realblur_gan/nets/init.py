@@ -6,10 +6,16 @@ Hydra config is initialised the same way as one built in a test.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
+from realblur_gan.errors import ArgumentError
+
 NORMS = ("none", "batch", "instance")
+INITS = ("normal", "kaiming")
 
 
 def init_weights(net: nn.Module, std: float = 0.02, scheme: str = "normal") -> nn.Module:
@@ -29,8 +35,8 @@ def init_weights(net: nn.Module, std: float = 0.02, scheme: str = "normal") -> n
     Returns:
         The same network, for chaining.
     """
-    if scheme not in ("normal", "kaiming"):
-        raise ValueError(f"init scheme must be 'normal' or 'kaiming', got {scheme!r}")
+    if scheme not in INITS:
+        raise ArgumentError("scheme", scheme, f"must be one of {INITS}")
     for module in net.modules():
         if isinstance(module, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
             if scheme == "kaiming":
@@ -53,6 +59,8 @@ def generator_init(
     starts near the identity (with He init, 0.1 still leaves a residual that costs a restoration
     net several dB at step 0; 0.01 starts within a fraction of a dB of its input).
     """
+    if init not in ("auto", *INITS):
+        raise ArgumentError("init", init, f"must be one of {('auto', *INITS)}")
     scheme = ("normal" if norm != "none" else "kaiming") if init == "auto" else init
     init_weights(net, scheme=scheme)
     if scheme == "kaiming":
@@ -93,7 +101,41 @@ def make_norm(norm: str, channels: int) -> nn.Module:
     if norm == "instance":
         # Affine so that the layer can learn to undo the normalisation where it hurts.
         return nn.InstanceNorm2d(channels, affine=True)
-    raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    raise ArgumentError("norm", norm, f"must be one of {NORMS}")
+
+
+def check_residual_channels(global_residual: bool, in_channels: int, out_channels: int) -> None:
+    """Refuse a global residual that has fewer input channels than output channels to add to.
+
+    Raises:
+        ArgumentError: named after ``global_residual``, the switch that needs the channels.
+    """
+    if global_residual and in_channels < out_channels:
+        raise ArgumentError(
+            "global_residual",
+            global_residual,
+            f"needs in_channels >= out_channels, got {in_channels} < {out_channels}",
+        )
+
+
+def build_inner(factory: Callable[..., nn.Module], name: str, **kwargs: Any) -> nn.Module:
+    """Build a net that another net wraps, from its factory (a Hydra ``_partial_`` node).
+
+    The factory's argument errors get the wrapper's argument as prefix (``net.depth``, not
+    ``depth``), so the config key a training error names is the inner net's own.
+
+    Args:
+        factory: Builds the inner net.
+        name: The wrapper's argument that holds ``factory`` (``net``, ``scale_net``).
+        **kwargs: What the wrapper decides for the inner net (its channels).
+
+    Returns:
+        The inner net.
+    """
+    try:
+        return factory(**kwargs)
+    except ArgumentError as err:
+        raise ArgumentError(f"{name}.{err.argument}", err.value, err.allowed) from err
 
 
 def check_multiple(x: Tensor, stride: int, name: str) -> None:

@@ -12,7 +12,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from realblur_gan.nets.init import check_multiple
+from realblur_gan.errors import ArgumentError
+from realblur_gan.nets.init import build_inner, check_multiple
 from realblur_gan.nets.resnet import ResNetGenerator
 
 
@@ -56,11 +57,13 @@ class MultiScaleGenerator(nn.Module):
     ) -> None:
         super().__init__()
         if num_scales < 1:
-            raise ValueError(f"num_scales must be >= 1, got {num_scales}")
+            raise ArgumentError("num_scales", num_scales, "must be >= 1")
         if scale_net is None:
             scale_net = functools.partial(ResNetGenerator, width=64, n_blocks=6)
         self.nets = nn.ModuleList(
-            scale_net(
+            build_inner(
+                scale_net,
+                "scale_net",
                 in_channels=in_channels if i == 0 else in_channels + out_channels,
                 out_channels=out_channels,
             )

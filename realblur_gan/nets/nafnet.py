@@ -15,9 +15,15 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from realblur_gan.errors import ArgumentError
+
 # The padding inference uses, so that forward on any size equals deblur_image's pad and crop.
 from realblur_gan.inference import _pad_to_multiple
-from realblur_gan.nets.init import ResidualGenerator, residual_output
+from realblur_gan.nets.init import (
+    ResidualGenerator,
+    check_residual_channels,
+    residual_output,
+)
 
 LAYER_NORM_IMPLS = ("layer_norm", "mean_var")
 
@@ -51,7 +57,7 @@ class LayerNorm2d(nn.Module):
     def __init__(self, channels: int, eps: float = 1e-6, impl: str = "layer_norm") -> None:
         super().__init__()
         if impl not in LAYER_NORM_IMPLS:
-            raise ValueError(f"impl must be one of {LAYER_NORM_IMPLS}, got {impl!r}")
+            raise ArgumentError("impl", impl, f"must be one of {LAYER_NORM_IMPLS}")
         # A Python int, not x.shape[1]: ONNX export needs a constant normalized shape.
         self.channels = channels
         self.eps = eps
@@ -118,11 +124,11 @@ class NAFBlock(nn.Module):
         super().__init__()
         dw = channels * dw_expand
         ffn = channels * ffn_expand
-        if dw % 2 or ffn % 2:
-            raise ValueError(
-                f"SimpleGate halves the channels: channels * dw_expand ({dw}) and "
-                f"channels * ffn_expand ({ffn}) must be even"
-            )
+        for name, expand in (("dw_expand", dw_expand), ("ffn_expand", ffn_expand)):
+            if channels * expand % 2:
+                raise ArgumentError(
+                    name, expand, f"SimpleGate halves channels: {channels} * {name} must be even"
+                )
         self.norm1 = LayerNorm2d(channels, impl=norm_impl)
         self.expand = nn.Conv2d(channels, dw, 1)
         self.dwconv = nn.Conv2d(dw, dw, 3, padding=1, groups=dw)
@@ -208,19 +214,19 @@ class NAFNet(ResidualGenerator):
         ffn_expand: int = 2,
     ) -> None:
         super().__init__()
-        if global_residual and in_channels < out_channels:
-            raise ValueError(
-                f"global_residual needs in_channels >= out_channels, got {in_channels} < "
-                f"{out_channels}"
-            )
+        check_residual_channels(global_residual, in_channels, out_channels)
         enc_blocks, dec_blocks = [int(n) for n in enc_blocks], [int(n) for n in dec_blocks]
         if len(enc_blocks) != len(dec_blocks):
-            raise ValueError(
-                f"enc_blocks and dec_blocks need one entry per level each, got {enc_blocks} "
-                f"and {dec_blocks}"
+            raise ArgumentError(
+                "dec_blocks", dec_blocks, f"needs one entry per level, as enc_blocks={enc_blocks}"
             )
-        if width < 1 or min([middle_blocks, *enc_blocks, *dec_blocks]) < 0:
-            raise ValueError("width must be >= 1 and block counts >= 0")
+        if width < 1:
+            raise ArgumentError("width", width, "must be >= 1")
+        for name, counts in (("enc_blocks", enc_blocks), ("dec_blocks", dec_blocks)):
+            if min(counts, default=0) < 0:
+                raise ArgumentError(name, counts, "block counts must be >= 0")
+        if middle_blocks < 0:
+            raise ArgumentError("middle_blocks", middle_blocks, "must be >= 0")
         self.global_residual = global_residual
         self.stride = 2 ** len(enc_blocks)
 

@@ -7,6 +7,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
+from realblur_gan.errors import ArgumentError
 from realblur_gan.nets.init import init_weights, make_norm
 
 
@@ -48,6 +49,10 @@ class PatchGAN(nn.Module):
         cond_channels: int = 0,
     ) -> None:
         super().__init__()
+        if width < 1:
+            raise ArgumentError("width", width, "must be >= 1")
+        if cond_channels < 0:
+            raise ArgumentError("cond_channels", cond_channels, "must be >= 0 (0: unconditional)")
         self.cond_channels = cond_channels
         layers: list[nn.Module] = [
             nn.Conv2d(in_channels + cond_channels, width, 4, stride=2, padding=1),
@@ -136,6 +141,10 @@ class MultiScalePatchGAN(nn.Module):
         num_scales: int = 2,
     ) -> None:
         super().__init__()
+        if num_scales < 1:
+            raise ArgumentError("num_scales", num_scales, "must be >= 1")
+        # Read by BlurGAN: a D built with a condition is fed one (pix2pix pre-training).
+        self.cond_channels = cond_channels
         self.discriminators = nn.ModuleList(
             PatchGAN(in_channels, width, n_layers, norm, spectral_norm, cond_channels)
             for _ in range(num_scales)

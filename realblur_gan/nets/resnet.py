@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from realblur_gan.errors import ArgumentError
 from realblur_gan.nets.init import (
     ResidualGenerator,
     check_multiple,
+    check_residual_channels,
     init_weights,
     residual_output,
 )
@@ -75,11 +77,11 @@ class ResNetGenerator(ResidualGenerator):
         global_residual: bool = True,
     ) -> None:
         super().__init__()
-        if global_residual and in_channels < out_channels:
-            raise ValueError(
-                f"global_residual needs in_channels >= out_channels, got {in_channels} < "
-                f"{out_channels}"
-            )
+        check_residual_channels(global_residual, in_channels, out_channels)
+        if width < 1:
+            raise ArgumentError("width", width, "must be >= 1")
+        if n_blocks < 0:
+            raise ArgumentError("n_blocks", n_blocks, "must be >= 0")
         self.global_residual = global_residual
         self.stride = 1
         self.head = nn.Sequential(

@@ -6,9 +6,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from realblur_gan.errors import ArgumentError
 from realblur_gan.nets.init import (
     ResidualGenerator,
     check_multiple,
+    check_residual_channels,
     generator_init,
     make_norm,
     residual_output,
@@ -107,13 +109,11 @@ class UNet(ResidualGenerator):
         tail_scale: float = 0.01,
     ) -> None:
         super().__init__()
-        if global_residual and in_channels < out_channels:
-            raise ValueError(
-                f"global_residual needs in_channels >= out_channels, got {in_channels} < "
-                f"{out_channels}"
-            )
+        check_residual_channels(global_residual, in_channels, out_channels)
         if depth < 1:
-            raise ValueError(f"depth must be >= 1, got {depth}")
+            raise ArgumentError("depth", depth, "must be >= 1")
+        if width < 1:
+            raise ArgumentError("width", width, "must be >= 1")
         self.global_residual = global_residual
         self.stride = 2**depth
         widths = [min(width * 2**i, max_width) for i in range(depth + 1)]
