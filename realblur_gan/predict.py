@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
@@ -46,6 +45,7 @@ from realblur_gan.data.io import (
     write_image,
 )
 from realblur_gan.errors import UserError, debug_requested, error_text, writable_dir
+from realblur_gan.nets.padding import pad_to_multiple
 
 logger = logging.getLogger(__name__)
 
@@ -349,16 +349,6 @@ def pick_device(name: str = "auto") -> torch.device:
     return device
 
 
-def _pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
-    """Reflect-pad H and W at the bottom/right up to ``multiple``; replicate where too small."""
-    h, w = x.shape[-2:]
-    ph, pw = -h % multiple, -w % multiple
-    if not (ph or pw):
-        return x
-    mode = "reflect" if ph < h and pw < w else "replicate"
-    return F.pad(x, (0, pw, 0, ph), mode=mode)
-
-
 def _run(net: nn.Module, x: Tensor, device: torch.device, bf16: bool) -> Tensor:
     """One forward pass on ``device``; the result comes back as float32 where ``x`` lives."""
     with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
@@ -476,7 +466,7 @@ def deblur_image(
     if channels_in != channels_net:
         x = to_channels(x, channels_net)
     h, w = x.shape[-2:]
-    x = _pad_to_multiple(x, stride)
+    x = pad_to_multiple(x, stride)
     hp, wp = x.shape[-2:]
 
     if tile is None or (hp <= tile and wp <= tile):

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from realblur_gan.nets.init import ResidualGenerator, residual_output
+from realblur_gan.nets.padding import pad_to_multiple
 
 LAYER_NORM_IMPLS = ("layer_norm", "mean_var")
 
@@ -139,17 +140,6 @@ class NAFBlock(nn.Module):
         x = x + self.beta * y
         y = self.ffn_project(self.gate(self.ffn_expand(self.norm2(x))))
         return x + self.gamma * y
-
-
-def _pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
-    """Reflect-pad H and W at the bottom/right up to ``multiple``; replicate where too small."""
-    h, w = x.shape[-2:]
-    ph, pw = -h % multiple, -w % multiple
-    if not (ph or pw):
-        return x
-    # Reflect padding needs the pad to be smaller than the side (as realblur_gan.predict).
-    mode = "reflect" if ph < h and pw < w else "replicate"
-    return F.pad(x, (0, pw, 0, ph), mode=mode)
 
 
 class NAFNet(ResidualGenerator):
@@ -285,7 +275,7 @@ class NAFNet(ResidualGenerator):
         if x.ndim != 4:
             raise ValueError(f"NAFNet expects a (B, C, H, W) batch, got shape {tuple(x.shape)}")
         h, w = x.shape[-2:]
-        feat = self.intro(_pad_to_multiple(x, self.stride))
+        feat = self.intro(pad_to_multiple(x, self.stride))
         skips: list[Tensor] = []
         for blocks, down in zip(self.encoders, self.downs, strict=True):
             feat = blocks(feat)
