@@ -1,12 +1,15 @@
-"""Training callbacks: mid-epoch checkpoints for resuming, and a stop on non-finite values."""
+"""Training callbacks: mid-epoch checkpoints and RNG streams for resuming, and a stop on
+non-finite values."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 
 from realblur_gan.checkpoints import non_finite_tensors
@@ -46,6 +49,65 @@ class PeriodicCheckpoint(L.Callback):
             return
         if self.every and self._batches % self.every == 0:
             trainer.save_checkpoint(self.path, weights_only=False)
+
+
+class RNGState(L.Callback):
+    """Save the global RNG streams in every resumable checkpoint and restore them on resume.
+
+    The nets draw from them (BGAN's noise maps, the synthetic mix of DBGAN's inputs), so a
+    resumed run continues exactly where an uninterrupted one would. They go under the
+    checkpoint's ``rng_states`` key, where older checkpoints (written by the LightningModule
+    itself) keep them too, and everything in them is a tensor or a builtin type: checkpoints are
+    read with ``weights_only=True``. Lightning calls these hooks for full checkpoints only
+    (``weights_only=False``), which is what every save of a run writes.
+    """
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        checkpoint["rng_states"] = {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": _numpy_state_to_plain(np.random.get_state()),
+            "python": _python_state_to_plain(random.getstate()),
+        }
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        states = checkpoint.get("rng_states")
+        if not states:
+            return
+        torch.set_rng_state(states["torch"])
+        if states["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(states["cuda"])
+        np.random.set_state(_numpy_state_from_plain(states["numpy"]))
+        random.setstate(_python_state_from_plain(states["python"]))
+
+
+def _numpy_state_to_plain(state: tuple) -> dict[str, Any]:
+    name, keys, pos, has_gauss, cached = state
+    return {
+        "name": name,
+        "keys": torch.from_numpy(keys.astype(np.int64)),
+        "pos": int(pos),
+        "has_gauss": int(has_gauss),
+        "cached": float(cached),
+    }
+
+
+def _numpy_state_from_plain(d: dict[str, Any]) -> tuple:
+    keys = d["keys"].numpy().astype(np.uint32)
+    return (d["name"], keys, d["pos"], d["has_gauss"], d["cached"])
+
+
+def _python_state_to_plain(state: tuple) -> list[Any]:
+    version, internal, gauss = state
+    return [version, list(internal), gauss]
+
+
+def _python_state_from_plain(state: list[Any]) -> tuple:
+    return (state[0], tuple(state[1]), state[2])
 
 
 def _net_of(key: str) -> str:

@@ -14,10 +14,10 @@ import math
 from itertools import pairwise
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from realblur_gan.data.io import to_channels
+from realblur_gan.nets.padding import pad_to_multiple
 
 logger = logging.getLogger(__name__)
 
@@ -50,28 +50,6 @@ def pick_device(name: str = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda: no CUDA device is available; use --device cpu")
     return device
-
-
-def _pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
-    """Reflect-pad H and W at the bottom/right up to ``multiple``; replicate where too small.
-
-    Padding only the bottom and right keeps the image at the origin, so cropping back is
-    ``out[..., :h, :w]``.
-
-    Args:
-        x: images.
-        multiple: the size multiple the net computes at (its ``stride``).
-
-    Shape:
-        - x: :math:`(B, C, H, W)`
-        - output: :math:`(B, C, H', W')`, H' and W' the next multiples of ``multiple``
-    """
-    h, w = x.shape[-2:]
-    ph, pw = -h % multiple, -w % multiple
-    if not (ph or pw):
-        return x
-    mode = "reflect" if ph < h and pw < w else "replicate"
-    return F.pad(x, (0, pw, 0, ph), mode=mode)
 
 
 def _run(net: nn.Module, x: Tensor, device: torch.device, bf16: bool) -> Tensor:
@@ -191,7 +169,7 @@ def deblur_image(
     if channels_in != channels_net:
         x = to_channels(x, channels_net)
     h, w = x.shape[-2:]
-    x = _pad_to_multiple(x, stride)
+    x = pad_to_multiple(x, stride)
     hp, wp = x.shape[-2:]
 
     if tile is None or (hp <= tile and wp <= tile):

@@ -17,7 +17,7 @@ from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from realblur_gan.callbacks import FiniteGuard, PeriodicCheckpoint
+from realblur_gan.callbacks import FiniteGuard, PeriodicCheckpoint, RNGState
 from realblur_gan.checkpoints import AtomicCheckpointIO, find_resume_checkpoint, load_net_weights
 from realblur_gan.config import (
     ConfigError,
@@ -307,6 +307,7 @@ def _run_stage(
             FiniteGuard(name, last),
             checkpoint,
             PeriodicCheckpoint(stage_dir, cfg.checkpoint_every_n_batches),
+            RNGState(),
         ],
         plugins=[AtomicCheckpointIO()],
     )

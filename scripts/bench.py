@@ -511,8 +511,7 @@ def run_reference_case(size: int, batch: int, opts: SimpleNamespace) -> dict[str
 _METHODS = {
     "training_step": "training_step (rest: batch unpacking, mixing, EMA)",
     "make_blur": "training_step (rest: batch unpacking, mixing, EMA)",
-    "discriminator_step": "adversarial losses and D-step glue",
-    "generator_loss": "adversarial losses and D-step glue",
+    "d_step": "adversarial losses and D-step glue",
     "manual_backward": "backward passes",
     "_step": "zero_grad + clip + optimizer steps",
     "finish_step": "finish_step (logging, LR tensors, panels)",
@@ -730,6 +729,8 @@ def profile_case(
     for method, label in _METHODS.items():
         if hasattr(module, method):
             probe.wrap_method(module, method, label)
+    for adversary in module.adversaries:
+        probe.wrap_method(adversary, "g_loss", "adversarial losses and D-step glue")
 
     measured = max(2, min(opts.repeats, 3))
     profiled = 1

@@ -236,12 +236,12 @@ def test_ab_images_from_data_tools_split_into_blur_and_sharp(tmp_path: Path) -> 
             ab_dir / f"{name}.png",
         )
         concat_pair(job)
-    left = PairedEvalSet(ab_pairs(ab_dir, "left"), crop_size=None, multiple=8)
+    left = PairedEvalSet(ab_pairs(ab_dir, "left"), crop_size=None)
     item = left[1]
     assert set(item) == EVAL_KEYS and item["name"] == "001.png"
     assert torch.equal(item["blur"], read_image(pair_root / "blur" / "001.png")[0])
     assert torch.equal(item["sharp"], read_image(pair_root / "sharp" / "001.png")[0])
-    right = PairedEvalSet(ab_pairs(ab_dir, "right"), crop_size=None, multiple=8)[1]
+    right = PairedEvalSet(ab_pairs(ab_dir, "right"), crop_size=None)[1]
     assert torch.equal(right["blur"], item["sharp"]) and torch.equal(right["sharp"], item["blur"])
 
     dm = datamodule(tmp_path, pairs_dir=ab_dir, pairs_format="ab", val_fraction=0.34)
@@ -251,12 +251,14 @@ def test_ab_images_from_data_tools_split_into_blur_and_sharp(tmp_path: Path) -> 
         torch.testing.assert_close(batch["blur_syn"], 1.0 - batch["sharp"], atol=1e-6, rtol=0)
 
 
-def test_evaluation_items_are_cropped_to_the_stride(tmp_path: Path) -> None:
+def test_evaluation_items_keep_their_size_or_the_centre_crop(tmp_path: Path) -> None:
+    # No cropping to the nets' stride: validation pads to it and crops back.
     pairs = match_pairs(pair_folders(tmp_path / "val", 2, h=37, w=50))
-    item = PairedEvalSet(pairs, crop_size=None, multiple=16)[0]
-    assert item["blur"].shape == item["sharp"].shape == (3, 32, 48)
+    item = PairedEvalSet(pairs, crop_size=None)[0]
+    assert item["blur"].shape == item["sharp"].shape == (3, 37, 50)
     torch.testing.assert_close(item["blur"], 1.0 - item["sharp"], atol=1e-6, rtol=0)
-    assert PairedEvalSet(pairs, crop_size=24, multiple=8)[1]["blur"].shape == (3, 24, 24)
+    assert PairedEvalSet(pairs, crop_size=24)[1]["blur"].shape == (3, 24, 24)
+    assert PairedEvalSet(pairs, crop_size=40)[1]["blur"].shape == (3, 37, 40)
 
 
 def test_gray_channels(tmp_path: Path) -> None:
@@ -520,7 +522,7 @@ def test_broken_validation_pair_mid_run_is_replaced(tmp_path: Path, caplog) -> N
     data = pairs[1].sharp.read_bytes()
     pairs[1].sharp.write_bytes(data[: len(data) // 2])
     with caplog.at_level(logging.WARNING):
-        item = PairedEvalSet(pairs, crop_size=32, multiple=16)[1]
+        item = PairedEvalSet(pairs, crop_size=32)[1]
     assert item["name"] == "002.png"
     assert any("metrics count it twice" in r.getMessage() for r in caplog.records)
 

@@ -6,20 +6,21 @@ import pytest
 import torch
 from torch import nn
 
-from realblur_gan.inference import _pad_to_multiple, deblur_image
+from realblur_gan.inference import deblur_image
 from realblur_gan.nets import ResNetGenerator, UNet
+from realblur_gan.nets.padding import pad_to_multiple
 
 
 def test_pad_to_multiple_pads_bottom_right_only() -> None:
     # Validation pads with it too: the image stays at the origin, so [..., :h, :w] crops back.
     x = torch.rand(2, 3, 5, 7)
-    padded = _pad_to_multiple(x, 4)
+    padded = pad_to_multiple(x, 4)
     assert padded.shape == (2, 3, 8, 8)
     assert torch.equal(padded[..., :5, :7], x)
     assert torch.equal(padded[..., 5, :7], x[..., 3, :])  # reflected, not zeros
-    assert _pad_to_multiple(x, 1) is x
+    assert pad_to_multiple(x, 1) is x
     tiny = torch.rand(1, 1, 1, 2)  # too small to reflect: replicated
-    assert torch.equal(_pad_to_multiple(tiny, 4)[..., 3, :2], tiny[..., 0, :])
+    assert torch.equal(pad_to_multiple(tiny, 4)[..., 3, :2], tiny[..., 0, :])
 
 
 @pytest.mark.parametrize("size", [(37, 53), (1, 5), (16, 16)])

@@ -182,7 +182,9 @@ def test_separate_stage_hands_bgan_weights_to_the_next_stage(tiny_config):
     cfg = tiny_config("separate", "logger=none")
     result = run(cfg)
     bgan = torch.load(result.checkpoints["bgan"], weights_only=True)["state_dict"]
-    dbgan = torch.load(result.checkpoints["dbgan"], weights_only=True)["state_dict"]
+    checkpoint = torch.load(result.checkpoints["dbgan"], weights_only=True)
+    assert {"rng_states", "net_configs"} <= checkpoint.keys()  # what a resume and predict read
+    dbgan = checkpoint["state_dict"]
     frozen_keys = [k for k in bgan if k.startswith("bgan_g.")]
     assert frozen_keys
     # DBGAN's stage kept BGAN frozen: its generator weights are exactly stage 2's.

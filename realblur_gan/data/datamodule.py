@@ -142,12 +142,12 @@ def check_files(
 
 
 def check_pairs(
-    pairs: Sequence[PairFile], min_side: int = 1, verify: bool = False
+    pairs: Sequence[PairFile], verify: bool = False
 ) -> tuple[list[PairFile], dict[Path, str], dict[Path, tuple[int, int]]]:
     """Check the headers of pairs: ``(good pairs, {bad file: reason}, {file: (H, W)})``.
 
-    A pair is bad when a file is unreadable, its two sizes differ, an AB image has an odd
-    width, or it is smaller than ``min_side``.
+    A pair is bad when a file is unreadable, its two sizes differ, or an AB image has an odd
+    width.
     """
     sizes, bad = check_files([f for p in pairs for f in p.files], verify)
     good = []
@@ -165,9 +165,6 @@ def check_pairs(
                 f"{pair.blur}: size {(h, w)} differs from its sharp partner {pair.sharp} "
                 f"{sizes[pair.sharp]}"
             )
-            continue
-        if min(h, w) < min_side:
-            bad[pair.blur] = f"{pair.blur}: {h}x{w} px is smaller than {min_side} px"
             continue
         good.append(pair)
     return good, bad, sizes
@@ -205,7 +202,6 @@ class BlurDataModule(L.LightningDataModule):
         batch_size: Training batch size.
         val_batch_size: Validation batch size (1 when images differ in size).
         val_crop_size: Centre crop for validation images, or None for whole images.
-        size_multiple: Validation images are cropped to a multiple of this (the nets' stride).
         channels: 1 (gray) or 3 (RGB).
         num_workers: DataLoader workers.
         seed: Seed of the held-out split and its blur.
@@ -244,7 +240,6 @@ class BlurDataModule(L.LightningDataModule):
         batch_size: int = 4,
         val_batch_size: int = 1,
         val_crop_size: int | None = 256,
-        size_multiple: int = 16,
         channels: int = 3,
         num_workers: int = 2,
         seed: int = 0,
@@ -296,7 +291,6 @@ class BlurDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.val_batch_size = val_batch_size
         self.val_crop_size = val_crop_size
-        self.size_multiple = size_multiple
         self.channels = channels
         self.num_workers = num_workers
         self.seed = seed
@@ -429,11 +423,9 @@ class BlurDataModule(L.LightningDataModule):
 
     def _eval_set(self, pairs: list[PairFile], what: str) -> PairedEvalSet:
         """Evaluation pairs, every header checked first: the metrics are only as good as they."""
-        good, bad, _ = check_pairs(pairs, self.size_multiple, verify=self.validate_files)
+        good, bad, _ = check_pairs(pairs, verify=self.validate_files)
         report_bad(bad, f"{what}s", "fix or delete them; the validation metrics need every pair")
-        return PairedEvalSet(
-            good, channels=self.channels, crop_size=self.val_crop_size, multiple=self.size_multiple
-        )
+        return PairedEvalSet(good, channels=self.channels, crop_size=self.val_crop_size)
 
     def _val_from_dir(self) -> PairedEvalSet:
         return self._eval_set(
@@ -445,8 +437,8 @@ class BlurDataModule(L.LightningDataModule):
     ) -> tuple[list, list]:
         """A seeded held-out share of ``items``: ``(training items, accept(held-out item)...)``.
 
-        Candidates come in a seeded random order; one that ``accept`` rejects (unreadable, or
-        too small to validate on) is passed over with a warning and the next one takes its
+        Candidates come in a seeded random order; one that ``accept`` rejects (unreadable, or a
+        pair of unequal sizes) is passed over with a warning and the next one takes its
         place, so one bad file neither shrinks the split nor fails the run. The rejected file
         stays in the training list, where it is skipped (or padded) like any other.
         """
@@ -474,17 +466,14 @@ class BlurDataModule(L.LightningDataModule):
 
     def _checked_pair(self, pair: PairFile) -> PairFile:
         """``pair`` when its headers are good for validation, else :class:`BadItemError`."""
-        good, bad, _ = check_pairs([pair], self.size_multiple, verify=self.validate_files)
+        good, bad, _ = check_pairs([pair], verify=self.validate_files)
         if not good:
             raise BadItemError(next(iter(bad.values())))
         return pair
 
     def _split_pairs(self, pairs: list[PairFile]) -> tuple[list[PairFile], PairedEvalSet]:
         train, held_out = self._hold_out(pairs, self.pairs_dir, self._checked_pair)
-        val = PairedEvalSet(
-            held_out, self.channels, crop_size=self.val_crop_size, multiple=self.size_multiple
-        )
-        return train, val
+        return train, PairedEvalSet(held_out, self.channels, crop_size=self.val_crop_size)
 
     def _split_sharp(self, paths: list[Path]) -> tuple[list[Path], TensorPairSet]:
         """Hold out sharp photos and blur them once with ``val_blur`` (seeded), in memory."""
@@ -497,10 +486,7 @@ class BlurDataModule(L.LightningDataModule):
 
         def accept(path: Path) -> tuple[torch.Tensor, torch.Tensor, str]:
             image = load(path, self.channels)
-            try:
-                sharp = crop_pair(image, image, self.val_crop_size, self.size_multiple)["sharp"]
-            except BadItemError as err:
-                raise BadItemError(f"{path}: {err}") from None
+            sharp = crop_pair(image, image, self.val_crop_size)["sharp"]
             blur = self.val_blur(sharp, generator=gen).clamp(0.0, 1.0)
             return blur, sharp, path.relative_to(self.sharp_dir).as_posix()
 

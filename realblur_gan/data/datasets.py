@@ -425,26 +425,20 @@ class UnpairedTrainSet(Dataset):
 
 
 def crop_pair(
-    blur: torch.Tensor, sharp: torch.Tensor, crop_size: int | None, multiple: int
+    blur: torch.Tensor, sharp: torch.Tensor, crop_size: int | None
 ) -> dict[str, torch.Tensor]:
-    """Centre-crop a pair to ``crop_size`` (when given) and to a multiple of ``multiple``.
+    """Centre-crop a pair to at most ``crop_size`` a side (None: keep the whole images).
 
-    Raises:
-        BadItemError: The image is smaller than ``multiple``.
+    Any size will do: validation and inference pad to the net's stride and crop back.
 
     Shape:
         - blur, sharp: :math:`(C, H, W)`
-        - output["blur"], output["sharp"]: :math:`(C, H', W')`, multiples of ``multiple``
+        - output["blur"], output["sharp"]: :math:`(C, min(H, crop), min(W, crop))`
     """
+    if crop_size is None:
+        return {"blur": blur, "sharp": sharp}
     _, h, w = blur.shape
-    if crop_size is not None:
-        h, w = min(h, crop_size), min(w, crop_size)
-    h, w = h - h % multiple, w - w % multiple
-    if h == 0 or w == 0:
-        raise BadItemError(
-            f"image of size {tuple(blur.shape[1:])} is smaller than {multiple} px; "
-            "use larger evaluation images"
-        )
+    h, w = min(h, crop_size), min(w, crop_size)
     return {"blur": center_crop(blur, h, w), "sharp": center_crop(sharp, h, w)}
 
 
@@ -459,7 +453,6 @@ class PairedEvalSet(Dataset):
         pairs: :class:`PairFile` items or ``(blur_path, sharp_path)`` tuples.
         channels: 1 or 3.
         crop_size: Centre crop side, or None for the whole image.
-        multiple: Crop H and W down to a multiple of this (the nets' stride).
 
     Shape:
         - item["blur"], item["sharp"]: :math:`(C, H, W)`; item["name"]: str
@@ -470,12 +463,10 @@ class PairedEvalSet(Dataset):
         pairs: Sequence[PairFile | tuple[Path, Path]],
         channels: int = 3,
         crop_size: int | None = None,
-        multiple: int = 16,
     ) -> None:
         self.pairs = [as_pair(p) for p in pairs]
         self.channels = channels
         self.crop_size = crop_size
-        self.multiple = multiple
         self._skip = SkipBad(len(self.pairs), "evaluation pair (metrics count it twice)")
 
     def __len__(self) -> int:
@@ -484,11 +475,7 @@ class PairedEvalSet(Dataset):
     def _fetch(self, index: int) -> dict[str, torch.Tensor | str]:
         pair = self.pairs[index]
         blur, sharp = read_pair(pair, self.channels)
-        try:
-            cropped = crop_pair(blur, sharp, self.crop_size, self.multiple)
-        except BadItemError as err:
-            raise BadItemError(f"{pair.blur}: {err}") from None
-        return {**cropped, "name": pair.label}
+        return {**crop_pair(blur, sharp, self.crop_size), "name": pair.label}
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
         return self._skip(index, self._fetch)

@@ -16,14 +16,12 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from realblur_gan.errors import ArgumentError
-
-# The padding inference uses, so that forward on any size equals deblur_image's pad and crop.
-from realblur_gan.inference import _pad_to_multiple
 from realblur_gan.nets.init import (
     ResidualGenerator,
     check_residual_channels,
     residual_output,
 )
+from realblur_gan.nets.padding import pad_to_multiple
 
 LAYER_NORM_IMPLS = ("layer_norm", "mean_var")
 
@@ -282,7 +280,7 @@ class NAFNet(ResidualGenerator):
         if x.ndim != 4:
             raise ValueError(f"NAFNet expects a (B, C, H, W) batch, got shape {tuple(x.shape)}")
         h, w = x.shape[-2:]
-        feat = self.intro(_pad_to_multiple(x, self.stride))
+        feat = self.intro(pad_to_multiple(x, self.stride))
         skips: list[Tensor] = []
         for blocks, down in zip(self.encoders, self.downs, strict=True):
             feat = blocks(feat)
