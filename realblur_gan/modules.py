@@ -27,6 +27,7 @@ import lightning as L
 import numpy as np
 import torch
 from torch import nn
+from torch.profiler import record_function
 
 from realblur_gan.errors import ArgumentError
 from realblur_gan.metrics import psnr, ssim
@@ -237,11 +238,12 @@ class GANStageModule(L.LightningModule):
             return {}
         net_d = getattr(self, name)
         kwargs = {} if cond is None else {"cond": cond}
-        real_logits = net_d(real, **kwargs)
-        fake_logits = net_d(fake.detach(), **kwargs)
-        loss = objective.d_loss(real_logits, fake_logits)
-        self._step((name,), loss)
         prefix = name.removesuffix("_d")
+        with record_function(f"{prefix}/d_step"):
+            real_logits = net_d(real, **kwargs)
+            fake_logits = net_d(fake.detach(), **kwargs)
+            loss = objective.d_loss(real_logits, fake_logits)
+            self._step((name,), loss)
         return {
             f"train/{prefix}/loss_d": loss.detach(),
             f"train/{prefix}/d_real": mean_logit(real_logits),
@@ -261,15 +263,16 @@ class GANStageModule(L.LightningModule):
         """Generator loss of GAN ``prefix`` (``bgan``/``dbgan``) with its D frozen."""
         net_d = getattr(self, f"{prefix}_d")
         kwargs = {} if cond is None else {"cond": cond}
-        if not objective.adversarial_active:
-            total, parts = objective.g_loss(None, None, fake, target, pyramid)
-        else:
-            with frozen(net_d):
-                real_logits = [x.detach() for x in _as_list(net_d(real, **kwargs))]
-                fake_logits = _as_list(net_d(fake, **kwargs))
-                total, parts = objective.g_loss(
-                    _unlist(real_logits), _unlist(fake_logits), fake, target, pyramid
-                )
+        with record_function(f"{prefix}/g_loss"):
+            if not objective.adversarial_active:
+                total, parts = objective.g_loss(None, None, fake, target, pyramid)
+            else:
+                with frozen(net_d):
+                    real_logits = [x.detach() for x in _as_list(net_d(real, **kwargs))]
+                    fake_logits = _as_list(net_d(fake, **kwargs))
+                    total, parts = objective.g_loss(
+                        _unlist(real_logits), _unlist(fake_logits), fake, target, pyramid
+                    )
         logs = {f"train/{prefix}/loss_g": total.detach()}
         logs.update({f"train/{prefix}/g_{k}": v.detach() for k, v in parts.items()})
         return total, logs
@@ -312,11 +315,13 @@ class GANStageModule(L.LightningModule):
         """``ema += (1 - decay) * (net - ema)`` for every parameter; buffers are copied."""
         if self.dbgan_g_ema is None:
             return
-        weight = 1.0 - self.ema_decay
-        for p_ema, p in zip(self.dbgan_g_ema.parameters(), self.dbgan_g.parameters(), strict=True):
-            p_ema.lerp_(p, weight)
-        for b_ema, b in zip(self.dbgan_g_ema.buffers(), self.dbgan_g.buffers(), strict=True):
-            b_ema.copy_(b)
+        with record_function("ema"):
+            weight = 1.0 - self.ema_decay
+            net, ema = self.dbgan_g, self.dbgan_g_ema
+            for p_ema, p in zip(ema.parameters(), net.parameters(), strict=True):
+                p_ema.lerp_(p, weight)
+            for b_ema, b in zip(ema.buffers(), net.buffers(), strict=True):
+                b_ema.copy_(b)
 
     @property
     def deblurrer(self) -> nn.Module:
@@ -450,22 +455,24 @@ class BlurGAN(GANStageModule):
             loss_g, g_logs = self.generator_loss(
                 "bgan", self.bgan_objective, real, fake, batch[self.content_target], cond
             )
-            self._step(("bgan_g",), loss_g)
+            with record_function("generator_step"):
+                self._step(("bgan_g",), loss_g)
             logs.update(g_logs)
         self.finish_step(logs, {"sharp": sharp, "fake_blur": fake, "real_blur": real})
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        fake = self.bgan_g(batch["sharp"]).clamp(0, 1)
-        # The realistic blur of the same sharp image is one draw of a random process, so this
-        # is a proxy for "blurs about as much as real blur", not a score to maximise.
-        n = fake.shape[0]
-        self.log("val/bgan_psnr_vs_real_blur", psnr(fake, batch["blur"]).mean(), batch_size=n)
-        if batch_idx == 0:
-            log_panel(
-                self,
-                "val/panel",
-                {"sharp": batch["sharp"], "fake_blur": fake, "real_blur": batch["blur"]},
-            )
+        with record_function("validation"):
+            fake = self.bgan_g(batch["sharp"]).clamp(0, 1)
+            # The realistic blur of the same sharp image is one draw of a random process, so this
+            # is a proxy for "blurs about as much as real blur", not a score to maximise.
+            n = fake.shape[0]
+            self.log("val/bgan_psnr_vs_real_blur", psnr(fake, batch["blur"]).mean(), batch_size=n)
+            if batch_idx == 0:
+                log_panel(
+                    self,
+                    "val/panel",
+                    {"sharp": batch["sharp"], "fake_blur": fake, "real_blur": batch["blur"]},
+                )
 
 
 class DeblurGAN(GANStageModule):
@@ -530,7 +537,8 @@ class DeblurGAN(GANStageModule):
             loss_g, g_logs = self.generator_loss(
                 "dbgan", self.dbgan_objective, sharp, restored, sharp, pyramid=pyramid
             )
-            self._step(("dbgan_g",), loss_g)
+            with record_function("generator_step"):
+                self._step(("dbgan_g",), loss_g)
             self.update_ema()
             logs.update(g_logs)
         self.finish_step(
@@ -544,11 +552,12 @@ class DeblurGAN(GANStageModule):
         )
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        restored = self.deblurrer(batch["blur"])
-        self.log_restoration_metrics(restored, batch["blur"], batch["sharp"])
-        if batch_idx == 0:
-            fake = self.bgan_g(batch["sharp"]) if self.bgan_g is not None else batch["blur"]
-            log_panel(self, "val/panel", _val_columns(batch, fake, restored))
+        with record_function("validation"):
+            restored = self.deblurrer(batch["blur"])
+            self.log_restoration_metrics(restored, batch["blur"], batch["sharp"])
+            if batch_idx == 0:
+                fake = self.bgan_g(batch["sharp"]) if self.bgan_g is not None else batch["blur"]
+                log_panel(self, "val/panel", _val_columns(batch, fake, restored))
 
 
 class JointGAN(GANStageModule):
@@ -611,7 +620,8 @@ class JointGAN(GANStageModule):
             loss_d, logs_d = self.generator_loss(
                 "dbgan", self.dbgan_objective, sharp, restored, sharp, pyramid=pyramid
             )
-            self._step(("bgan_g", "dbgan_g"), loss_b + loss_d)
+            with record_function("generator_step"):
+                self._step(("bgan_g", "dbgan_g"), loss_b + loss_d)
             self.update_ema()
             logs.update(logs_b)
             logs.update(logs_d)
@@ -621,11 +631,12 @@ class JointGAN(GANStageModule):
         )
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        restored = self.deblurrer(batch["blur"])
-        self.log_restoration_metrics(restored, batch["blur"], batch["sharp"])
-        if batch_idx == 0:
-            fake = self.bgan_g(batch["sharp"])
-            log_panel(self, "val/panel", _val_columns(batch, fake, restored))
+        with record_function("validation"):
+            restored = self.deblurrer(batch["blur"])
+            self.log_restoration_metrics(restored, batch["blur"], batch["sharp"])
+            if batch_idx == 0:
+                fake = self.bgan_g(batch["sharp"])
+                log_panel(self, "val/panel", _val_columns(batch, fake, restored))
 
 
 def _val_columns(
