@@ -1,0 +1,184 @@
+"""Time one case: real training steps of a stage through a Lightning ``Trainer``, then profile.
+
+One ``Trainer.fit`` runs, in order: ``warmup`` dropped steps, ``repeats`` timed steps (no
+profiler: its per-operator cost would inflate them), ``profile_steps`` steps and
+``val_batches`` validation batches under ``torch.profiler`` (:mod:`bench.ranges`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import statistics
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from realblur_gan.errors import UserError
+
+from .batches import loader, random_batches
+from .machine import contention, peak_memory_gb, reset_peak_memory, synchronize
+from .ranges import ProfileWindow, summarise
+from .stages import Case, build_module, case_config, stage_trainer, variant
+
+LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How many batches a case runs, and where."""
+
+    repeats: int
+    warmup: int
+    profile_steps: int
+    val_batches: int
+    device: torch.device
+    overrides: Sequence[str] = ()
+
+
+class StepTimer(L.Callback):
+    """Wall time of each training batch, and of Lightning's loop between batches.
+
+    ``step_s[i]``: ``on_train_batch_start`` to ``on_train_batch_end`` of batch ``i`` (the
+    ``training_step`` with its backward passes and optimiser steps; the batch is on the device
+    already). ``gap_s[i]``: from the end of batch ``i`` to the start of the next (fetching and
+    moving the next batch, loop bookkeeping).
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.step_s: list[float] = []
+        self.gap_s: list[float] = []
+        self._start = 0.0
+        self._end: float | None = None
+
+    def on_train_batch_start(self, *args: Any) -> None:
+        synchronize(self.device)
+        self._start = time.perf_counter()
+        if self._end is not None:
+            self.gap_s.append(self._start - self._end)
+
+    def on_train_batch_end(self, *args: Any) -> None:
+        synchronize(self.device)
+        self._end = time.perf_counter()
+        self.step_s.append(self._end - self._start)
+
+
+def stats_ms(seconds: Sequence[float]) -> dict[str, float]:
+    """Median, min and max in milliseconds, and how many values (``n``)."""
+    if not seconds:
+        return {"ms": float("nan"), "ms_min": float("nan"), "ms_max": float("nan"), "n": 0}
+    ms = [1000.0 * s for s in seconds]
+    return {"ms": statistics.median(ms), "ms_min": min(ms), "ms_max": max(ms), "n": len(ms)}
+
+
+@dataclass
+class Notes:
+    """Warnings the library logged while the cases were built (each said once at the end,
+    not once per case), e.g. a perceptual term dropped for want of VGG19 weights."""
+
+    messages: list[str] = field(default_factory=list)
+
+    @contextlib.contextmanager
+    def quiet(self) -> Iterator[None]:
+        """Collect ``realblur_gan`` warnings and silence Lightning's per-fit lines and warnings
+        about tiny loaders and frozen nets in eval mode."""
+        notes = self
+
+        class Collect(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                if record.getMessage() not in notes.messages:
+                    notes.messages.append(record.getMessage())
+
+        library = logging.getLogger("realblur_gan")
+        handler, propagate = Collect(logging.WARNING), library.propagate
+        levels = {name: logging.getLogger(name).level for name in LIGHTNING_LOGGERS}
+        library.addHandler(handler)
+        library.propagate = False
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                for name in LIGHTNING_LOGGERS:
+                    logging.getLogger(name).setLevel(logging.ERROR)
+                yield
+        finally:
+            library.removeHandler(handler)
+            library.propagate = propagate
+            for name, level in levels.items():
+                logging.getLogger(name).setLevel(level)
+
+
+def time_case(case: Case, budget: Budget, notes: Notes) -> dict[str, Any]:
+    """Train ``case`` for its batches and return its result row (see the package docstring).
+
+    A failure of the case itself (a compiler missing for ``perf.compile``, bf16 on a GPU
+    without it) becomes the row's ``error``; a mistake in the user's overrides is raised.
+
+    Raises:
+        realblur_gan.errors.UserError: The config refuses the user's overrides.
+    """
+    row: dict[str, Any] = {
+        "part": "train" if case.switch is None else "switches",
+        "stage": case.stage,
+        "scheme": case.scheme,
+        "switch": None if case.switch is None else case.switch.name,
+        "size": case.size,
+        "batch": case.batch,
+        "device": str(budget.device),
+    }
+    timed = budget.warmup + budget.repeats
+    with tempfile.TemporaryDirectory() as tmp, notes.quiet():
+        root = Path(tmp)
+        cfg, typed = case_config(case, budget.overrides, root)
+        row.update(variant(cfg, case.stage, typed))
+        row["overrides"] = typed
+        try:
+            module = build_module(cfg, case.stage, typed)
+            row["module"] = type(module).__name__
+            row["target"] = str(cfg.stages[case.stage].module._target_)
+            row["nets"] = sorted(getattr(module, "net_configs", {}))
+            timer = StepTimer(budget.device)
+            window = ProfileWindow(first=timed, device=budget.device)
+            trainer = stage_trainer(
+                cfg,
+                case.stage,
+                typed,
+                budget.device,
+                train_batches=timed + budget.profile_steps,
+                val_batches=budget.val_batches,
+                callbacks=[timer, window],
+                root=root,
+            )
+            channels = int(cfg.model.image_channels)
+            train = random_batches(timed + budget.profile_steps, case.batch, case.size, channels)
+            val = random_batches(
+                budget.val_batches, case.batch, case.size, channels, validation=True, seed=1
+            )
+            row["mem_at_start_gb"] = reset_peak_memory(budget.device)
+            with contention(row):
+                trainer.fit(
+                    module,
+                    train_dataloaders=loader(train),
+                    val_dataloaders=loader(val) if val else None,
+                )
+            row.update(stats_ms(timer.step_s[budget.warmup : timed]))
+            row["warmup_ms"] = [round(1000 * s, 1) for s in timer.step_s[: budget.warmup]]
+            row["loop_ms"] = stats_ms(timer.gap_s[budget.warmup : timed])["ms"]
+            row["peak_mem_gb"] = peak_memory_gb(budget.device)
+            row["images_per_s"] = 1000.0 * case.batch / row["ms"]
+            row.update(summarise(window.events()))
+        except UserError:
+            raise
+        except Exception as err:  # the case failed, not the benchmark: a row saying why
+            row["error"] = f"{type(err).__name__}: {' '.join(str(err).split())[:300]}"
+        finally:
+            gc.collect()
+    return row
