@@ -33,12 +33,13 @@ import lightning as L
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
 from realblur_gan.config import CONFIG_DIR
-from realblur_gan.metrics import psnr, ssim
+from realblur_gan.nets.padding import forward_padded
 from realblur_gan.objective import GANObjective
-from realblur_gan.train import build_stage
+from realblur_gan.train import build_stage, stage_optim_config, stage_trainer_config
+from realblur_gan.validation import RestorationMetrics
 
 
 def compose_config(overrides: list[str], out_dir: Path) -> DictConfig:
@@ -70,27 +71,25 @@ def plan(n_batches: int, steps: int) -> tuple[int, int]:
 @torch.no_grad()
 def validate(net: torch.nn.Module, loader: Any) -> dict[str, float]:
     """Mean PSNR/SSIM of ``net`` (clamped to [0, 1]) and of the blurry input."""
+    # The metric object validation logs, on images padded to the net's stride as there.
     net.eval()
-    sums = {"psnr": 0.0, "ssim": 0.0, "psnr_input": 0.0, "ssim_input": 0.0}
-    n = 0
+    metrics = RestorationMetrics()
     for batch in loader:
-        restored = net(batch["blur"]).clamp(0, 1)
-        sums["psnr"] += float(psnr(restored, batch["sharp"]).sum())
-        sums["ssim"] += float(ssim(restored, batch["sharp"]).sum())
-        sums["psnr_input"] += float(psnr(batch["blur"], batch["sharp"]).sum())
-        sums["ssim_input"] += float(ssim(batch["blur"], batch["sharp"]).sum())
-        n += batch["sharp"].shape[0]
-    return {k: v / n for k, v in sums.items()}
+        metrics.update(forward_padded(net, batch["blur"]), batch["blur"], batch["sharp"])
+    return {k: float(v) for k, v in metrics.compute().items()}
 
 
-def run_stage(cfg: DictConfig, datamodule: Any, steps: int) -> tuple[dict[str, float], Any]:
+def run_stage(
+    cfg: DictConfig, datamodule: Any, steps: int, overrides: list[str]
+) -> tuple[dict[str, float], Any]:
     """Train the DBGAN stage as ``python -m realblur_gan`` would, for ``steps`` batches."""
     L.seed_everything(cfg.seed, workers=True)
     module = build_stage(cfg, "dbgan")
     init = copy.deepcopy(module.dbgan_g.state_dict())
     datamodule.setup("fit")
     per_epoch, epochs = plan(len(datamodule.train_dataloader()), steps)
-    trainer_cfg = OmegaConf.merge(cfg.trainer, cfg.stages.dbgan.get("trainer") or {})
+    # The stage's trainer settings by the run's own precedence rule (typed overrides win).
+    trainer_cfg = stage_trainer_config(cfg, "dbgan", overrides)
     with open_dict(trainer_cfg):
         trainer_cfg.max_epochs = epochs
         trainer_cfg.limit_train_batches = per_epoch
@@ -109,14 +108,18 @@ def run_stage(cfg: DictConfig, datamodule: Any, steps: int) -> tuple[dict[str, f
 
 
 def run_plain(
-    cfg: DictConfig, datamodule: Any, steps: int, init: dict[str, torch.Tensor]
+    cfg: DictConfig,
+    datamodule: Any,
+    steps: int,
+    init: dict[str, torch.Tensor],
+    overrides: list[str],
 ) -> dict[str, float]:
     """The same training in a bare PyTorch loop: content terms only, no discriminator."""
     L.seed_everything(cfg.seed, workers=True)
     net = instantiate(cfg.model.dbgan_g)
     net.load_state_dict(init)
     objective: GANObjective = instantiate(cfg.loss.dbgan)
-    optim_cfg = OmegaConf.merge(cfg.optim, cfg.stages.dbgan.get("optim") or {})
+    optim_cfg = stage_optim_config(cfg, "dbgan", overrides)
     optimizer = instantiate(optim_cfg.generator)(net.parameters())
     loader = datamodule.train_dataloader()
     per_epoch, epochs = plan(len(loader), steps)
@@ -187,10 +190,10 @@ def main(argv: list[str] | None = None) -> None:
             with open_dict(cfg):
                 cfg.loss.dbgan.adv_weight = float(weight)
         label = f"DBGAN stage, adv weight {cfg.loss.dbgan.adv_weight:g}"
-        scores, init = run_stage(cfg, datamodule, args.steps)
+        scores, init = run_stage(cfg, datamodule, args.steps, overrides)
         rows.append((label, scores))
         print(f"{label}: {scores['psnr']:.3f} dB ({scores['seconds']:.0f} s)", flush=True)
-    plain = run_plain(base, datamodule, args.steps, init)
+    plain = run_plain(base, datamodule, args.steps, init, overrides)
     rows.append(("plain PyTorch loop (content terms only)", plain))
 
     ref = plain["psnr"]
