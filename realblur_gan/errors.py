@@ -10,6 +10,7 @@ errors too.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ __all__ = [
     "CheckpointError",
     "DataError",
     "UserError",
+    "cli_logging",
     "debug_requested",
     "error_text",
     "writable_dir",
@@ -63,6 +65,14 @@ class ArgumentError(ValueError):
 
 class CheckpointError(UserError, ValueError):
     """A checkpoint is missing, unreadable, unsafe, non-finite or lacks the requested net."""
+
+
+def cli_logging(verbose: bool) -> None:
+    """The console logging every command-line tool uses: warnings, or INFO with ``--verbose``."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
 
 
 def debug_requested(flag: bool = False) -> bool:

@@ -57,7 +57,13 @@ from realblur_gan.data.io import (
     to_channels,
     write_image,
 )
-from realblur_gan.errors import UserError, debug_requested, error_text, writable_dir
+from realblur_gan.errors import (
+    UserError,
+    cli_logging,
+    debug_requested,
+    error_text,
+    writable_dir,
+)
 from realblur_gan.generator_options import add_generator_options, generator_from_options
 from realblur_gan.inference import DEFAULT_OVERLAP, DEFAULT_TILE, deblur_image, pick_device
 from realblur_gan.metrics import best_shift, crop_border, psnr, rgb_to_y, shift_overlap, ssim
@@ -535,10 +541,7 @@ def _slug(label: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (``realblur-evaluate``); returns the exit status."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    cli_logging(args.verbose)
     options = ScoreOptions(args.shift, args.crop_border, args.y_channel)
     try:
         if args.shift < 0 or args.crop_border < 0:

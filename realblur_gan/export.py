@@ -28,7 +28,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from realblur_gan.errors import UserError, debug_requested, error_text, writable_dir
+from realblur_gan.errors import (
+    UserError,
+    cli_logging,
+    debug_requested,
+    error_text,
+    writable_dir,
+)
 from realblur_gan.generator_options import add_generator_options, generator_from_options
 from realblur_gan.inference import net_channels
 
@@ -177,10 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    cli_logging(args.verbose)
     if args.opset < 17:
         print(f"error: --opset {args.opset}: use 17 or newer", file=sys.stderr)
         return 2

@@ -34,7 +34,13 @@ from realblur_gan.data.io import (
     read_image,
     write_image,
 )
-from realblur_gan.errors import UserError, debug_requested, error_text, writable_dir
+from realblur_gan.errors import (
+    UserError,
+    cli_logging,
+    debug_requested,
+    error_text,
+    writable_dir,
+)
 from realblur_gan.generator_options import add_generator_options, generator_from_options
 from realblur_gan.inference import DEFAULT_OVERLAP, DEFAULT_TILE, deblur_image, pick_device
 
@@ -260,10 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (``realblur-deblur``); returns the exit status."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    cli_logging(args.verbose)
     suffix = None
     if args.ext:
         suffix = args.ext if args.ext.startswith(".") else f".{args.ext}"

@@ -28,6 +28,7 @@ from realblur_gan.blind.common import BlindError, check_kernel_size, write_kerne
 from realblur_gan.blind.map import PRIORS, MAPOptions
 from realblur_gan.blind.selfdeblur import SelfDeblurOptions
 from realblur_gan.data.io import ImageInfo, ImageReadError, read_image, write_image
+from realblur_gan.errors import cli_logging
 from realblur_gan.inference import pick_device
 from realblur_gan.predict import InputError, resolve_inputs
 
@@ -186,10 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status (0 ok, 1 some failed, 2 bad usage)."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    cli_logging(args.verbose)
     try:
         if args.iterations is not None and args.iterations < 1:
             raise BlindError(f"--iterations {args.iterations}: pass a budget >= 1")
