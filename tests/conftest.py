@@ -31,7 +31,6 @@ TINY = [
     "data.crop_size=32",
     "data.batch_size=4",
     "data.val_batch_size=4",
-    "model.bgan_g.net.width=4",
     "model.bgan_d.width=4",
     "model.bgan_d_conditional.width=4",
     "model.dbgan_g.width=4",

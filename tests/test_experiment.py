@@ -30,7 +30,6 @@ TINY_SET = [
     "data.batch_size=2",
     "data.val_batch_size=2",
     "data.num_workers=0",
-    "model.bgan_g.net.width=4",
     "model.bgan_d.width=4",
     "model.bgan_d_conditional.width=4",
     "model.dbgan_g.width=4",

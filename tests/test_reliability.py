@@ -575,7 +575,7 @@ def _train_cli(*args: str, cwd: Path, env_extra: dict[str, str] | None = None):
     ("override", "expected"),
     [
         ("data.batch_size=0", "data.batch_size=0: must be an integer >= 1"),
-        ("data.crop_size=36", "data.crop_size=36: stages.pretrain_bgan.module.bgan_g"),
+        ("data.crop_size=36", "data.crop_size=36: stages.joint.module.dbgan_g"),
         ("data.crop_size=16", "the smallest crop all nets take is data.crop_size=24"),
         ("optim.generator.lr=-1e-4", "optim.generator.lr=-0.0001: must be a number > 0"),
         ("optim.discriminator.betas=[0.5,1.0]", "optim.discriminator.betas[1]=1.0"),
@@ -585,8 +585,12 @@ def _train_cli(*args: str, cwd: Path, env_extra: dict[str, str] | None = None):
         ("data.channels=1", "set model.image_channels=1"),
         # Values a net's or loss's constructor refuses, named by the key the user types.
         ("model.dbgan_g.depth=0", "model.dbgan_g.depth=0: must be >= 1"),
-        ("model.bgan_g.net.norm=group", "model.bgan_g.net.norm='group': must be one of"),
-        ("loss.bgan.terms.content.fn.factor=0", "loss.bgan.terms.content.fn.factor=0: must be"),
+        ("model.dbgan_g.norm=group", "model.dbgan_g.norm='group': must be one of"),
+        ("model.bgan_g.net.kernel_size=4", "model.bgan_g.net.kernel_size=4: must be odd"),
+        (
+            "model.bgan_content_weight=1 loss.bgan.terms.content.fn.factor=0",
+            "loss.bgan.terms.content.fn.factor=0: must be",
+        ),
         (
             "loss.dbgan.terms.content.fn.fn._target_=realblur_gan.losses.PSNRLos",
             "loss.dbgan.terms.content.fn.fn._target_='realblur_gan.losses.PSNRLos': "
@@ -601,7 +605,7 @@ def _train_cli(*args: str, cwd: Path, env_extra: dict[str, str] | None = None):
 )
 def test_bad_settings_are_refused_when_the_config_is_built(tiny_config, override, expected):
     with pytest.raises(UserError) as caught:
-        run(tiny_config("joint", "logger=none", override))
+        run(tiny_config("joint", "logger=none", *override.split()))
     assert expected in str(caught.value) and len(str(caught.value).splitlines()) == 1
     assert not (Path(tiny_config("joint").paths.output_dir) / "checkpoints").exists()
 

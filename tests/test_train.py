@@ -234,17 +234,18 @@ def test_typed_overrides_beat_stage_values_and_typed_stage_keys_beat_typed_globa
     from realblur_gan.train import stage_optim_config, stage_trainer_config
 
     typed = [
-        "trainer.max_epochs=2",
+        "trainer.max_epochs=3",
         "optim.generator.lr=1e-4",
         "stages.dbgan.trainer.max_epochs=5",
     ]
     cfg = tiny_config("separate", *typed)
     # Not typed: each stage's own value beats the global default.
-    assert stage_trainer_config(cfg, "pretrain_bgan", overrides=[]).max_epochs == 10
+    # (the default model's shake BGAN asks for a short pre-training: model.bgan_pretrain_epochs)
+    assert stage_trainer_config(cfg, "pretrain_bgan", overrides=[]).max_epochs == 2
     assert stage_optim_config(cfg, "pretrain_bgan", overrides=[]).generator.lr == 1e-3
     # Typed globally: reaches every stage; typed for one stage: beats the typed global value.
-    assert stage_trainer_config(cfg, "pretrain_bgan", typed).max_epochs == 2
-    assert stage_trainer_config(cfg, "bgan", typed).max_epochs == 2
+    assert stage_trainer_config(cfg, "pretrain_bgan", typed).max_epochs == 3
+    assert stage_trainer_config(cfg, "bgan", typed).max_epochs == 3
     assert stage_trainer_config(cfg, "dbgan", typed).max_epochs == 5
     assert stage_optim_config(cfg, "pretrain_bgan", typed).generator.lr == 1e-4
     # The module gets the effective optimiser settings.

@@ -1,0 +1,207 @@
+"""KernelBlurNet: BGAN's generator that predicts a blur kernel and camera, then renders the blur."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from realblur_gan.blur import convolve
+from realblur_gan.errors import ArgumentError
+from realblur_gan.nets import KernelBlurNet, NoiseInjection, ShakeBlurNet
+from realblur_gan.nets.kernel_blur import noise_latent, splat_trajectories
+
+
+def _smooth(b: int = 2, c: int = 3, h: int = 40, w: int = 48) -> torch.Tensor:
+    """Smooth test images with an edge, in [0.2, 0.8] (no saturation at gain 1)."""
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
+    img = 0.2 + 0.3 * xx + 0.3 * (yy > 0.5).float()
+    return img.expand(b, c, h, w).clone()
+
+
+def _with_noise(x: torch.Tensor, channels: int = 1, scale: float = 0.1) -> torch.Tensor:
+    b, _, h, w = x.shape
+    return torch.cat([x, scale * torch.randn(b, channels, h, w)], dim=1)
+
+
+@pytest.mark.parametrize(("channels", "size"), [(3, (37, 53)), (1, (64, 64)), (3, (16, 96))])
+def test_any_size_and_channels(channels: int, size: tuple[int, int]) -> None:
+    net = KernelBlurNet(channels + 1, channels, kernel_size=9)
+    x = torch.rand(2, channels, *size)
+    y = net(_with_noise(x))
+    assert y.shape == x.shape
+    assert float(y.detach().min()) >= 0.0 and float(y.detach().max()) <= 1.0
+    assert net.last_kernels is not None and net.last_kernels.shape == (2, 9, 9)
+
+
+def test_kernels_are_normalised_and_start_as_a_small_gaussian() -> None:
+    net = KernelBlurNet(4, 3, kernel_size=11, init_sigma=1.0)
+    kernels, exposure, shot, read = net.kernels_and_camera(_with_noise(_smooth()))
+    assert torch.all(kernels >= 0)
+    torch.testing.assert_close(kernels.sum((1, 2)), torch.ones(2))
+    centre = kernels[:, 5, 5]
+    assert torch.all(centre == kernels.flatten(1).amax(1))  # peaked at the centre
+    # Mass within one pixel of the centre, as for a unit Gaussian (~0.6 on a pixel grid).
+    assert float(kernels[:, 4:7, 4:7].sum((1, 2)).min().detach()) > 0.5
+    assert torch.all((exposure > 1.0) & (exposure < 1.02))
+    torch.testing.assert_close(shot, torch.full((2,), 5e-4), rtol=0.05, atol=0)
+    torch.testing.assert_close(read, torch.full((2,), 1e-3), rtol=0.05, atol=0)
+
+
+def test_without_noise_it_is_the_predicted_kernel_in_linear_light() -> None:
+    net = KernelBlurNet(3, 3, kernel_size=7, gamma=2.2, noise=False)
+    x = _smooth()
+    kernels, exposure, _, _ = net.kernels_and_camera(x)
+    expected = (convolve(x.pow(2.2), kernels) * exposure.view(-1, 1, 1, 1)).clamp(0, 1)
+    torch.testing.assert_close(net(x), expected.pow(1 / 2.2), atol=1e-5, rtol=1e-4)
+
+
+def test_blur_keeps_mean_brightness_without_a_camera_response() -> None:
+    net = KernelBlurNet(3, 3, kernel_size=9, gamma=None, noise=False, max_exposure=1.0)
+    with torch.no_grad():  # a wide, off-centre kernel: a strong, directional blur
+        net.kernel_base.add_(torch.linspace(0, 0.3, 81))
+    x = _smooth(h=64, w=64)
+    y = net(x)
+    assert float((y - x).abs().mean()) > 1e-3
+    assert float((y.mean() - x.mean()).abs()) < 5e-3
+
+
+def test_no_noise_channels_means_deterministic() -> None:
+    net = KernelBlurNet(3, 3, noise=False)
+    x = _smooth()
+    torch.testing.assert_close(net(x), net(x))
+
+
+def test_the_noise_map_is_the_latent_the_kernel_is_drawn_from() -> None:
+    torch.manual_seed(0)
+    g = NoiseInjection(functools.partial(KernelBlurNet, kernel_size=7), image_channels=3)
+    with torch.no_grad():  # a trained head: give the output layer real weights
+        nn.init.normal_(g.net.kernel_out.weight, 0.0, 3.0)
+    x = _smooth()
+    g(x)
+    first = g.net.last_kernels
+    g(x)
+    assert float((g.net.last_kernels - first).abs().max()) > 1e-3
+    latent = noise_latent(0.1 * torch.randn(4, 1, 64, 64), 4)
+    assert latent.shape == (4, 16)
+    assert 0.7 < float(latent.std()) < 1.3  # unit scale whatever the injection's scale
+
+
+def test_gradients_reach_the_kernel_head_and_encoder() -> None:
+    net = KernelBlurNet(4, 3, kernel_size=7)
+    net(_with_noise(_smooth())).square().mean().backward()
+    for name, p in net.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+    assert float(net.kernel_base.grad.abs().sum()) > 0
+    assert float(net.encoder[0].weight.grad.abs().sum()) > 0
+
+
+def test_learns_a_motion_kernel_from_pairs() -> None:
+    """Fit to pairs blurred by a horizontal line: the kernel mass moves onto the line."""
+    torch.manual_seed(0)
+    net = KernelBlurNet(3, 3, kernel_size=7, noise=False)
+    line = torch.zeros(7, 7)
+    line[3, :] = 1 / 7
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    for _ in range(200):
+        x = torch.rand(4, 3, 24, 24)
+        target = convolve(x.pow(2.2), line).pow(1 / 2.2)
+        loss = (net(x) - target).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    kernel = net.last_kernels[0]
+    assert float(kernel[3].sum()) > 0.8
+    assert float(loss) < 0.015
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "key"),
+    [
+        ({"kernel_size": 4}, "kernel_size"),
+        ({"kernel_size": 1}, "kernel_size"),
+        ({"in_channels": 2}, "in_channels"),
+        ({"gamma": 0.0}, "gamma"),
+        ({"max_exposure": 0.5}, "max_exposure"),
+    ],
+)
+def test_bad_arguments_name_the_key(kwargs: dict, key: str) -> None:
+    args = {"in_channels": 4, "out_channels": 3, **kwargs}
+    with pytest.raises(ArgumentError, match=key):
+        KernelBlurNet(**args)
+
+
+# ShakeBlurNet: a learnable camera (shake statistics + sensor) as BGAN's generator ------------
+
+
+def test_splat_puts_a_point_between_pixels_on_its_four_neighbours() -> None:
+    k = splat_trajectories(torch.tensor([[[0.5, -0.25]]]), 5)[0]
+    assert k.shape == (5, 5)
+    torch.testing.assert_close(k.sum(), torch.tensor(1.0))
+    # x = 0.5 between columns 2 and 3; y = -0.25 mostly on row 2, a quarter on row 1.
+    torch.testing.assert_close(k[2, 2:4], torch.tensor([0.375, 0.375]))
+    torch.testing.assert_close(k[1, 2:4], torch.tensor([0.125, 0.125]))
+
+
+def test_splat_is_differentiable_in_the_path() -> None:
+    points = torch.tensor([[[0.3, 0.0], [1.2, 0.4]]], requires_grad=True)
+    splat_trajectories(points, 7)[0, 3, 4].backward()
+    assert points.grad is not None and float(points.grad.abs().sum()) > 0
+
+
+def test_shake_kernels_vary_with_the_noise_and_their_length_with_the_step() -> None:
+    net = ShakeBlurNet(4, 3, kernel_size=21)
+    torch.manual_seed(0)
+    noise = torch.randn(16, 1, 64, 64)
+    k = net.kernels(noise)
+    assert k.shape == (16, 21, 21)
+    torch.testing.assert_close(k.sum((1, 2)), torch.ones(16))
+    assert float((k[0] - k[1]).abs().sum()) > 0.1  # different images, different shakes
+
+    def extent(kernels: torch.Tensor) -> float:
+        r = torch.arange(21.0) - 10
+        mx, my = kernels.sum(1), kernels.sum(2)
+        var = (mx * r**2).sum(1) - (mx * r).sum(1) ** 2 + (my * r**2).sum(1) - (my * r).sum(1) ** 2
+        return float(var.sqrt().mean())
+
+    short = extent(k)
+    with torch.no_grad():
+        net.raw[0] += math.log(3.0) / net.rate  # 3x longer steps
+    assert extent(net.kernels(noise)) > 2.0 * short
+
+
+def test_shake_statistics_start_where_configured_and_get_gradients() -> None:
+    net = ShakeBlurNet(4, 3, init_step=1.5, init_inertia=0.7, init_noise=(2e-4, 3e-3))
+    stats = net.statistics()
+    assert abs(float(stats["step_px"]) - 1.5) < 1e-5
+    assert abs(float(stats["inertia"]) - 0.7) < 1e-5
+    assert abs(float(stats["read"]) - 3e-3) < 1e-7
+    net(_with_noise(_smooth(h=48, w=48))).square().mean().backward()
+    grad = net.raw.grad
+    assert grad is not None and torch.isfinite(grad).all()
+    assert float(grad[0].abs()) > 0  # the step length reaches the loss
+
+
+def test_shake_learns_the_blur_length_of_pairs() -> None:
+    """Fit the step length to pairs made by the same model with 2.5x longer steps."""
+    torch.manual_seed(0)
+    target_net = ShakeBlurNet(4, 3, kernel_size=15, init_step=2.5, noise=False)
+    net = ShakeBlurNet(4, 3, kernel_size=15, init_step=1.0, noise=False)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    for _ in range(150):
+        x = _with_noise(torch.rand(4, 3, 32, 32).pow(3))  # sparse bright points: clear blur
+        with torch.no_grad():
+            target = target_net(x)
+        loss = (net(x) - target).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert 2.0 < float(net.statistics()["step_px"]) < 3.0
+
+
+def test_shake_needs_noise_channels() -> None:
+    with pytest.raises(ArgumentError, match="in_channels"):
+        ShakeBlurNet(3, 3)
