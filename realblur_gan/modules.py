@@ -334,6 +334,11 @@ class DeblurringModule(GANStageModule):
         return self.dbgan.g(blur), None
 
     # --- EMA of the deblurring generator -----------------------------------------------------
+    @property
+    def reads_synthetic_pairs(self) -> bool:
+        """Whether training reads ``blur_syn``; the runner skips making it otherwise."""
+        return getattr(self, "synthetic_ratio", 0.0) > 0
+
     def setup_ema(self, decay: float | None) -> None:
         """Keep ``dbgan_g_ema``, an exponential moving average of ``dbgan_g`` (None: off)."""
         self.ema_decay = decay

@@ -285,6 +285,9 @@ def _run_stage(
     module = build_stage(cfg, name, result.checkpoints, overrides)
     trainer_cfg = stage_trainer_config(cfg, name, overrides)
     log.info("stage %s: trainer %s", name, describe_settings(trainer_cfg))
+    if hasattr(datamodule, "synthetic_pairs"):
+        # A stage that never reads the synthetic pairs should not pay for blurring them.
+        datamodule.synthetic_pairs = getattr(module, "reads_synthetic_pairs", True)
 
     loggers = _build_loggers(cfg, name)
     last = stage_dir / "last.ckpt"

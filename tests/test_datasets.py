@@ -178,6 +178,58 @@ def test_on_the_fly_pair_is_the_same_crop_under_flips_and_turns(tmp_path: Path, 
         assert any(is_crop_of(item["blur_real"], read_image(p)[0]) for p in ds.real_blur)
 
 
+def test_a_stage_that_reads_no_synthetic_pairs_gets_none_made(tmp_path: Path) -> None:
+    calls = []
+
+    def counting(image: torch.Tensor, generator=None) -> torch.Tensor:
+        calls.append(1)
+        return image
+
+    sharp = image_folder(tmp_path / "sharp", 4)
+    real = image_folder(tmp_path / "real", 2, seed=9)
+    ds = UnpairedTrainSet(list_images(sharp), list_images(real), 32, synthetic_blur=counting)
+    ds.synthetic = False
+    item = ds[0]
+    assert set(item) == {"sharp", "blur_real"} and not calls
+    assert item["sharp"].shape == (3, 32, 32)
+    assert is_crop_of(item["sharp"], read_image(ds.sharp[0])[0])
+    ds.synthetic = True
+    assert set(ds[0]) == TRAIN_KEYS and len(calls) == 1
+
+
+def test_datamodule_switch_reaches_its_training_set(tmp_path: Path) -> None:
+    from realblur_gan.blur import SimpleBlur
+
+    dm = datamodule(tmp_path, synthetic_blur=SimpleBlur(kernel_size=(3, 7)))
+    dm.synthetic_pairs = False  # before setup: the set is built with it
+    dm.setup()
+    assert set(batches(dm, 1)[0]) == {"sharp", "blur_real"}
+    dm.synthetic_pairs = True  # after setup: the built set follows
+    assert set(batches(dm, 1)[0]) == TRAIN_KEYS
+
+
+def test_cached_images_are_decoded_once(tmp_path: Path, monkeypatch) -> None:
+    import realblur_gan.data.datasets as datasets
+
+    reads = []
+    real_load = datasets.load
+    monkeypatch.setattr(datasets, "load", lambda p, c: reads.append(p) or real_load(p, c))
+    sharp = image_folder(tmp_path / "sharp", 3)
+    real = image_folder(tmp_path / "real", 2, seed=9)
+    ds = UnpairedTrainSet(
+        list_images(sharp), list_images(real), 32, synthetic_blur=identity, cache=True
+    )
+    for _ in range(4):
+        for i in range(3):
+            ds[i]
+    assert len(reads) == len(set(reads)) <= 5
+    uncached = UnpairedTrainSet(list_images(sharp), list_images(real), 32, synthetic_blur=identity)
+    reads.clear()
+    for i in range(3):
+        uncached[i]
+    assert len(reads) == 6  # one sharp and one real image per item
+
+
 def test_flips_and_turns_cover_the_eight_symmetries() -> None:
     x = torch.arange(9.0).view(1, 3, 3)
     torch.manual_seed(0)

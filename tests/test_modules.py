@@ -288,3 +288,11 @@ def test_profiler_ranges_name_every_part_of_a_joint_step(tiny_config):
     # The names a benchmark reads to attribute a step's time.
     expected = {"bgan/d_step", "bgan/g_loss", "dbgan/d_step", "dbgan/g_loss"}
     assert expected | {"generator_step", "ema", "validation"} <= names
+
+
+def test_stages_say_whether_they_read_the_synthetic_pairs(tiny_config) -> None:
+    joint = instantiate(tiny_config("joint").stages.joint.module)
+    assert joint.synthetic_ratio == 0.0 and not joint.reads_synthetic_pairs
+    cfg = tiny_config("separate", "stages.dbgan.module.bgan_g=null")
+    assert instantiate(cfg.stages.dbgan.module).reads_synthetic_pairs  # pairs are all it has
+    assert instantiate(tiny_config("separate").stages.dbgan.module).reads_synthetic_pairs

@@ -221,6 +221,7 @@ class BlurDataModule(L.LightningDataModule):
         timeout: Seconds a worker may take for one batch before the loader fails instead of
             hanging (workers > 0 only).
         pin_memory: Page-locked batches, for faster copies to a GPU.
+        cache_images: Keep decoded training images in memory (small datasets, e.g. the demo).
 
     Shape:
         - training batch: ``sharp``, ``blur_syn``, ``blur_real`` :math:`(B, C, S, S)`
@@ -254,6 +255,7 @@ class BlurDataModule(L.LightningDataModule):
         validate_files: bool = False,
         timeout: float = 120.0,
         pin_memory: bool = False,
+        cache_images: bool = False,
     ) -> None:
         super().__init__()
         # Option errors surface here, when Hydra instantiates the module, not epochs later.
@@ -298,6 +300,8 @@ class BlurDataModule(L.LightningDataModule):
         self.val_format = val_format
         self.pair_folders = (str(pair_folders[0]), str(pair_folders[1]))
         self.ab_blur_side = ab_blur_side
+        self.cache_images = cache_images
+        self._synthetic_pairs = True
         self.resize = resize
         self.flip = flip
         self.rotate = rotate
@@ -319,6 +323,18 @@ class BlurDataModule(L.LightningDataModule):
             return match_pairs(root, *self.pair_folders)
         except ImageFolderError as err:
             raise ImageFolderError(f"data.{option}: {err}") from None
+
+    @property
+    def synthetic_pairs(self) -> bool:
+        """Whether training batches carry ``blur_syn`` (on-the-fly pairs only; pre-made pairs
+        are read either way). The runner turns it off for a stage that never reads them."""
+        return self._synthetic_pairs
+
+    @synthetic_pairs.setter
+    def synthetic_pairs(self, value: bool) -> None:
+        self._synthetic_pairs = bool(value)
+        if self.train_set is not None:
+            self.train_set.synthetic = self._synthetic_pairs
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
@@ -351,7 +367,9 @@ class BlurDataModule(L.LightningDataModule):
             rotate=self.rotate,
             resize=self.resize,
             small_images=self.small_images,
+            cache=self.cache_images,
         )
+        self.train_set.synthetic = self._synthetic_pairs
         if len(self.train_set) < self.batch_size:
             raise DataError(
                 f"only {len(self.train_set)} training items, fewer than data.batch_size="

@@ -330,6 +330,12 @@ class UnpairedTrainSet(Dataset):
             (the original reproduction used 1200 with 1024 crops); None keeps the size.
         small_images: Images smaller than the crop: "pad" (reflect, or replicate when tiny) or
             "skip" (replaced by the next usable item, with a warning).
+        cache: Keep every decoded image in memory after its first use (small datasets such as
+            the demo's: decoding is then paid once, not once per crop).
+
+    Attributes:
+        synthetic: Whether items carry ``blur_syn``. A stage that never reads the synthetic
+            pairs turns it off (see ``BlurDataModule.synthetic_pairs``) and saves the blur.
 
     Shape:
         - item["sharp"], item["blur_syn"], item["blur_real"]: :math:`(C, S, S)`, S = crop_size
@@ -347,6 +353,7 @@ class UnpairedTrainSet(Dataset):
         rotate: bool = True,
         resize: int | None = None,
         small_images: SmallImages = "pad",
+        cache: bool = False,
     ) -> None:
         if pairs is None and (synthetic_blur is None or not sharp):
             raise DataError("UnpairedTrainSet needs sharp images with synthetic_blur, or pairs")
@@ -368,6 +375,8 @@ class UnpairedTrainSet(Dataset):
         self.rotate = rotate
         self.resize = resize
         self.small_images = small_images
+        self.synthetic = True
+        self._cache: dict[Path, torch.Tensor] | None = {} if cache else None
         kernel = getattr(synthetic_blur, "kernel_size", (0, 0))
         kernel = (kernel,) if isinstance(kernel, int) else kernel
         self.margin = int(max(kernel)) // 2 if self.pairs is None else 0
@@ -395,19 +404,28 @@ class UnpairedTrainSet(Dataset):
         sharp, blur = random_crop([sharp, blur], self.crop_size)
         return sharp, blur
 
-    def _synthesised(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _load(self, path: Path) -> torch.Tensor:
+        if self._cache is None:
+            return load(path, self.channels)
+        if path not in self._cache:
+            self._cache[path] = load(path, self.channels)
+        return self._cache[path]
+
+    def _synthesised(self, index: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         path = self.sharp[index]
         # Blur a crop with a margin, then cut the margin: no border artefacts in the pair.
         big = self.crop_size + 2 * self.margin
-        (sharp,) = self._fit([load(path, self.channels)], path, big)
+        (sharp,) = self._fit([self._load(path)], path, big)
         (region,) = random_crop([sharp], big)
-        blurred = self.synthetic_blur(region, generator=_generator())
         m, size = self.margin, self.crop_size
+        if not self.synthetic:
+            return region[:, m : m + size, m : m + size], None
+        blurred = self.synthetic_blur(region, generator=_generator())
         return region[:, m : m + size, m : m + size], blurred[:, m : m + size, m : m + size]
 
     def _real(self, index: int) -> torch.Tensor:
         path = self.real_blur[index]
-        (real,) = self._fit([load(path, self.channels)], path, self.crop_size)
+        (real,) = self._fit([self._load(path)], path, self.crop_size)
         return random_crop([real], self.crop_size)[0]
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
@@ -415,13 +433,13 @@ class UnpairedTrainSet(Dataset):
             index, self._paired if self.pairs is not None else self._synthesised
         )
         real = self._skip_real(int(torch.randint(0, len(self.real_blur), ())), self._real)
-        sharp, blur_syn = random_flip_rotate([sharp, blur_syn], self.flip, self.rotate)
+        pair = [sharp] if blur_syn is None else [sharp, blur_syn]
+        pair = random_flip_rotate(pair, self.flip, self.rotate)
         (real,) = random_flip_rotate([real], self.flip, self.rotate)
-        return {
-            "sharp": sharp.contiguous(),
-            "blur_syn": blur_syn.contiguous(),
-            "blur_real": real.contiguous(),
-        }
+        item = {"sharp": pair[0].contiguous(), "blur_real": real.contiguous()}
+        if blur_syn is not None:
+            item["blur_syn"] = pair[1].contiguous()
+        return item
 
 
 def crop_pair(
