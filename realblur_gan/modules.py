@@ -459,8 +459,9 @@ class DeblurGAN(DeblurringModule):
 class JointGAN(DeblurringModule):
     """All four nets in one step, each with its own optimiser.
 
-    Order per batch: BGAN G forward once -> BGAN D step -> DBGAN G forward once on the fake
-    blur -> DBGAN D step -> one backward of both generator losses, stepping both generators.
+    Order per batch: BGAN G forward -> BGAN D step -> DBGAN G forward on BGAN's blur (by default
+    a second, no-grad sample of BGAN in eval mode) -> DBGAN D step -> one backward of both
+    generator losses, stepping both generators.
 
     Args:
         bgan_g, bgan_d, dbgan_g, dbgan_d: The four nets.
@@ -469,6 +470,10 @@ class JointGAN(DeblurringModule):
         optim: See ``GANStageModule``.
         synthetic_ratio: Fraction of DBGAN's inputs taken from the synthetic pairs.
         dbgan_grad_to_bgan: Let DBGAN's loss back-propagate into BGAN's generator.
+        dbgan_blur_eval: Without that gradient, train DBGAN on a separate no-grad sample of
+            BGAN in eval mode, as a frozen BGAN would give it (a learnable camera then renders
+            with its averaged statistics; one more BGAN forward); False reuses the training
+            sample.
         panel_every_n_steps: Training panel interval.
     """
 
@@ -483,6 +488,7 @@ class JointGAN(DeblurringModule):
         optim: dict[str, Any],
         synthetic_ratio: float = 0.0,
         dbgan_grad_to_bgan: bool = False,
+        dbgan_blur_eval: bool = True,
         panel_every_n_steps: int = 200,
     ) -> None:
         super().__init__(optim, panel_every_n_steps)
@@ -490,14 +496,36 @@ class JointGAN(DeblurringModule):
         self.dbgan = self.add_adversary("dbgan", dbgan_g, dbgan_d, dbgan_objective)
         self.synthetic_ratio = synthetic_ratio
         self.dbgan_grad_to_bgan = dbgan_grad_to_bgan
+        self.dbgan_blur_eval = dbgan_blur_eval
         self.setup_ema(optim.get("ema_decay"))
+
+    def _frozen_sample(self, sharp: torch.Tensor) -> torch.Tensor:
+        """A fresh blur of ``sharp`` from BGAN in eval mode, without grad: what a frozen BGAN
+        gives the separate scheme's DBGAN (for a learnable camera: its averaged statistics).
+
+        Shape:
+            - sharp, output: (B, C, H, W)
+        """
+        g = self.bgan.g
+        was_training = g.training
+        g.eval()
+        try:
+            with torch.no_grad():
+                return g(sharp)
+        finally:
+            g.train(was_training)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         sharp, blur_real = batch["sharp"], batch["blur_real"]
         fake_blur = self.bgan.g(sharp)
         logs = self.d_step(self.bgan, blur_real, fake_blur)
 
-        deblur_in = fake_blur if self.dbgan_grad_to_bgan else fake_blur.detach()
+        if self.dbgan_grad_to_bgan:
+            deblur_in = fake_blur
+        elif self.dbgan_blur_eval:
+            deblur_in = self._frozen_sample(sharp)
+        else:
+            deblur_in = fake_blur.detach()
         deblur_in = dbgan_input(deblur_in, batch.get("blur_syn"), self.synthetic_ratio)
         restored, pyramid = self.deblur(deblur_in)
         logs.update(self.d_step(self.dbgan, sharp, restored))

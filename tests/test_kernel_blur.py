@@ -205,3 +205,25 @@ def test_shake_learns_the_blur_length_of_pairs() -> None:
 def test_shake_needs_noise_channels() -> None:
     with pytest.raises(ArgumentError, match="in_channels"):
         ShakeBlurNet(3, 3)
+
+
+def test_eval_mode_renders_with_the_moving_average_of_the_statistics() -> None:
+    net = ShakeBlurNet(4, 3, average_decay=0.5)
+    x = _with_noise(_smooth(h=32, w=32))
+    with torch.no_grad():
+        net.raw[0] += math.log(4.0) / net.rate  # the live step jumps 4x
+    net.train()
+    net(x)  # one training forward: the average moves half way (in log space)
+    live, averaged = net.statistics(averaged=False), net.statistics(averaged=True)
+    assert abs(float(live["step_px"]) - 4.0) < 1e-4
+    assert abs(float(averaged["step_px"]) - 2.0) < 1e-4
+    net.eval()
+    assert float(net.statistics()["step_px"]) == float(averaged["step_px"])
+    net.train()
+    assert float(net.statistics()["step_px"]) == float(live["step_px"])
+    no_average = ShakeBlurNet(4, 3, average_decay=None).eval()
+    with torch.no_grad():
+        no_average.raw[0] += 1.0
+    no_average.train()(x)
+    no_average.eval()
+    torch.testing.assert_close(no_average.raw_average, no_average.raw.detach())

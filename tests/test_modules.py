@@ -296,3 +296,29 @@ def test_stages_say_whether_they_read_the_synthetic_pairs(tiny_config) -> None:
     cfg = tiny_config("separate", "stages.dbgan.module.bgan_g=null")
     assert instantiate(cfg.stages.dbgan.module).reads_synthetic_pairs  # pairs are all it has
     assert instantiate(tiny_config("separate").stages.dbgan.module).reads_synthetic_pairs
+
+
+class ModeMarkingBlur(torch.nn.Module):
+    """A stand-in BGAN that blurs to 0.25 in training mode and 0.75 in eval mode."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor(0.0))
+
+    def forward(self, sharp: torch.Tensor) -> torch.Tensor:
+        return torch.full_like(sharp, 0.25 if self.training else 0.75) + 0.0 * self.w
+
+
+@pytest.mark.parametrize(("blur_eval", "expected"), [(True, 0.75), (False, 0.25)])
+def test_joint_dbgan_trains_on_an_eval_mode_sample_of_bgan(tiny_config, blur_eval, expected):
+    """By default DBGAN gets what a frozen BGAN would give it (a learnable camera's averaged
+    statistics); BGAN itself still plays its D in training mode."""
+    cfg = tiny_config("joint", "loss.bgan.adv_weight=0", "~loss.bgan.terms")
+    module = instantiate(
+        cfg.stages.joint.module, bgan_g=ModeMarkingBlur(), dbgan_blur_eval=blur_eval
+    )
+    seen: list[torch.Tensor] = []
+    module.dbgan_g.register_forward_pre_hook(lambda _, args: seen.append(args[0].detach()))
+    fit(module, batches=1)
+    assert seen and torch.all(seen[0] == expected)
+    assert module.bgan_g.training  # handed back in training mode

@@ -308,6 +308,8 @@ class ShakeBlurNet(nn.Module):
         init_noise: starting ``(shot, read)`` noise levels in linear light.
         rate: how fast the statistics move per optimiser step (Adam moves each parameter by
             about the learning rate per step; these few must travel several units).
+        average_decay: decay of the statistics' moving average, updated on every training
+            forward and used in eval mode; None: eval mode uses the live values.
 
     Shape:
         - Input: :math:`(B, C_{out} + C_{noise}, H, W)`, image part in [0, 1]
@@ -328,8 +330,11 @@ class ShakeBlurNet(nn.Module):
         init_inertia: float = 0.5,
         init_noise: tuple[float, float] = (5e-4, 1e-3),
         rate: float = 10.0,
+        average_decay: float | None = 0.98,
     ) -> None:
         super().__init__()
+        if average_decay is not None and not 0.0 < average_decay < 1.0:
+            raise ArgumentError("average_decay", average_decay, "must be in (0, 1) or null")
         if out_channels < 1 or in_channels <= out_channels:
             raise ArgumentError(
                 "in_channels",
@@ -369,11 +374,29 @@ class ShakeBlurNet(nn.Module):
         self.names = tuple(start)
         # Stored divided by `rate` and multiplied back in `statistics`: a rate-times faster pace.
         self.raw = nn.Parameter(torch.tensor(list(start.values())) / rate)
+        # The adversarial game makes the statistics circle around the real camera's; in eval
+        # mode (validation, a frozen BGAN, the blur a joint DBGAN trains on) the net renders
+        # with their moving average instead, which sits near the centre of the circle.
+        self.average_decay = average_decay
+        self.register_buffer("raw_average", self.raw.detach().clone())
         self.last_kernels: Tensor | None = None
 
-    def statistics(self) -> dict[str, Tensor]:
-        """The current shake and sensor statistics in their natural units (scalars)."""
-        v = dict(zip(self.names, self.raw * self.rate, strict=True))
+    def _update_average(self) -> None:
+        if self.average_decay is None:
+            self.raw_average.copy_(self.raw.detach())
+        else:
+            self.raw_average.lerp_(self.raw.detach(), 1.0 - self.average_decay)
+
+    def statistics(self, averaged: bool | None = None) -> dict[str, Tensor]:
+        """The shake and sensor statistics in their natural units (scalars).
+
+        Args:
+            averaged: the moving average (True) or the live values (False); None picks the
+                average in eval mode and the live values in training mode.
+        """
+        use_average = (not self.training) if averaged is None else averaged
+        raw = self.raw_average if use_average else self.raw
+        v = dict(zip(self.names, raw * self.rate, strict=True))
         return {
             "step_px": v["log_step"].exp(),
             "spread": v["spread"].abs(),
@@ -421,6 +444,9 @@ class ShakeBlurNet(nn.Module):
             - output: :math:`(B, C_{out}, H, W)`
         """
         image, noise = x[:, : self.image_channels], x[:, self.image_channels :]
+        if self.training:
+            with torch.no_grad():
+                self._update_average()
         kernels = self.kernels(noise)
         self.last_kernels = kernels.detach()
         stats = self.statistics()
