@@ -333,12 +333,12 @@ class DeblurringModule(GANStageModule):
             return pyramid[-1], pyramid
         return self.dbgan.g(blur), None
 
-    # --- EMA of the deblurring generator -----------------------------------------------------
     @property
     def reads_synthetic_pairs(self) -> bool:
         """Whether training reads ``blur_syn``; the runner skips making it otherwise."""
-        return getattr(self, "synthetic_ratio", 0.0) > 0
+        return self.synthetic_ratio > 0
 
+    # --- EMA of the deblurring generator -----------------------------------------------------
     def setup_ema(self, decay: float | None) -> None:
         """Keep ``dbgan_g_ema``, an exponential moving average of ``dbgan_g`` (None: off)."""
         self.ema_decay = decay
@@ -459,9 +459,9 @@ class DeblurGAN(DeblurringModule):
 class JointGAN(DeblurringModule):
     """All four nets in one step, each with its own optimiser.
 
-    Order per batch: BGAN G forward -> BGAN D step -> DBGAN G forward on BGAN's blur (by default
-    a second, no-grad sample of BGAN in eval mode) -> DBGAN D step -> one backward of both
-    generator losses, stepping both generators.
+    Order per batch: BGAN G forward -> BGAN D step -> DBGAN G forward on BGAN's blur (that
+    sample, or with ``dbgan_blur_eval`` a second, no-grad one from BGAN in eval mode) -> DBGAN
+    D step -> one backward of both generator losses, stepping both generators.
 
     Args:
         bgan_g, bgan_d, dbgan_g, dbgan_d: The four nets.
@@ -471,9 +471,9 @@ class JointGAN(DeblurringModule):
         synthetic_ratio: Fraction of DBGAN's inputs taken from the synthetic pairs.
         dbgan_grad_to_bgan: Let DBGAN's loss back-propagate into BGAN's generator.
         dbgan_blur_eval: Without that gradient, train DBGAN on a separate no-grad sample of
-            BGAN in eval mode, as a frozen BGAN would give it (a learnable camera then renders
-            with its averaged statistics; one more BGAN forward); False reuses the training
-            sample.
+            BGAN in eval mode, as a frozen BGAN would give it. Worth its extra BGAN forward
+            only for a BGAN whose eval mode differs (a learnable camera renders with its
+            averaged statistics there); False, the default, reuses the training sample.
         panel_every_n_steps: Training panel interval.
     """
 
@@ -488,7 +488,7 @@ class JointGAN(DeblurringModule):
         optim: dict[str, Any],
         synthetic_ratio: float = 0.0,
         dbgan_grad_to_bgan: bool = False,
-        dbgan_blur_eval: bool = True,
+        dbgan_blur_eval: bool = False,
         panel_every_n_steps: int = 200,
     ) -> None:
         super().__init__(optim, panel_every_n_steps)

@@ -322,3 +322,10 @@ def test_joint_dbgan_trains_on_an_eval_mode_sample_of_bgan(tiny_config, blur_eva
     fit(module, batches=1)
     assert seen and torch.all(seen[0] == expected)
     assert module.bgan_g.training  # handed back in training mode
+
+
+def test_only_a_bgan_whose_eval_mode_differs_gets_the_extra_sample(tiny_config):
+    # The default learnable camera asks for it; a pixel BGAN (model=paper) keeps one forward.
+    assert instantiate(tiny_config("joint").stages.joint.module).dbgan_blur_eval
+    cfg = tiny_config("joint", "model=paper")
+    assert cfg.stages.joint.module.dbgan_blur_eval is False
