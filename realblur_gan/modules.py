@@ -474,6 +474,10 @@ class JointGAN(DeblurringModule):
             BGAN in eval mode, as a frozen BGAN would give it. Worth its extra BGAN forward
             only for a BGAN whose eval mode differs (a learnable camera renders with its
             averaged statistics there); False, the default, reuses the training sample.
+        bgan_max_steps: Train BGAN (its G and D) for this many batches only, then freeze it
+            (eval mode, no D step, no BGAN loss) and go on training DBGAN alone on its blur,
+            as the separate scheme's last stage does (a little cheaper per batch).
+            None (the default) trains all four nets to the end.
         panel_every_n_steps: Training panel interval.
     """
 
@@ -489,14 +493,20 @@ class JointGAN(DeblurringModule):
         synthetic_ratio: float = 0.0,
         dbgan_grad_to_bgan: bool = False,
         dbgan_blur_eval: bool = False,
+        bgan_max_steps: int | None = None,
         panel_every_n_steps: int = 200,
     ) -> None:
         super().__init__(optim, panel_every_n_steps)
+        if bgan_max_steps is not None and bgan_max_steps < 0:
+            raise ArgumentError(
+                "bgan_max_steps", bgan_max_steps, "use a batch count >= 0, or null for no limit"
+            )
         self.bgan = self.add_adversary("bgan", bgan_g, bgan_d, bgan_objective)
         self.dbgan = self.add_adversary("dbgan", dbgan_g, dbgan_d, dbgan_objective)
         self.synthetic_ratio = synthetic_ratio
         self.dbgan_grad_to_bgan = dbgan_grad_to_bgan
         self.dbgan_blur_eval = dbgan_blur_eval
+        self.bgan_max_steps = bgan_max_steps
         self.setup_ema(optim.get("ema_decay"))
 
     def _frozen_sample(self, sharp: torch.Tensor) -> torch.Tensor:
@@ -515,7 +525,32 @@ class JointGAN(DeblurringModule):
         finally:
             g.train(was_training)
 
+    @property
+    def bgan_frozen(self) -> bool:
+        """Whether BGAN's training is over (``bgan_max_steps`` batches seen)."""
+        return self.bgan_max_steps is not None and self._seen >= self.bgan_max_steps
+
+    def _dbgan_only_step(self, batch: dict[str, torch.Tensor]) -> None:
+        # BGAN frozen: its eval-mode blur, as DeblurGAN.make_blur gives the separate scheme.
+        sharp = batch["sharp"]
+        deblur_in = dbgan_input(
+            self._frozen_sample(sharp), batch.get("blur_syn"), self.synthetic_ratio
+        )
+        restored, pyramid = self.deblur(deblur_in)
+        logs = self.d_step(self.dbgan, sharp, restored)
+        if self.generators_active:
+            loss_d, logs_d = self.dbgan.g_loss(sharp, restored, sharp, pyramid=pyramid)
+            with record_function("generator_step"):
+                self._step([self._optimizers_of(self.dbgan)[0]], loss_d)
+            self.update_ema()
+            logs.update(logs_d)
+        columns = {"sharp": sharp, "fake_blur": deblur_in, "real_blur": batch["blur_real"]}
+        self.finish_step(logs, {**columns, "restored": restored})
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        if self.bgan_frozen:
+            self._dbgan_only_step(batch)
+            return
         sharp, blur_real = batch["sharp"], batch["blur_real"]
         fake_blur = self.bgan.g(sharp)
         logs = self.d_step(self.bgan, blur_real, fake_blur)

@@ -301,6 +301,10 @@ def stage_overrides(condition: Condition, plans: dict[str, StagePlan]) -> list[s
             f"++stages.{stage}.trainer.limit_train_batches={plan.per_epoch}",
             f"++stages.{stage}.trainer.check_val_every_n_epoch={plan.val_every}",
         ]
+    if "joint" in condition.stages:
+        # BGAN gets the same adversarial budget in both schemes: inside the joint stage it
+        # trains for the separate scheme's `bgan` batches, then stays frozen.
+        out.append(f"stages.joint.module.bgan_max_steps={plans['bgan'].batches}")
     return out
 
 

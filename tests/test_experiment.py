@@ -211,3 +211,18 @@ def test_batches_option_replaces_preset_lengths(experiment) -> None:
     for bad in ("joint=3", "dbgan=0", "dbgan=x"):
         with pytest.raises(ValueError, match="--batches"):
             experiment.parse_batches(bad, cpu)
+
+
+def test_both_bgan_schemes_get_the_same_adversarial_budget(experiment) -> None:
+    # c trains BGAN for `bgan` batches in its own stage; d's joint stage freezes BGAN after as many.
+    plans = {
+        "pretrain_bgan": experiment.plan_stage(4, 4, validations=1),
+        "bgan": experiment.plan_stage(6, 3, validations=1),
+        "dbgan": experiment.plan_stage(10, 5, validations=1),
+    }
+    joint = experiment.stage_overrides(experiment.CONDITIONS["d"], plans)
+    assert "stages.joint.module.bgan_max_steps=6" in joint
+    assert "stages.joint.trainer.max_epochs=2" in joint
+    separate = experiment.stage_overrides(experiment.CONDITIONS["c"], plans)
+    assert "stages.bgan.trainer.max_epochs=2" in separate
+    assert not any("bgan_max_steps" in item for item in separate)

@@ -329,3 +329,38 @@ def test_only_a_bgan_whose_eval_mode_differs_gets_the_extra_sample(tiny_config):
     assert instantiate(tiny_config("joint").stages.joint.module).dbgan_blur_eval
     cfg = tiny_config("joint", "model=paper")
     assert cfg.stages.joint.module.dbgan_blur_eval is False
+
+
+def test_only_the_learnable_camera_is_frozen_early_in_the_joint_stage(tiny_config):
+    # Its few statistics fit within a few hundred batches; a pixel BGAN trains to the end.
+    assert instantiate(tiny_config("joint").stages.joint.module).bgan_max_steps == 160
+    assert tiny_config("joint", "model=paper").stages.joint.module.bgan_max_steps is None
+
+
+def test_joint_bgan_freezes_after_its_step_budget_and_dbgan_goes_on(tiny_config):
+    """``bgan_max_steps``: BGAN's G and D learn for that many batches, then stay as they are
+    while DBGAN trains on BGAN's eval-mode blur (what the separate scheme's last stage does)."""
+    module = joint_module(tiny_config, "stages.joint.module.bgan_max_steps=2")
+    start = {n: snapshot(getattr(module, n)) for n in ("bgan_g", "bgan_d")}
+    assert not module.bgan_frozen
+    fit(module, batches=2)
+    assert module.bgan_frozen and module.bgan_g.training
+    for name, before in start.items():
+        assert changed(getattr(module, name), before), f"{name} did not train in its budget"
+    frozen = {n: snapshot(getattr(module, n)) for n in ("bgan_g", "bgan_d")}
+    learning = {n: snapshot(getattr(module, n)) for n in ("dbgan_g", "dbgan_d")}
+    seen_training: list[bool] = []
+    module.bgan_g.register_forward_pre_hook(lambda net, _: seen_training.append(net.training))
+    fit(module, batches=2)  # a second fit goes on from batch 2 (the counter is kept)
+    assert module.bgan_frozen and int(module.iteration) == 4
+    for name, before in frozen.items():
+        assert not changed(getattr(module, name), before), f"{name} trained after its budget"
+    for name, before in learning.items():
+        assert changed(getattr(module, name), before), f"{name} stopped with BGAN"
+    assert seen_training == [False, False]  # one eval-mode sample per batch, nothing else
+
+
+def test_a_negative_bgan_step_budget_is_refused(tiny_config):
+    make = instantiate(tiny_config("joint").stages.joint.module, _partial_=True)
+    with pytest.raises(ArgumentError, match=r"bgan_max_steps=-1: use a batch count >= 0"):
+        make(bgan_max_steps=-1)

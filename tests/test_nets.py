@@ -296,7 +296,12 @@ def test_model_configs_build(config: str) -> None:
     model = OmegaConf.create({"model": OmegaConf.load(path)}).model
     default = OmegaConf.load(path.with_name("default.yaml"))
     # The same nets; the BGAN-stage hints are optional (absent: the stages' own defaults).
-    hints = {"bgan_content_weight", "bgan_pretrain_epochs", "bgan_eval_blur_for_dbgan"}
+    hints = {
+        "bgan_content_weight",
+        "bgan_pretrain_epochs",
+        "bgan_eval_blur_for_dbgan",
+        "bgan_joint_steps",
+    }
     assert set(model) == set(default) - hints
     x = torch.empty(2, 3, 64, 64, device="meta")
     with torch.device("meta"):
