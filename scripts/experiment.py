@@ -478,7 +478,7 @@ def table_rows(
         bgan = {s: stages[s] for s in condition.bgan_stages}
         extra = " + ".join(f"{s} {p['per_epoch'] * p['epochs']}" for s, p in bgan.items())
         if condition.dbgan_stage == "joint":
-            extra += " (BGAN also trains inside the joint batches)"
+            extra += " (+ the first joint batches, as many as c's bgan stage)"
         rows.append(
             {
                 "condition": r["condition"],
