@@ -461,7 +461,9 @@ class JointGAN(DeblurringModule):
 
     Order per batch: BGAN G forward -> BGAN D step -> DBGAN G forward on BGAN's blur (that
     sample, or with ``dbgan_blur_eval`` a second, no-grad one from BGAN in eval mode) -> DBGAN
-    D step -> one backward of both generator losses, stepping both generators.
+    D step -> one backward of both generator losses, stepping both generators. Once
+    ``bgan_max_steps`` batches are seen, the BGAN parts drop out and DBGAN trains on the
+    eval-mode sample alone.
 
     Args:
         bgan_g, bgan_d, dbgan_g, dbgan_d: The four nets.
@@ -530,48 +532,35 @@ class JointGAN(DeblurringModule):
         """Whether BGAN's training is over (``bgan_max_steps`` batches seen)."""
         return self.bgan_max_steps is not None and self._seen >= self.bgan_max_steps
 
-    def _dbgan_only_step(self, batch: dict[str, torch.Tensor]) -> None:
-        # BGAN frozen: its eval-mode blur, as DeblurGAN.make_blur gives the separate scheme.
-        sharp = batch["sharp"]
-        deblur_in = dbgan_input(
-            self._frozen_sample(sharp), batch.get("blur_syn"), self.synthetic_ratio
-        )
-        restored, pyramid = self.deblur(deblur_in)
-        logs = self.d_step(self.dbgan, sharp, restored)
-        if self.generators_active:
-            loss_d, logs_d = self.dbgan.g_loss(sharp, restored, sharp, pyramid=pyramid)
-            with record_function("generator_step"):
-                self._step([self._optimizers_of(self.dbgan)[0]], loss_d)
-            self.update_ema()
-            logs.update(logs_d)
-        columns = {"sharp": sharp, "fake_blur": deblur_in, "real_blur": batch["blur_real"]}
-        self.finish_step(logs, {**columns, "restored": restored})
-
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        if self.bgan_frozen:
-            self._dbgan_only_step(batch)
-            return
         sharp, blur_real = batch["sharp"], batch["blur_real"]
-        fake_blur = self.bgan.g(sharp)
-        logs = self.d_step(self.bgan, blur_real, fake_blur)
+        train_bgan = not self.bgan_frozen
+        logs: dict[str, torch.Tensor] = {}
+        if train_bgan:
+            fake_blur = self.bgan.g(sharp)
+            logs.update(self.d_step(self.bgan, blur_real, fake_blur))
 
-        if self.dbgan_grad_to_bgan:
+        if train_bgan and self.dbgan_grad_to_bgan:
             deblur_in = fake_blur
-        elif self.dbgan_blur_eval:
-            deblur_in = self._frozen_sample(sharp)
-        else:
+        elif train_bgan and not self.dbgan_blur_eval:
             deblur_in = fake_blur.detach()
+        else:  # as DeblurGAN.make_blur gives the separate scheme
+            deblur_in = self._frozen_sample(sharp)
         deblur_in = dbgan_input(deblur_in, batch.get("blur_syn"), self.synthetic_ratio)
         restored, pyramid = self.deblur(deblur_in)
         logs.update(self.d_step(self.dbgan, sharp, restored))
 
         if self.generators_active:
-            loss_b, logs_b = self.bgan.g_loss(blur_real, fake_blur, sharp)
-            loss_d, logs_d = self.dbgan.g_loss(sharp, restored, sharp, pyramid=pyramid)
-            self.generator_step(loss_b + loss_d)
-            logs.update(logs_b)
+            loss, logs_d = self.dbgan.g_loss(sharp, restored, sharp, pyramid=pyramid)
+            if train_bgan:
+                loss_b, logs_b = self.bgan.g_loss(blur_real, fake_blur, sharp)
+                loss = loss + loss_b
+                logs.update(logs_b)
+            # A frozen BGAN has no gradients: its optimiser's step leaves it as it is.
+            self.generator_step(loss)
             logs.update(logs_d)
-        columns = {"sharp": sharp, "fake_blur": fake_blur, "real_blur": blur_real}
+        shown = fake_blur if train_bgan else deblur_in
+        columns = {"sharp": sharp, "fake_blur": shown, "real_blur": blur_real}
         self.finish_step(logs, {**columns, "restored": restored})
 
 
