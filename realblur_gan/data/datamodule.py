@@ -538,10 +538,15 @@ class BlurDataModule(L.LightningDataModule):
         # Keyed items + a seeded per-epoch order + a loader whose position is checkpointed:
         # a run resumed mid-epoch sees exactly the batches an uninterrupted run would.
         workers = self.num_workers
+        sampler = EpochKeySampler(len(self.train_set), seed=self.seed, shuffle=True)
+        # Lightning builds the loader's first iterator (workers prefetch at once) before it sets
+        # the epoch on the sampler. A run resumed from an epoch-end checkpoint restores no
+        # loader state, so without this its first epoch would replay epoch 0's order.
+        sampler.set_epoch(self._start_epoch())
         return ResumableDataLoader(
             KeyedDataset(self.train_set, self.seed),
             batch_size=self.batch_size,
-            sampler=EpochKeySampler(len(self.train_set), seed=self.seed, shuffle=True),
+            sampler=sampler,
             drop_last=True,
             num_workers=workers,
             persistent_workers=workers > 0,
@@ -553,13 +558,27 @@ class BlurDataModule(L.LightningDataModule):
             generator=torch.Generator().manual_seed(self.seed),
         )
 
+    def _start_epoch(self) -> int:
+        """The epoch the Trainer trains next (0 when none is attached or none restored)."""
+        trainer = self.trainer
+        if trainer is None:
+            return 0
+        return int(trainer.fit_loop.epoch_progress.current.processed)
+
     def _train_progress(self) -> tuple[int, int]:
         """(epoch, training batches finished in it), read off the Trainer for checkpoints."""
         trainer = self.trainer
         if trainer is None:
             return 0, 0
+        epoch = trainer.current_epoch
         done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
-        return trainer.current_epoch, done
+        if done >= trainer.num_training_batches:
+            # An epoch-end save (ModelCheckpoint's): the resumed run's next batch is the next
+            # epoch's first. Lightning starts the resumed loader's workers before it sets that
+            # epoch on the sampler, so the sampler must be told here, or they prefetch this
+            # epoch's order again.
+            return epoch + 1, 0
+        return epoch, done
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, self.val_batch_size, train=False)
