@@ -49,7 +49,7 @@ def test_the_model_card_is_filled_in_and_names_the_file() -> None:
     assert "python scripts/experiment.py" in card  # the command that trained it
 
 
-def test_it_runs_at_any_size_and_keeps_the_range(net: torch.nn.Module) -> None:
+def test_it_runs_at_any_size_and_stays_close_to_its_input(net: torch.nn.Module) -> None:
     assert isinstance(net, UNet)
     scenes = [np.asarray(make_scene(seed, 64))[:37, :53] for seed in (0, 1)]
     x = torch.from_numpy(np.stack(scenes)).permute(0, 3, 1, 2).float() / 255

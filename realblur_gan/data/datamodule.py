@@ -570,15 +570,8 @@ class BlurDataModule(L.LightningDataModule):
         trainer = self.trainer
         if trainer is None:
             return 0, 0
-        epoch = trainer.current_epoch
         done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
-        if done >= trainer.num_training_batches:
-            # An epoch-end save (ModelCheckpoint's): the resumed run's next batch is the next
-            # epoch's first. Lightning starts the resumed loader's workers before it sets that
-            # epoch on the sampler, so the sampler must be told here, or they prefetch this
-            # epoch's order again.
-            return epoch + 1, 0
-        return epoch, done
+        return trainer.current_epoch, done
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, self.val_batch_size, train=False)
