@@ -216,13 +216,18 @@ def restored_folder_method(folder: Path) -> Method:
 
 
 def model_method(
-    net: nn.Module, label: str, tile: int | None, overlap: int, bf16: bool = False
+    net: nn.Module,
+    label: str,
+    tile: int | None,
+    overlap: int,
+    bf16: bool = False,
+    self_ensemble: bool = False,
 ) -> Method:
     """Run a generator on each blurry image (see :func:`~realblur_gan.inference.deblur_image`)."""
 
     def restore(key: str, blur: Tensor | None, kernel: Tensor | None) -> Tensor:
         assert blur is not None
-        return deblur_image(net, blur, tile, overlap, bf16=bf16)
+        return deblur_image(net, blur, tile, overlap, bf16=bf16, self_ensemble=self_ensemble)
 
     return Method(label, restore)
 
@@ -495,6 +500,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tile", type=int, default=DEFAULT_TILE, help="tile side; 0 = no tiles")
     parser.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help="tile overlap (px)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    parser.add_argument(
+        "--self-ensemble",
+        action="store_true",
+        help="--checkpoint: average over the 8 flips/transposes (8x the time)",
+    )
     parser.add_argument("--wiener-nsr", type=float, default=1e-2, help="Wiener noise/signal")
     parser.add_argument("--rl-iterations", type=int, default=30, help="Richardson–Lucy steps")
     parser.add_argument(
@@ -554,7 +564,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.checkpoint is not None:
             net = generator_from_options(args).to(device)
             label = f"{args.net} ({args.checkpoint.name})"
-            methods.append(model_method(net, label, args.tile or None, args.overlap))
+            if args.self_ensemble:
+                label += ", self-ensemble x8"
+            methods.append(
+                model_method(
+                    net, label, args.tile or None, args.overlap, self_ensemble=args.self_ensemble
+                )
+            )
         names = [n.strip() for n in args.baselines.split(",") if n.strip()]
         blind = BlindSettings(args.iterations, args.kernel_size, args.seed, device)
         methods.extend(baseline_methods(names, args.wiener_nsr, args.rl_iterations, blind))

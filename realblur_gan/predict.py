@@ -137,6 +137,7 @@ def predict_files(
     overlap: int = DEFAULT_OVERLAP,
     *,
     bf16: bool = False,
+    self_ensemble: bool = False,
     overwrite: bool = False,
     suffix: str | None = None,
     progress: bool = True,
@@ -154,6 +155,7 @@ def predict_files(
         tile: see :func:`~realblur_gan.inference.deblur_image`.
         overlap: see :func:`~realblur_gan.inference.deblur_image`.
         bf16: see :func:`~realblur_gan.inference.deblur_image`.
+        self_ensemble: see :func:`~realblur_gan.inference.deblur_image`.
         overwrite: redo outputs that exist.
         suffix: output extension (e.g. ``".png"``); None keeps the input's.
         progress: show a progress bar.
@@ -174,7 +176,9 @@ def predict_files(
             continue
         try:
             image, info = read_image(source)
-            restored = deblur_image(net, image[None], tile, overlap, bf16=bf16)
+            restored = deblur_image(
+                net, image[None], tile, overlap, bf16=bf16, self_ensemble=self_ensemble
+            )
         except ImageReadError as err:
             logger.warning("skipped: %s", err)
             report.failed.append(str(err))
@@ -250,6 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast on CUDA")
     parser.add_argument(
+        "--self-ensemble",
+        action="store_true",
+        help="average over the 8 flips/transposes: 8x the time, usually ~0.1 dB better",
+    )
+    parser.add_argument(
         "--ext", default=None, help="output extension, e.g. .png (default: input's)"
     )
     parser.add_argument("--overwrite", action="store_true", help="redo outputs that exist")
@@ -301,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         tile=args.tile or None,
         overlap=args.overlap,
         bf16=args.bf16,
+        self_ensemble=args.self_ensemble,
         overwrite=args.overwrite,
         suffix=suffix,
     )

@@ -215,3 +215,21 @@ def test_cli_refuses_inconsistent_options(
     assert "unknown baseline" in capsys.readouterr().err
     assert main(sharp) == 2
     assert "nothing to score" in capsys.readouterr().err
+
+
+def test_cli_self_ensemble_is_named_in_the_table(
+    tmp_path: Path, pairs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no_torch_home"))
+    ckpt = tmp_path / "m.ckpt"
+    state = {f"dbgan_g.{k}": v for k, v in UNet(3, 3, width=4, depth=2).state_dict().items()}
+    torch.save({"state_dict": state, "net_configs": {"dbgan_g": TINY}}, ckpt)
+    scores = {}
+    for name, extra in (("single", []), ("ensemble", ["--self-ensemble"])):
+        out = tmp_path / name
+        argv = ["--blur", str(pairs / "blur"), "--sharp", str(pairs / "sharp"), "--out", str(out)]
+        assert main([*argv, "--checkpoint", str(ckpt), "--no-lpips", *extra]) == 0
+        rows = read_rows(out / "metrics.csv")
+        scores[name] = {(r["method"], r["image"]): float(r["psnr"]) for r in rows}
+    assert {method for method, _ in scores["ensemble"]} == {"dbgan_g (m.ckpt), self-ensemble x8"}
+    assert sorted(scores["ensemble"].values()) != sorted(scores["single"].values())

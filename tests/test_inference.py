@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from realblur_gan.inference import deblur_image
+from realblur_gan.inference import SELF_ENSEMBLE, _flip, _unflip, deblur_image
 from realblur_gan.nets import ResNetGenerator, UNet
 from realblur_gan.nets.padding import pad_to_multiple
 
@@ -60,3 +60,53 @@ def test_gray_through_a_colour_net(tiny_net: nn.Module) -> None:
 def test_bad_overlap_is_refused(tiny_net: nn.Module) -> None:
     with pytest.raises(ValueError, match="overlap"):
         deblur_image(tiny_net, torch.rand(1, 3, 64, 64), tile=32, overlap=24)
+
+
+# --------------------------------------------------------------------------------------------------
+# Self-ensemble: the net on the eight flips and transposes, each mapped back, averaged
+# --------------------------------------------------------------------------------------------------
+
+
+def test_the_eight_symmetries_are_distinct_and_each_undone() -> None:
+    x = torch.rand(1, 2, 5, 7)
+    seen = set()
+    for symmetry in SELF_ENSEMBLE:
+        moved = _flip(x, *symmetry)
+        assert torch.equal(_unflip(moved, *symmetry), x)
+        seen.add(moved.contiguous().numpy().tobytes())
+    assert len(SELF_ENSEMBLE) == 8 and len(seen) == 8 and SELF_ENSEMBLE[0] == (False,) * 3
+
+
+def test_self_ensemble_is_the_mean_of_eight_mapped_back_passes(tiny_net: nn.Module) -> None:
+    # Non-square and tiled: a transposed pass sees a 53 x 37 image with its own tile grid.
+    x = torch.rand(1, 3, 37, 53)
+    passes = [
+        _unflip(deblur_image(tiny_net, _flip(x, *s), tile=32, overlap=8), *s) for s in SELF_ENSEMBLE
+    ]
+    ensembled = deblur_image(tiny_net, x, tile=32, overlap=8, self_ensemble=True)
+    assert ensembled.shape == x.shape
+    torch.testing.assert_close(ensembled, torch.stack(passes).mean(0), atol=1e-6, rtol=0)
+    assert float((ensembled - passes[0]).abs().max()) > 1e-3  # a random net is not symmetric
+
+
+def test_self_ensemble_leaves_a_symmetric_net_alone() -> None:
+    identity = UNet(3, 3, width=4, depth=2).zero_residual_().eval()
+    gray = torch.rand(1, 1, 20, 30)
+    assert torch.allclose(deblur_image(identity, gray, self_ensemble=True), gray, atol=1e-6)
+
+
+def test_self_ensemble_cancels_an_orientation_bias() -> None:
+    # A net that shifts its input one pixel right; the mapped-back passes shift it right, left,
+    # down and up, twice each: their mean is the 4-neighbour average, on a ramp the ramp itself.
+    class ShiftRight(nn.Module):
+        image_channels = 1
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.roll(x, 1, dims=-1)
+
+    ramp = torch.arange(16.0).div(15).expand(1, 1, 16, 16).clone()
+    single = deblur_image(ShiftRight(), ramp, tile=None)
+    ensembled = deblur_image(ShiftRight(), ramp, tile=None, self_ensemble=True)
+    inner = (slice(None), slice(None), slice(2, -2), slice(2, -2))
+    assert torch.allclose(single[inner], ramp[inner] - 1 / 15)
+    assert torch.allclose(ensembled[inner], ramp[inner], atol=1e-6)

@@ -171,3 +171,20 @@ def test_checkpoint_option_and_the_older_positional_form(
     assert main([str(identity_ckpt), *out]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "no image to deblur" in line
+
+
+def test_self_ensemble_option_runs_the_eight_passes(
+    tmp_path: Path, identity_ckpt: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import realblur_gan.inference as inference
+
+    calls = []
+    run = inference._run
+    monkeypatch.setattr(inference, "_run", lambda *a: calls.append(a[1].shape) or run(*a))
+    image = torch.rand(3, 12, 20, generator=torch.Generator().manual_seed(0))
+    write_image(tmp_path / "photo.png", image)
+    argv = ["--checkpoint", str(identity_ckpt), str(tmp_path / "photo.png")]
+    assert main([*argv, "--out", str(tmp_path / "out"), "--self-ensemble"]) == 0
+    restored, _ = read_image(tmp_path / "out" / "photo.png")
+    assert torch.allclose(restored, image, atol=1 / 255 + 1e-6)
+    assert len(calls) == 8 and {tuple(s[-2:]) for s in calls} == {(12, 20), (20, 12)}
