@@ -295,7 +295,10 @@ class CameraPipelineBlur:
     white, so in linear light they are multiplied by a per-image factor drawn from
     ``saturation_factor``; the blur spreads that excess energy and the sensor clips AFTER the
     blur, giving the bright plateaus and streaks of real night shots. The other pixels are
-    left as they are.
+    left as they are. In daylight scenes many near-white pixels are bright surfaces, not light
+    sources: there the boost brightens the blur more than a real camera does (on the GoPro
+    frames DBGAN then learned to darken, 1.5 dB below its input), so pass
+    ``saturation_factor=None`` for such data.
 
     The default ranges (white-balance gains, noise levels, saturation factors) are plausible
     daylight-camera values, not a calibration of any one camera: narrow them to match a target

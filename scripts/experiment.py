@@ -19,6 +19,7 @@ Usage::
     python scripts/experiment.py --budget gpu --frames /data/GOPRO_Large_all/train \\
         --set data.split_by=sequences --set data.train_stride=10
     python scripts/experiment.py --conditions a,e --budget smoke --logger none
+    python scripts/experiment.py --conditions a,b --set b:+data.synthetic_blur.gamma=2.4
 
 Each condition is one ``realblur_gan.train.run`` into ``<out>/<condition>/`` (its own
 checkpoints, panels, W&B runs); the conditions run one after another in this process. A
@@ -52,6 +53,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch
 from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 from PIL import Image, ImageDraw, ImageFont
@@ -250,6 +252,43 @@ def plan_stage(batches: int, epoch_batches: int, validations: int) -> StagePlan:
 # --------------------------------------------------------------------------------------------------
 
 
+class OverrideError(ValueError):
+    """A ``--set`` override the condition's config cannot take (one line, for the user)."""
+
+
+def parse_sets(items: Sequence[str]) -> list[tuple[frozenset[str] | None, str]]:
+    """Split ``--set`` values into (conditions they reach, Hydra override).
+
+    ``KEY=VALUE`` reaches every condition; ``b:KEY=VALUE`` or ``a,b:KEY=VALUE`` only the
+    conditions named (a setting only one blur source has, such as the camera's).
+
+    Raises:
+        ValueError: no ``=``, or a prefix that names no condition.
+    """
+    out: list[tuple[frozenset[str] | None, str]] = []
+    for item in items:
+        key = item.split("=", 1)[0]
+        if "=" not in item and not item.startswith("~"):
+            raise ValueError(f"--set takes [CONDITIONS:]KEY=VALUE, got {item!r}")
+        if ":" not in key:
+            out.append((None, item))
+            continue
+        prefix, override = item.split(":", 1)
+        keys = frozenset(k.strip() for k in prefix.split(","))
+        if not keys or not keys <= CONDITIONS.keys():
+            raise ValueError(
+                f"--set {item!r}: {prefix!r} is not a list of conditions "
+                f"(letters of {','.join(CONDITIONS)}), as in b:KEY=VALUE"
+            )
+        out.append((keys, override))
+    return out
+
+
+def sets_for(condition: Condition, sets: Sequence[tuple[frozenset[str] | None, str]]) -> list[str]:
+    """The ``--set`` overrides that reach ``condition``, in the order given."""
+    return [o for keys, o in sets if keys is None or condition.key in keys]
+
+
 def compose_condition(
     condition: Condition,
     frames: Path,
@@ -268,6 +307,9 @@ def compose_condition(
 
     Returns:
         The config, ready for :func:`realblur_gan.train.run`.
+
+    Raises:
+        OverrideError: an override the config cannot take, in one line naming it.
     """
     overrides = [
         f"+scheme={condition.scheme}",
@@ -278,7 +320,18 @@ def compose_condition(
         *extra,
     ]
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
+        try:
+            cfg = compose("train", overrides=overrides)
+        except ConfigCompositionException as err:
+            # Hydra names the override and, for a key the config lacks, the `+` form that adds
+            # it; the cause says what is wrong. All of it on one line.
+            lines = [line.strip().rstrip(".") for line in str(err).splitlines() if line.strip()]
+            if err.__cause__ is not None:
+                lines.insert(1, str(err.__cause__).splitlines()[0])
+            raise OverrideError(
+                f"condition {condition.key}: {'; '.join(lines)}. A --set reaches every "
+                "condition; prefix it with condition letters (b:KEY=VALUE) to limit it"
+            ) from err
     with open_dict(cfg):
         # Set here, not as overrides: a path may hold characters Hydra's grammar rejects.
         cfg.data.frames_dir = str(frames)
@@ -433,7 +486,7 @@ def condition_signature(
             s: vars(plans[s if s in ("pretrain_bgan", "bgan") else "dbgan"])
             for s in condition.stages
         },
-        "set": list(args.set),
+        "set": sets_for(condition, args.sets),
         "frames": str(args.frames),
     }
 
@@ -757,8 +810,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--set",
         action="append",
         default=[],
-        metavar="KEY=VALUE",
-        help="Hydra override passed to every condition (repeatable), e.g. --set seed=1",
+        metavar="[CONDITIONS:]KEY=VALUE",
+        help="Hydra override passed to every condition (repeatable), e.g. --set seed=1; "
+        "with a prefix only to those conditions, e.g. --set b:data.synthetic_blur.gamma=2.4",
     )
     parser.add_argument("--logger", choices=("wandb", "csv", "none"), default="wandb")
     parser.add_argument("--out", type=Path, default=None, help="default outputs/experiment/<time>")
@@ -797,6 +851,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         budget = parse_batches(args.batches, BUDGETS[args.budget])
+        args.sets = parse_sets(args.set)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -818,11 +873,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     # by the smaller one so every condition trains DBGAN on exactly the same number of batches.
     def config(condition: Condition, *more: str) -> DictConfig:
         return compose_condition(
-            condition, args.frames, data_dir, out / condition.key, [*more, *args.set]
+            condition,
+            args.frames,
+            data_dir,
+            out / condition.key,
+            [*more, *sets_for(condition, args.sets)],
         )
 
-    synthetic, datamodule = epoch_batches(config(CONDITIONS["a"], "logger=none"))
-    real, _ = epoch_batches(config(CONDITIONS["e"], "logger=none"))
+    try:
+        # Every chosen condition composed once up front: a bad --set fails here, in one line,
+        # not after an hour of training the conditions before it.
+        for key in keys:
+            config(CONDITIONS[key], "logger=none")
+        synthetic, datamodule = epoch_batches(config(CONDITIONS["a"], "logger=none"))
+        real, _ = epoch_batches(config(CONDITIONS["e"], "logger=none"))
+    except OverrideError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     plans = {
         "pretrain_bgan": plan_stage(budget.pretrain_bgan, synthetic, budget.validations),
         "bgan": plan_stage(budget.bgan, synthetic, budget.validations),

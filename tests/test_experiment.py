@@ -226,3 +226,64 @@ def test_both_bgan_schemes_get_the_same_adversarial_budget(experiment) -> None:
     separate = experiment.stage_overrides(experiment.CONDITIONS["c"], plans)
     assert "stages.bgan.trainer.max_epochs=2" in separate
     assert not any("bgan_max_steps" in item for item in separate)
+
+
+def test_a_prefixed_set_reaches_only_the_conditions_it_names(experiment) -> None:
+    sets = experiment.parse_sets(["seed=1", "b:data.gamma=2.4", "a,e:+x=1", "~data.foo"])
+    reach = {k: experiment.sets_for(c, sets) for k, c in experiment.CONDITIONS.items()}
+    assert reach["b"] == ["seed=1", "data.gamma=2.4", "~data.foo"]
+    assert reach["a"] == reach["e"] == ["seed=1", "+x=1", "~data.foo"]
+    assert reach["c"] == reach["d"] == ["seed=1", "~data.foo"]
+    # A value may hold colons; only a prefix before the key counts.
+    assert experiment.parse_sets(["trainer.max_time=00:01:00:00"]) == [
+        (None, "trainer.max_time=00:01:00:00")
+    ]
+    for bad in ("seed", "f:seed=1", "a,x:seed=1"):
+        with pytest.raises(ValueError, match="--set"):
+            experiment.parse_sets([bad])
+
+
+def test_the_camera_setting_composes_for_b_and_is_refused_for_a(experiment, tmp_path: Path) -> None:
+    # b's camera runs with its constructor defaults, so its keys are added with `+`.
+    override = "+data.synthetic_blur.saturation_factor=null"
+    b = experiment.compose_condition(
+        experiment.CONDITIONS["b"], tmp_path, tmp_path, tmp_path / "b", [override]
+    )
+    assert b.data.synthetic_blur._target_.endswith("CameraPipelineBlur")
+    assert b.data.synthetic_blur.saturation_factor is None
+    with pytest.raises(experiment.OverrideError) as caught:
+        experiment.compose_condition(
+            experiment.CONDITIONS["a"], tmp_path, tmp_path, tmp_path / "a", [override[1:]]
+        )
+    message = str(caught.value)
+    assert len(message.splitlines()) == 1
+    assert message.startswith("condition a:") and "data.synthetic_blur.saturation_factor" in message
+    assert "b:KEY=VALUE" in message
+
+
+def test_a_set_one_condition_cannot_take_stops_before_any_training(
+    experiment, clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a's SimpleBlur has kernel_size; b's camera node, replaced whole, has no such key.
+    out = tmp_path / "exp"
+    code = run_main(experiment, clip, out, "a,b", "--set", "data.synthetic_blur.kernel_size=9")
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: condition b:")
+    assert "use +data.synthetic_blur.kernel_size=9" in err  # Hydra's fix, kept
+    assert "b:KEY=VALUE" in err
+    # a comes first and could train, but every condition is composed before any trains.
+    assert not (out / "a").exists() and not (out / "b").exists()
+
+
+def test_a_prefixed_set_trains_only_its_condition_with_it(
+    experiment, clip: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "exp"
+    prefixed = "b:+data.synthetic_blur.saturation_factor=null"
+    assert run_main(experiment, clip, out, "a,b", "--set", prefixed) == 0
+    signature = {k: json.loads((out / k / "result.json").read_text())["signature"] for k in "ab"}
+    assert "+data.synthetic_blur.saturation_factor=null" in signature["b"]["set"]
+    assert not any("saturation" in s for s in signature["a"]["set"])
+    trained = OmegaConf.load(out / "b" / "config.yaml")
+    assert trained.data.synthetic_blur.saturation_factor is None
