@@ -287,3 +287,37 @@ def test_a_prefixed_set_trains_only_its_condition_with_it(
     assert not any("saturation" in s for s in signature["a"]["set"])
     trained = OmegaConf.load(out / "b" / "config.yaml")
     assert trained.data.synthetic_blur.saturation_factor is None
+
+
+def test_every_conditions_wandb_runs_share_the_experiments_group(
+    experiment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from realblur_gan.train import _build_loggers
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    group = "experiment-2026-12-04_15-00-00"
+    for key, condition in experiment.CONDITIONS.items():
+        cfg = experiment.compose_condition(
+            condition,
+            tmp_path,
+            tmp_path,
+            tmp_path / key,
+            experiment.logger_overrides("wandb", group),
+        )
+        stage = condition.dbgan_stage
+        (logger,) = _build_loggers(cfg, stage)
+        assert logger._wandb_init["group"] == group
+        name = logger._wandb_init["name"]
+        assert name.startswith(f"{key}-") and name.endswith(f"/{stage}")
+        assert logger._wandb_init["mode"] == "offline"
+
+
+def test_a_later_launch_keeps_the_first_launchs_wandb_group(
+    experiment, clip: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "exp"
+    assert run_main(experiment, clip, out, "a") == 0
+    first = json.loads((out / "experiment.json").read_text())["group"]
+    assert first.startswith("experiment-")
+    assert run_main(experiment, clip, out, "a") == 0  # skipped: finished
+    assert json.loads((out / "experiment.json").read_text())["group"] == first
