@@ -267,19 +267,17 @@ def parse_sets(items: Sequence[str]) -> list[tuple[frozenset[str] | None, str]]:
     """
     out: list[tuple[frozenset[str] | None, str]] = []
     for item in items:
-        key = item.split("=", 1)[0]
-        if "=" not in item and not item.startswith("~"):
+        keys, override = None, item
+        if ":" in item.split("=", 1)[0]:  # a colon in the value (00:01:00) is no prefix
+            prefix, override = item.split(":", 1)
+            keys = frozenset(k.strip() for k in prefix.split(","))
+            if not keys <= CONDITIONS.keys():
+                raise ValueError(
+                    f"--set {item!r}: {prefix!r} is not a list of conditions "
+                    f"(letters of {','.join(CONDITIONS)}), as in b:KEY=VALUE"
+                )
+        if "=" not in override and not override.startswith("~"):
             raise ValueError(f"--set takes [CONDITIONS:]KEY=VALUE, got {item!r}")
-        if ":" not in key:
-            out.append((None, item))
-            continue
-        prefix, override = item.split(":", 1)
-        keys = frozenset(k.strip() for k in prefix.split(","))
-        if not keys or not keys <= CONDITIONS.keys():
-            raise ValueError(
-                f"--set {item!r}: {prefix!r} is not a list of conditions "
-                f"(letters of {','.join(CONDITIONS)}), as in b:KEY=VALUE"
-            )
         out.append((keys, override))
     return out
 
@@ -329,8 +327,8 @@ def compose_condition(
             if err.__cause__ is not None:
                 lines.insert(1, str(err.__cause__).splitlines()[0])
             raise OverrideError(
-                f"condition {condition.key}: {'; '.join(lines)}. A --set reaches every "
-                "condition; prefix it with condition letters (b:KEY=VALUE) to limit it"
+                f"condition {condition.key}: {'; '.join(lines)}. A --set without a prefix "
+                "reaches every condition; b:KEY=VALUE limits it to the conditions named"
             ) from err
     with open_dict(cfg):
         # Set here, not as overrides: a path may hold characters Hydra's grammar rejects.
@@ -812,7 +810,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=[],
         metavar="[CONDITIONS:]KEY=VALUE",
         help="Hydra override passed to every condition (repeatable), e.g. --set seed=1; "
-        "with a prefix only to those conditions, e.g. --set b:data.synthetic_blur.gamma=2.4",
+        "with a prefix only to those conditions, e.g. --set b:+data.synthetic_blur.gamma=2.4",
     )
     parser.add_argument("--logger", choices=("wandb", "csv", "none"), default="wandb")
     parser.add_argument("--out", type=Path, default=None, help="default outputs/experiment/<time>")

@@ -229,16 +229,18 @@ def test_both_bgan_schemes_get_the_same_adversarial_budget(experiment) -> None:
 
 
 def test_a_prefixed_set_reaches_only_the_conditions_it_names(experiment) -> None:
-    sets = experiment.parse_sets(["seed=1", "b:data.gamma=2.4", "a,e:+x=1", "~data.foo"])
+    sets = experiment.parse_sets(
+        ["seed=1", "b:data.gamma=2.4", "a,e:+x=1", "~data.foo", "b:~data.bar"]
+    )
     reach = {k: experiment.sets_for(c, sets) for k, c in experiment.CONDITIONS.items()}
-    assert reach["b"] == ["seed=1", "data.gamma=2.4", "~data.foo"]
+    assert reach["b"] == ["seed=1", "data.gamma=2.4", "~data.foo", "~data.bar"]
     assert reach["a"] == reach["e"] == ["seed=1", "+x=1", "~data.foo"]
     assert reach["c"] == reach["d"] == ["seed=1", "~data.foo"]
     # A value may hold colons; only a prefix before the key counts.
     assert experiment.parse_sets(["trainer.max_time=00:01:00:00"]) == [
         (None, "trainer.max_time=00:01:00:00")
     ]
-    for bad in ("seed", "f:seed=1", "a,x:seed=1"):
+    for bad in ("seed", "b:seed", "f:seed=1", "a,x:seed=1", ":seed=1"):
         with pytest.raises(ValueError, match="--set"):
             experiment.parse_sets([bad])
 
@@ -258,7 +260,7 @@ def test_the_camera_setting_composes_for_b_and_is_refused_for_a(experiment, tmp_
     message = str(caught.value)
     assert len(message.splitlines()) == 1
     assert message.startswith("condition a:") and "data.synthetic_blur.saturation_factor" in message
-    assert "b:KEY=VALUE" in message
+    assert "b:KEY=VALUE limits it" in message
 
 
 def test_a_set_one_condition_cannot_take_stops_before_any_training(
