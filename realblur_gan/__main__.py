@@ -39,11 +39,14 @@ def _hydra_entry(cfg: DictConfig) -> float | None:
     from realblur_gan.errors import debug_requested, error_text
 
     try:
-        if "stages" in cfg:  # before importing Lightning (seconds): a bad number fails at once
-            validate_config(cfg)
-        from realblur_gan.train import format_summary, run
+        if "stages" not in cfg:
+            from realblur_gan.train import NoSchemeError
 
-        result = run(cfg)
+            raise NoSchemeError()
+        validate_config(cfg)  # before importing Lightning (seconds): a bad number fails at once
+        from realblur_gan.train import format_summary, train_checked
+
+        result = train_checked(cfg)
     except Exception as err:
         problem = _user_error(err)
         if problem is None or debug_requested():
@@ -69,6 +72,22 @@ def _scheme_problem(argv: list[str]) -> str | None:
         if arg.startswith(("+scheme=", "++scheme=")):
             return None
     return f"error: no training scheme chosen; run python -m realblur_gan {choices}"
+
+
+def _length_problem(argv: list[str]) -> str | None:
+    """One line for a global stage length (``trainer.max_epochs=3``): each stage owns its own,
+    and Hydra's own report ("not in struct, use +") would suggest the wrong fix."""
+    from realblur_gan.config import STAGE_LENGTH_KEYS, scheme_stages
+
+    scheme = next((a.split("=", 1)[1] for a in argv if a.startswith(("+scheme=", "++scheme="))), "")
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        length = key.lstrip("+").removeprefix("trainer.")
+        if sep and key.lstrip("+").startswith("trainer.") and length in STAGE_LENGTH_KEYS:
+            stages = scheme_stages(scheme) or ["<stage>"]
+            fix = " ".join(f"stages.{name}.trainer.{length}={value}" for name in stages)
+            return f"error: {arg}: each stage sets its own length; type {fix}"
+    return None
 
 
 # Hydra's own options that take a value: the value is not an override.
@@ -126,7 +145,8 @@ def main() -> None:
     """Console entry point (``realblur-train``)."""
     # Lightning 2.6 calls a torch pytree API that torch 2.14 deprecates, once per fit: noise.
     warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
-    problem = _scheme_problem(sys.argv[1:]) or _override_problem(sys.argv[1:])
+    argv = sys.argv[1:]
+    problem = _scheme_problem(argv) or _length_problem(argv) or _override_problem(argv)
     if problem:
         print(problem, file=sys.stderr)
         raise SystemExit(2)

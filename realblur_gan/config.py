@@ -11,7 +11,6 @@ import difflib
 import importlib
 import math
 import re
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,27 @@ WANDB_MODES = ("offline", "online", "disabled", "shared")
 def available_schemes() -> list[str]:
     """Names of the training schemes shipped in ``conf/scheme``."""
     return sorted(p.stem for p in (CONFIG_DIR / "scheme").glob("*.yaml"))
+
+
+def scheme_stages(scheme: str) -> list[str]:
+    """The stages scheme ``scheme`` lists, in order, read from its file without composing.
+
+    Args:
+        scheme: A name from :func:`available_schemes`.
+
+    Returns:
+        Stage names (``/stage@stages.<name>`` entries of the scheme's defaults list).
+    """
+    path = CONFIG_DIR / "scheme" / f"{scheme}.yaml"
+    if not path.is_file():
+        return []
+    entries = OmegaConf.load(path).get("defaults") or []
+    names = []
+    for entry in entries:
+        for key in entry if isinstance(entry, DictConfig) else []:
+            if str(key).startswith("/stage@stages."):
+                names.append(str(key).removeprefix("/stage@stages."))
+    return names
 
 
 def stage_order(cfg: DictConfig) -> list[str]:
@@ -69,41 +89,11 @@ def stage_order(cfg: DictConfig) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------------
-# A stage's effective trainer and optimiser settings: one precedence rule for every key
+# A stage's effective trainer and optimiser settings: one precedence rule, read off the config
 # --------------------------------------------------------------------------------------------------
 
-_ABSENT = object()
-
-
-def typed_overrides(overrides: Sequence[str] | None = None) -> list[str]:
-    """The overrides the user typed on the command line.
-
-    Args:
-        overrides: Given explicitly (tests, scripts composing a config themselves); None reads
-            them from the running Hydra job, and outside one there are none.
-
-    Returns:
-        Override strings as typed, e.g. ``["+scheme=joint", "trainer.max_epochs=5"]``.
-    """
-    if overrides is not None:
-        return list(overrides)
-    from hydra.core.hydra_config import HydraConfig
-
-    if HydraConfig.initialized():
-        return list(HydraConfig.get().overrides.task)
-    return []
-
-
-def _typed_keys(overrides: Sequence[str]) -> list[str]:
-    """Config keys that ``overrides`` set a value for (group choices and deletions excluded)."""
-    keys = []
-    for text in overrides:
-        if text.startswith("~"):
-            continue
-        key = text.split("=", 1)[0].lstrip("+")  # `+key` adds, `++key` forces
-        if "@" not in key and "." in key:  # `trainer=gpu` picks a group option: not a key
-            keys.append(key)
-    return keys
+# Trainer keys that say how long a stage trains: each stage owns its own (conf/stage/*.yaml).
+STAGE_LENGTH_KEYS = ("max_epochs", "max_steps")
 
 
 def _plain(value: Any) -> Any:
@@ -112,18 +102,17 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def stage_settings(
-    cfg: DictConfig, name: str, block: str, overrides: Sequence[str] | None = None
-) -> DictConfig:
+def stage_settings(cfg: DictConfig, name: str, block: str) -> DictConfig:
     """Stage ``name``'s effective ``block`` (``"trainer"`` or ``"optim"``).
 
-    One rule for every key, lowest precedence first:
-
-    1. the global block (``conf/trainer``, ``conf/optim``: the chosen group option);
-    2. the stage's own block (``conf/stage/<stage>.yaml``: ``trainer``, ``optim``);
-    3. a global key typed on the command line (``trainer.max_epochs=50``,
-       ``optim.generator.lr=1e-4``): it reaches every stage;
-    4. a stage key typed on the command line (``stages.dbgan.trainer.max_epochs=5``).
+    The stage's own block (``stages.<name>.<block>``, from ``conf/stage/<name>.yaml`` and what
+    was typed for it) is merged over the global block (``conf/trainer``, ``conf/optim``: the
+    chosen group option and what was typed for it). The rule reads the composed config alone,
+    so a config composed with ``compose()`` means what the same overrides mean on the command
+    line. The shipped stage files set only their lengths, so a global key typed once
+    (``optim.generator.lr=2e-4``) reaches every stage; a stage key (``stages.dbgan.optim...``)
+    beats it for that stage. Lengths are per stage only (:data:`STAGE_LENGTH_KEYS`; a global
+    one is refused by :func:`validate_config`).
 
     Keys the global block lacks are allowed in a stage's block (``limit_train_batches``,
     ``max_time``: the Trainer takes many more arguments than the yaml lists); the training run
@@ -133,31 +122,13 @@ def stage_settings(
         cfg: The composed config.
         name: A key of ``cfg.stages``.
         block: ``"trainer"`` or ``"optim"``.
-        overrides: The typed overrides; None reads them from the running Hydra job.
 
     Returns:
         A resolved config, detached from ``cfg`` and open to new keys.
     """
-    stage = cfg.stages[name]
-    own = _plain(stage.get(block)) or {}
+    own = _plain(cfg.stages[name].get(block)) or {}
     merged = OmegaConf.merge(OmegaConf.create(_plain(cfg.get(block)) or {}), own)
     OmegaConf.set_struct(merged, False)
-
-    def set_typed(key: str, prefix: str) -> None:
-        value = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False)
-        if value is not _ABSENT:
-            OmegaConf.update(merged, key.removeprefix(prefix), _plain(value), merge=False)
-
-    keys = _typed_keys(typed_overrides(overrides))
-    for key in keys:  # global keys first, so that a typed stage key beats a typed global one
-        if key.startswith(f"{block}."):
-            set_typed(key, f"{block}.")
-    stage_key = f"stages.{name}.{block}"
-    for key in keys:
-        if key == stage_key:  # the whole block typed: `stages.dbgan.trainer={max_epochs:5}`
-            merged = OmegaConf.merge(merged, own)
-        elif key.startswith(f"{stage_key}."):
-            set_typed(key, f"{stage_key}.")
     return merged
 
 
@@ -444,12 +415,12 @@ def _check_objectives(cfg: DictConfig) -> None:
                         raise mistake from err
 
 
-def _check_clip_precision(cfg: DictConfig, overrides: Sequence[str] | None) -> None:
+def _check_clip_precision(cfg: DictConfig) -> None:
     """Refuse gradient clipping under float16 AMP: manual optimisation clips before the step
     unscales, so the norm would be measured on loss-scaled gradients (clipped far too hard)."""
     for name in cfg.get("stages") or {}:
-        precision = str(stage_settings(cfg, name, "trainer", overrides).get("precision"))
-        clip = stage_settings(cfg, name, "optim", overrides).get("gradient_clip_val")
+        precision = str(stage_settings(cfg, name, "trainer").get("precision"))
+        clip = stage_settings(cfg, name, "optim").get("gradient_clip_val")
         if clip and precision in ("16-mixed", "16"):
             raise ConfigError(
                 f"optim.gradient_clip_val={clip} with trainer.precision={precision} (stage "
@@ -473,7 +444,29 @@ def _check_wandb_mode(cfg: DictConfig) -> None:
         )
 
 
-def validate_config(cfg: DictConfig, overrides: Sequence[str] | None = None) -> None:
+def _check_stage_lengths(cfg: DictConfig) -> None:
+    """Every stage has its own length, and no global one competes with it."""
+    stages = [str(name) for name in cfg.get("stages") or {}]
+    trainer = cfg.get("trainer") or {}
+    for key in STAGE_LENGTH_KEYS:
+        if key in trainer:
+            where = " / ".join(f"stages.{name}.trainer.{key}=N" for name in stages)
+            raise ConfigError(
+                f"trainer.{key}={trainer[key]!r}: each stage sets its own length; set "
+                f"{where or f'stages.<stage>.trainer.{key}=N'} instead"
+            )
+    for name in stages:
+        own = cfg.stages[name].get("trainer") or {}
+        if own.get("max_epochs") is None and own.get("max_steps") in (None, -1):
+            raise ConfigError(
+                f"stages.{name}.trainer: no length; set stages.{name}.trainer.max_epochs "
+                "(or max_steps) in its stage file or on the command line"
+            )
+        _check(cfg, f"stages.{name}.trainer.max_epochs", low=1, integer=True, optional=True)
+        _check(cfg, f"stages.{name}.trainer.max_steps", low=-1, integer=True, optional=True)
+
+
+def validate_config(cfg: DictConfig) -> None:
     """Check the numbers of a composed training config before anything is built.
 
     Batch and crop sizes, learning rates and optimiser constants, ratios, kernel sizes, stage
@@ -483,8 +476,6 @@ def validate_config(cfg: DictConfig, overrides: Sequence[str] | None = None) -> 
 
     Args:
         cfg: The composed config.
-        overrides: The typed overrides (see :func:`stage_settings`); None reads them from the
-            running Hydra job.
 
     Raises:
         ConfigError: One line naming the key, the value and the allowed range.
@@ -521,7 +512,6 @@ def validate_config(cfg: DictConfig, overrides: Sequence[str] | None = None) -> 
         for key in stage.get("module") or {}:
             if "ratio" in str(key):
                 _check(cfg, f"stages.{name}.module.{key}", low=0, high=1)
-        _check(cfg, f"stages.{name}.trainer.max_epochs", low=1, integer=True)
     for prefix, optim in optims.items():
         if not isinstance(optim, DictConfig):
             continue
@@ -535,7 +525,7 @@ def validate_config(cfg: DictConfig, overrides: Sequence[str] | None = None) -> 
         _check(cfg, f"{prefix}.ema_decay", low=0, high=1, high_open=True, optional=True)
         _check(cfg, f"{prefix}.gradient_clip_val", low=0, low_open=True, optional=True)
         _check(cfg, f"{prefix}.d_warmup_steps", low=0, integer=True, optional=True)
-    _check(cfg, "trainer.max_epochs", low=1, integer=True)
-    _check_clip_precision(cfg, overrides)
+    _check_stage_lengths(cfg)
+    _check_clip_precision(cfg)
     _check_crop(cfg)
     _check_objectives(cfg)

@@ -62,21 +62,25 @@ class ResumeError(UserError, FileNotFoundError):
     """``resume=`` names no run folder with checkpoints."""
 
 
-def run(cfg: DictConfig, overrides: Sequence[str] | None = None) -> RunResult:
-    """Train every stage of ``cfg``'s scheme and validate the final DBGAN.
+def run(cfg: DictConfig) -> RunResult:
+    """Check ``cfg``, then train every stage of its scheme and validate the final DBGAN.
 
     Args:
-        cfg: The composed config (``conf/train.yaml`` + a scheme).
-        overrides: The overrides typed on the command line, which beat a stage's own trainer
-            and optim values (see :func:`realblur_gan.config.stage_settings`); None reads them
-            from the running Hydra job.
+        cfg: The composed config (``conf/train.yaml`` + a scheme), by ``compose()`` or the CLI:
+            the same overrides mean the same run either way.
 
     Returns:
         Paths of the checkpoints and logs, and the final validation metrics.
     """
     if "stages" not in cfg:
         raise NoSchemeError()
-    validate_config(cfg, overrides)  # out-of-range numbers: one line naming the key, first
+    validate_config(cfg)  # out-of-range numbers: one line naming the key, first
+    return train_checked(cfg)
+
+
+def train_checked(cfg: DictConfig) -> RunResult:
+    """:func:`run` for a config :func:`~realblur_gan.config.validate_config` has passed (the CLI
+    checks before importing Lightning, and so does not check twice)."""
     _single_log_handler()
     start_time = time.perf_counter()
     out_dir = resume_dir(cfg) if cfg.resume else Path(cfg.paths.output_dir)
@@ -91,7 +95,7 @@ def run(cfg: DictConfig, overrides: Sequence[str] | None = None) -> RunResult:
     if cfg.start_stage is not None and cfg.start_stage not in order:
         raise ConfigError(f"start_stage={cfg.start_stage!r} is not one of {order}")
     first = order.index(cfg.start_stage) if cfg.start_stage is not None else 0
-    check_stage_trainers(cfg, order[first:], overrides)  # a typo fails before any stage trains
+    check_stage_trainers(cfg, order[first:])  # a typo fails before any stage trains
     datamodule = instantiate(cfg.data)
 
     for index, name in enumerate(order):
@@ -103,7 +107,7 @@ def run(cfg: DictConfig, overrides: Sequence[str] | None = None) -> RunResult:
             result.checkpoints[name] = stage_dir / "last.ckpt"
             continue
         is_last = index == len(order) - 1
-        _run_stage(cfg, name, stage_dir, datamodule, result, is_last, overrides)
+        _run_stage(cfg, name, stage_dir, datamodule, result, is_last)
 
     result.seconds = time.perf_counter() - start_time
     return result
@@ -113,7 +117,6 @@ def build_stage(
     cfg: DictConfig,
     name: str,
     checkpoints: dict[str, Path] | None = None,
-    overrides: Sequence[str] | None = None,
 ) -> L.LightningModule:
     """Build stage ``name``'s LightningModule exactly as a training run does.
 
@@ -126,7 +129,6 @@ def build_stage(
         name: A key of ``cfg.stages``.
         checkpoints: Checkpoints of earlier stages by stage name; an ``init_from`` source that
             is not a key here is read as a path.
-        overrides: The typed overrides; None reads them from the running Hydra job.
 
     Returns:
         The module, ready for ``Trainer.fit``.
@@ -135,7 +137,7 @@ def build_stage(
     log.info("stage %s: building", name)
     module_cfg = stage.module
     if "optim" in module_cfg:
-        optim = stage_optim_config(cfg, name, overrides)
+        optim = stage_optim_config(cfg, name)
         log.info("stage %s: optim %s", name, describe_settings(optim))
         module_cfg = OmegaConf.merge(module_cfg, {"optim": optim})
     # A value a constructor refuses (a net's depth, a loss's factor, a misspelt `_target_`)
@@ -156,44 +158,37 @@ def build_stage(
     return module
 
 
-def stage_trainer_config(
-    cfg: DictConfig, name: str, overrides: Sequence[str] | None = None
-) -> DictConfig:
-    """Stage ``name``'s Trainer config: the global ``trainer`` with the stage's values as
-    defaults and what the user typed winning (see :func:`realblur_gan.config.stage_settings`).
+def stage_trainer_config(cfg: DictConfig, name: str) -> DictConfig:
+    """Stage ``name``'s Trainer config: its own ``trainer`` block merged over the global one
+    (see :func:`realblur_gan.config.stage_settings`).
 
     Args:
         cfg: The composed config.
         name: A key of ``cfg.stages``.
-        overrides: The typed overrides; None reads them from the running Hydra job.
 
     Returns:
         A resolved ``_target_`` config for the Trainer (the run adds loggers and callbacks).
     """
-    return stage_settings(cfg, name, "trainer", overrides)
+    return stage_settings(cfg, name, "trainer")
 
 
-def stage_optim_config(
-    cfg: DictConfig, name: str, overrides: Sequence[str] | None = None
-) -> DictConfig:
+def stage_optim_config(cfg: DictConfig, name: str) -> DictConfig:
     """Stage ``name``'s optimiser settings, by the same rule as :func:`stage_trainer_config`."""
-    return stage_settings(cfg, name, "optim", overrides)
+    return stage_settings(cfg, name, "optim")
 
 
 # Trainer arguments the run passes itself: a config value would be silently replaced.
 _SET_BY_RUN = frozenset({"default_root_dir", "logger", "callbacks", "plugins"})
 
 
-def check_stage_trainers(
-    cfg: DictConfig, names: Sequence[str], overrides: Sequence[str] | None = None
-) -> None:
+def check_stage_trainers(cfg: DictConfig, names: Sequence[str]) -> None:
     """Refuse, before any stage trains, a trainer key that the Trainer does not take.
 
     Raises:
         ConfigError: Naming the key as the user would override it.
     """
     for name in names:
-        settings = stage_trainer_config(cfg, name, overrides)
+        settings = stage_trainer_config(cfg, name)
         target = str(settings.get("_target_", "lightning.pytorch.Trainer"))
         params = inspect.signature(get_class(target)).parameters
         any_key = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
@@ -280,10 +275,9 @@ def _run_stage(
     datamodule: L.LightningDataModule,
     result: RunResult,
     validate_at_end: bool,
-    overrides: Sequence[str] | None = None,
 ) -> None:
-    module = build_stage(cfg, name, result.checkpoints, overrides)
-    trainer_cfg = stage_trainer_config(cfg, name, overrides)
+    module = build_stage(cfg, name, result.checkpoints)
+    trainer_cfg = stage_trainer_config(cfg, name)
     log.info("stage %s: trainer %s", name, describe_settings(trainer_cfg))
     if hasattr(datamodule, "synthetic_pairs"):
         # A stage that never reads the synthetic pairs should not pay for blurring them.

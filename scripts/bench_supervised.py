@@ -79,17 +79,15 @@ def validate(net: torch.nn.Module, loader: Any) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.compute().items()}
 
 
-def run_stage(
-    cfg: DictConfig, datamodule: Any, steps: int, overrides: list[str]
-) -> tuple[dict[str, float], Any]:
+def run_stage(cfg: DictConfig, datamodule: Any, steps: int) -> tuple[dict[str, float], Any]:
     """Train the DBGAN stage as ``python -m realblur_gan`` would, for ``steps`` batches."""
     L.seed_everything(cfg.seed, workers=True)
     module = build_stage(cfg, "dbgan")
     init = copy.deepcopy(module.dbgan_g.state_dict())
     datamodule.setup("fit")
     per_epoch, epochs = plan(len(datamodule.train_dataloader()), steps)
-    # The stage's trainer settings by the run's own precedence rule (typed overrides win).
-    trainer_cfg = stage_trainer_config(cfg, "dbgan", overrides)
+    # The stage's trainer settings by the run's own precedence rule.
+    trainer_cfg = stage_trainer_config(cfg, "dbgan")
     with open_dict(trainer_cfg):
         trainer_cfg.max_epochs = epochs
         trainer_cfg.limit_train_batches = per_epoch
@@ -112,14 +110,13 @@ def run_plain(
     datamodule: Any,
     steps: int,
     init: dict[str, torch.Tensor],
-    overrides: list[str],
 ) -> dict[str, float]:
     """The same training in a bare PyTorch loop: content terms only, no discriminator."""
     L.seed_everything(cfg.seed, workers=True)
     net = instantiate(cfg.model.dbgan_g)
     net.load_state_dict(init)
     objective: GANObjective = instantiate(cfg.loss.dbgan)
-    optim_cfg = stage_optim_config(cfg, "dbgan", overrides)
+    optim_cfg = stage_optim_config(cfg, "dbgan")
     optimizer = instantiate(optim_cfg.generator)(net.parameters())
     loader = datamodule.train_dataloader()
     per_epoch, epochs = plan(len(loader), steps)
@@ -190,10 +187,10 @@ def main(argv: list[str] | None = None) -> None:
             with open_dict(cfg):
                 cfg.loss.dbgan.adv_weight = float(weight)
         label = f"DBGAN stage, adv weight {cfg.loss.dbgan.adv_weight:g}"
-        scores, init = run_stage(cfg, datamodule, args.steps, overrides)
+        scores, init = run_stage(cfg, datamodule, args.steps)
         rows.append((label, scores))
         print(f"{label}: {scores['psnr']:.3f} dB ({scores['seconds']:.0f} s)", flush=True)
-    plain = run_plain(base, datamodule, args.steps, init, overrides)
+    plain = run_plain(base, datamodule, args.steps, init)
     rows.append(("plain PyTorch loop (content terms only)", plain))
 
     ref = plain["psnr"]

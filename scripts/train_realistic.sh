@@ -4,7 +4,7 @@
 # the realistic camera pipeline.
 #
 #   bash scripts/train_realistic.sh SHARP_DIR REAL_BLUR_DIR [hydra overrides...]
-#   SCHEME=joint bash scripts/train_realistic.sh photos/sharp photos/blurry trainer.max_epochs=50
+#   SCHEME=joint bash scripts/train_realistic.sh photos/sharp photos/blurry stages.joint.trainer.max_epochs=50
 set -euo pipefail
 if [ $# -lt 2 ]; then
     echo "usage: bash scripts/train_realistic.sh SHARP_DIR REAL_BLUR_DIR [overrides...]" >&2

@@ -119,7 +119,7 @@ def test_last_ckpt_is_the_final_model_when_periodic_saves_come_first(tmp_path, d
 
 def test_nan_stops_training_and_keeps_the_last_finite_checkpoint(tmp_path, demo_cache):
     out = tmp_path / "run"
-    overrides = [*SHORT, "optim.generator.lr=1e6", "checkpoint_every_n_batches=1"]
+    overrides = [*SHORT, "+stages.joint.optim.generator.lr=1e6", "checkpoint_every_n_batches=1"]
     with pytest.raises(NonFiniteError) as caught:
         run(make_config("joint", out, demo_cache, overrides))
     message = str(caught.value)

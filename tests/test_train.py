@@ -139,27 +139,43 @@ def test_joint_scheme_end_to_end_with_wandb(tiny_config):
 
 
 def test_separate_scheme_end_to_end_from_the_cli_with_csv(tmp_path, demo_cache):
-    from conftest import TINY
+    from conftest import TINY, make_config
+
+    from realblur_gan.train import describe_settings, stage_optim_config, stage_trainer_config
 
     out = tmp_path / "run"
+    typed = [
+        "logger=csv",
+        *(f"stages.{s}.trainer.max_epochs=1" for s in ("pretrain_bgan", "bgan", "dbgan")),
+        "optim.generator.lr=2e-4",  # a global key reaches every stage
+        "+stages.bgan.optim.discriminator.lr=3e-4",  # a stage key beats it for its stage
+    ]
     proc = _cli(
         "+scheme=separate",
-        "logger=csv",
         *TINY,
-        "trainer.max_epochs=1",  # typed: beats every stage's own length (read from Hydra)
+        *typed,
         f"paths.data_dir={demo_cache}",
         f"hydra.run.dir={out}",
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # A config means one thing however it was composed: the settings each stage logged when
+    # the CLI ran it are exactly the ones compose() gives for the same overrides.
+    cfg = make_config("separate", out, demo_cache, typed)
+    console = proc.stdout + proc.stderr
+    for stage in ("pretrain_bgan", "bgan", "dbgan"):
+        for block, settings in (("trainer", stage_trainer_config), ("optim", stage_optim_config)):
+            line = f"stage {stage}: {block} {describe_settings(settings(cfg, stage))}"
+            assert console.count(line) == 1, (line, console[-3000:])
+        assert stage_optim_config(cfg, stage).generator.lr == 2e-4
+    assert stage_optim_config(cfg, "bgan").discriminator.lr == 3e-4
+    assert stage_optim_config(cfg, "dbgan").discriminator.lr == 2e-4
     for stage in ("pretrain_bgan", "bgan", "dbgan"):
         assert (out / "checkpoints" / stage / "last.ckpt").is_file()
         assert (out / "csv" / stage / "metrics.csv").is_file()
     rows = _read_csv(out / "csv" / "dbgan" / "metrics.csv")
     # One epoch of two batches, not the stage's 24.
     assert {r["step"] for r in rows if r.get("train/dbgan/loss_g")} == {"0", "1"}
-    console = proc.stdout + proc.stderr
-    assert console.count("stage dbgan: trainer ") == 1 and "max_epochs=1," in console
     # One console line per event: Lightning's lines are not printed twice.
     assert console.count("GPU available:") == 3  # once per stage
     columns = set(rows[0])
@@ -227,41 +243,60 @@ def test_channels_last_switch_trains(tiny_config):
     assert torch.isfinite(torch.tensor(result.metrics["val/psnr"]))
 
 
-# --- one precedence rule for stage settings (issue 12) ---------------------------------------
+# --- one precedence rule for stage settings, read off the composed config ---------------------
 
 
-def test_typed_overrides_beat_stage_values_and_typed_stage_keys_beat_typed_global(tiny_config):
-    from realblur_gan.train import stage_optim_config, stage_trainer_config
+def test_stage_blocks_merge_over_global_blocks(tiny_config):
+    from realblur_gan.train import build_stage, stage_optim_config, stage_trainer_config
 
-    typed = [
-        "trainer.max_epochs=3",
+    cfg = tiny_config(
+        "separate",
         "optim.generator.lr=1e-4",
         "stages.dbgan.trainer.max_epochs=5",
-    ]
-    cfg = tiny_config("separate", *typed)
-    # Not typed: each stage's own value beats the global default.
-    # (the default model's shake BGAN asks for a short pre-training: model.bgan_pretrain_epochs)
-    assert stage_trainer_config(cfg, "pretrain_bgan", overrides=[]).max_epochs == 2
-    assert stage_optim_config(cfg, "pretrain_bgan", overrides=[]).generator.lr == 1e-3
-    # Typed globally: reaches every stage; typed for one stage: beats the typed global value.
-    assert stage_trainer_config(cfg, "pretrain_bgan", typed).max_epochs == 3
-    assert stage_trainer_config(cfg, "bgan", typed).max_epochs == 3
-    assert stage_trainer_config(cfg, "dbgan", typed).max_epochs == 5
-    assert stage_optim_config(cfg, "pretrain_bgan", typed).generator.lr == 1e-4
-    # The module gets the effective optimiser settings.
-    from realblur_gan.train import build_stage
+        "+stages.bgan.optim.generator.lr=3e-4",
+    )
+    # Lengths are each stage's own (the default model's shake BGAN: a 2-epoch pre-training).
+    assert [stage_trainer_config(cfg, s).max_epochs for s in stage_order(cfg)] == [2, 3, 5]
+    # A global key reaches every stage that does not set it; a stage key wins for its stage.
+    assert [stage_optim_config(cfg, s).generator.lr for s in stage_order(cfg)] == [1e-4, 3e-4, 1e-4]
+    # Keys the stage does not set come from the global block.
+    assert stage_optim_config(cfg, "bgan").generator.betas == [0.9, 0.9]
+    # The module is built with the effective settings.
+    assert build_stage(cfg, "pretrain_bgan").optim["generator"].keywords["lr"] == 1e-4
+    cfg.stages.bgan.init_from = {}  # no pre-training ran here
+    assert build_stage(cfg, "bgan").optim["generator"].keywords["lr"] == 3e-4
 
-    module = build_stage(cfg, "pretrain_bgan", overrides=typed)
-    assert module.optim["generator"].keywords["lr"] == 1e-4
+
+def test_a_global_stage_length_is_refused_naming_the_stage_keys(tiny_config, tmp_path):
+    from realblur_gan.config import ConfigError, validate_config
+
+    cfg = tiny_config("joint", "+trainer.max_epochs=3")
+    with pytest.raises(
+        ConfigError,
+        match=r"trainer\.max_epochs=3: each stage sets its own length; "
+        r"set stages\.pretrain_bgan\.trainer\.max_epochs=N / stages\.joint",
+    ):
+        validate_config(cfg)
+    cfg = tiny_config("joint", "~stages.joint.trainer.max_epochs")
+    with pytest.raises(ConfigError, match=r"stages\.joint\.trainer: no length"):
+        validate_config(cfg)
+    # Typed on the command line it is refused in one line before Hydra composes anything.
+    proc = _cli("+scheme=separate", "trainer.max_epochs=3", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "error: trainer.max_epochs=3: each stage sets its own length; type "
+        "stages.pretrain_bgan.trainer.max_epochs=3 stages.bgan.trainer.max_epochs=3 "
+        "stages.dbgan.trainer.max_epochs=3"
+    )
 
 
 def test_stage_trainer_keys_the_global_trainer_lacks_are_allowed(tiny_config):
     from realblur_gan.train import check_stage_trainers, stage_trainer_config
 
     cfg = tiny_config("separate", "+stages.dbgan.trainer.max_time=00:00:01:00")
-    trainer_cfg = stage_trainer_config(cfg, "dbgan", overrides=[])
+    trainer_cfg = stage_trainer_config(cfg, "dbgan")
     assert trainer_cfg.max_time == "00:00:01:00" and trainer_cfg.limit_train_batches == 2
-    check_stage_trainers(cfg, stage_order(cfg), overrides=[])  # no error
+    check_stage_trainers(cfg, stage_order(cfg))  # no error
 
 
 def test_unknown_stage_trainer_key_is_refused_before_any_stage_trains(tiny_config):
@@ -269,7 +304,7 @@ def test_unknown_stage_trainer_key_is_refused_before_any_stage_trains(tiny_confi
 
     cfg = tiny_config("separate", "logger=none", "+stages.dbgan.trainer.max_tme=5")
     with pytest.raises(ConfigError, match=r"stages\.dbgan\.trainer\.max_tme"):
-        run(cfg, overrides=[])
+        run(cfg)
     assert not (Path(cfg.paths.output_dir) / "checkpoints").exists()
 
 
@@ -278,24 +313,22 @@ def test_gradient_clipping_with_float16_amp_is_refused(tiny_config):
 
     cfg = tiny_config("joint", "optim.gradient_clip_val=1.0", "trainer.precision=16-mixed")
     with pytest.raises(ConfigError, match=r"gradient_clip_val=1\.0 with trainer\.precision"):
-        validate_config(cfg, overrides=[])
-    validate_config(tiny_config("joint", "optim.gradient_clip_val=1.0"), overrides=[])
+        validate_config(cfg)
+    validate_config(tiny_config("joint", "optim.gradient_clip_val=1.0"))
 
 
 def test_each_stage_logs_its_effective_settings_once(tiny_config, caplog):
     import logging
 
     with caplog.at_level(logging.INFO, logger="realblur_gan.train"):
-        run(
-            tiny_config("joint", "logger=none", "trainer.max_epochs=1"),
-            overrides=["trainer.max_epochs=1"],
-        )
+        run(tiny_config("joint", "logger=none", "stages.joint.trainer.max_epochs=1"))
     lines = [r.getMessage() for r in caplog.records if r.name == "realblur_gan.train"]
     for stage in ("pretrain_bgan", "joint"):
         trainer = [line for line in lines if line.startswith(f"stage {stage}: trainer ")]
         optim = [line for line in lines if line.startswith(f"stage {stage}: optim ")]
-        assert len(trainer) == 1 and "max_epochs=1," in trainer[0], lines
+        assert len(trainer) == 1 and "max_epochs=" in trainer[0], lines
         assert len(optim) == 1 and "generator=AdamW(" in optim[0]
+    assert "max_epochs=1" in next(x for x in lines if x.startswith("stage joint: trainer"))
     assert "lr=0.001" in next(x for x in lines if x.startswith("stage pretrain_bgan: optim"))
 
 
@@ -353,7 +386,7 @@ def test_one_wandb_switch_decides_online_or_offline(
         monkeypatch.setenv("WANDB_MODE", environment)
     cfg = tiny_config("joint", "logger=wandb", *typed)
     assert "offline" not in cfg.logger.wandb and "wandb_online" not in cfg  # no second switch
-    validate_config(cfg, overrides=[])
+    validate_config(cfg)
     (logger,) = _build_loggers(cfg, "joint")
     assert logger._wandb_init["mode"] == mode  # what wandb.init gets, beating WANDB_MODE
     assert not logger._offline  # Lightning's flag would rewrite WANDB_MODE process-wide
@@ -364,12 +397,12 @@ def test_unknown_wandb_mode_is_refused_naming_the_switch(tiny_config, monkeypatc
 
     monkeypatch.delenv("WANDB_MODE", raising=False)
     with pytest.raises(ConfigError, match=r"wandb_mode='onlin': must be one of offline, online"):
-        validate_config(tiny_config("joint", "logger=wandb", "wandb_mode=onlin"), overrides=[])
+        validate_config(tiny_config("joint", "logger=wandb", "wandb_mode=onlin"))
     monkeypatch.setenv("WANDB_MODE", "dryrun")
     with pytest.raises(ConfigError, match=r"wandb_mode='dryrun'.*\$WANDB_MODE"):
-        validate_config(tiny_config("joint", "logger=wandb"), overrides=[])
+        validate_config(tiny_config("joint", "logger=wandb"))
     # Without the W&B logger the switch is not read.
-    validate_config(tiny_config("joint", "logger=csv", "wandb_mode=onlin"), overrides=[])
+    validate_config(tiny_config("joint", "logger=csv", "wandb_mode=onlin"))
 
 
 def test_panels_are_stamped_with_the_batch_counter_of_the_scalars(tiny_config, tmp_path):

@@ -100,14 +100,14 @@ def case_config(
         cfg.data.batch_size = case.batch
         # No earlier stage ran: the nets keep their initialisation, which costs the same.
         cfg.stages[case.stage].init_from = {}
-    validate_config(cfg, typed)
-    check_stage_trainers(cfg, [case.stage], typed)
+    validate_config(cfg)
+    check_stage_trainers(cfg, [case.stage])
     return cfg, typed
 
 
-def variant(cfg: DictConfig, stage: str, typed: Sequence[str]) -> dict[str, Any]:
+def variant(cfg: DictConfig, stage: str) -> dict[str, Any]:
     """The precision and speed switches the stage trains with, and a short name for them."""
-    precision = str(stage_trainer_config(cfg, stage, typed).get("precision", "32-true"))
+    precision = str(stage_trainer_config(cfg, stage).get("precision", "32-true"))
     perf = cfg.get("perf") or {}
     channels_last, compiled = bool(perf.get("channels_last")), bool(perf.get("compile"))
     name = "fp32" if precision in ("32", "32-true") else precision
@@ -120,16 +120,15 @@ def variant(cfg: DictConfig, stage: str, typed: Sequence[str]) -> dict[str, Any]
     }
 
 
-def build_module(cfg: DictConfig, stage: str, typed: Sequence[str]) -> L.LightningModule:
+def build_module(cfg: DictConfig, stage: str) -> L.LightningModule:
     """``build_stage``'s module, its nets initialised from ``cfg.seed`` as a run's first stage."""
     torch.manual_seed(cfg.seed)
-    return build_stage(cfg, stage, overrides=typed)
+    return build_stage(cfg, stage)
 
 
 def stage_trainer(
     cfg: DictConfig,
     stage: str,
-    typed: Sequence[str],
     device: torch.device,
     train_batches: int,
     val_batches: int,
@@ -138,7 +137,7 @@ def stage_trainer(
 ) -> L.Trainer:
     """The stage's Trainer (precision, determinism, logging interval as configured), for one
     epoch of ``train_batches`` then ``val_batches`` validation batches on ``device``."""
-    settings = stage_trainer_config(cfg, stage, typed)
+    settings = stage_trainer_config(cfg, stage)
     with open_dict(settings):
         settings.update(
             accelerator="gpu" if device.type == "cuda" else "cpu",

@@ -138,10 +138,10 @@ def time_case(case: Case, budget: Budget, notes: Notes) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, notes.quiet():
         root = Path(tmp)
         cfg, typed = case_config(case, budget.overrides, root)
-        row.update(variant(cfg, case.stage, typed))
+        row.update(variant(cfg, case.stage))
         row["overrides"] = typed
         try:
-            module = build_module(cfg, case.stage, typed)
+            module = build_module(cfg, case.stage)
             row["module"] = type(module).__name__
             row["target"] = str(cfg.stages[case.stage].module._target_)
             row["nets"] = sorted(getattr(module, "net_configs", {}))
@@ -150,7 +150,6 @@ def time_case(case: Case, budget: Budget, notes: Notes) -> dict[str, Any]:
             trainer = stage_trainer(
                 cfg,
                 case.stage,
-                typed,
                 budget.device,
                 train_batches=timed + budget.profile_steps,
                 val_batches=budget.val_batches,
