@@ -69,8 +69,8 @@ def _scheme_problem(argv: list[str]) -> str | None:
     for arg in argv:
         if arg.startswith("scheme="):
             return f"error: write '+{arg}' (with a plus): scheme is chosen, not overridden"
-        if arg.startswith(("+scheme=", "++scheme=")):
-            return None
+        if arg.startswith(("+scheme=", "++scheme=", "+experiment=", "++experiment=")):
+            return None  # an experiment file names its scheme
     return f"error: no training scheme chosen; run python -m realblur_gan {choices}"
 
 

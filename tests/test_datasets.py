@@ -212,22 +212,47 @@ def test_cached_images_are_decoded_once(tmp_path: Path, monkeypatch) -> None:
     import realblur_gan.data.datasets as datasets
 
     reads = []
-    real_load = datasets.load
-    monkeypatch.setattr(datasets, "load", lambda p, c: reads.append(p) or real_load(p, c))
+    real_read = datasets.read_image
+    monkeypatch.setattr(datasets, "read_image", lambda p: reads.append(p) or real_read(p))
     sharp = image_folder(tmp_path / "sharp", 3)
     real = image_folder(tmp_path / "real", 2, seed=9)
+    pairs = match_pairs(pair_folders(tmp_path / "pairs", 2), "blur", "sharp")
     ds = UnpairedTrainSet(
-        list_images(sharp), list_images(real), 32, synthetic_blur=identity, cache=True
+        list_images(sharp),
+        list_images(real),
+        32,
+        synthetic_blur=identity,
+        cache=True,
+        real_pairs=pairs,
+        real_pairs_ratio=0.5,
     )
-    for _ in range(4):
+    for _ in range(6):
         for i in range(3):
             ds[i]
-    assert len(reads) == len(set(reads)) <= 5
+    assert len(reads) == len(set(reads)) <= 9
     uncached = UnpairedTrainSet(list_images(sharp), list_images(real), 32, synthetic_blur=identity)
     reads.clear()
     for i in range(3):
         uncached[i]
     assert len(reads) == 6  # one sharp and one real image per item
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_the_cache_returns_exactly_what_loading_returns(tmp_path: Path, bits: int) -> None:
+    from realblur_gan.data.datasets import DecodedCache, load
+    from realblur_gan.data.io import write_image
+
+    path = tmp_path / "photo.png"
+    if bits == 8:
+        save(path, noise(20, 24, 3))
+    else:
+        write_image(path, torch.rand(3, 20, 24), bit_depth=16)
+    cache = DecodedCache()
+    for channels in (3, 1, 3):
+        assert torch.equal(cache.load(path, channels), load(path, channels))
+    assert len(cache) == 1
+    stored = next(iter(cache._images.values()))
+    assert stored.dtype == (torch.uint8 if bits == 8 else torch.float32)
 
 
 def test_flips_and_turns_cover_the_eight_symmetries() -> None:
@@ -370,6 +395,57 @@ def test_held_out_split_sizes_disjoint_and_seeded(tmp_path: Path) -> None:
         assert not val_names & {p.name for p in dm.train_set.sharp}
         splits.setdefault(seed, []).append(val_names)
     assert splits[0][0] == splits[0][1] != splits[1][0]
+
+
+def test_several_folders_per_role_are_read_in_turn(tmp_path: Path) -> None:
+    a = image_folder(tmp_path / "a", 4)
+    b = image_folder(tmp_path / "b", 3, seed=20)
+    real = [image_folder(tmp_path / f"real{i}", 2, seed=40 + 10 * i) for i in range(2)]
+    dm = datamodule(tmp_path, sharp_dir=[str(a), b], real_blur_dir=real, val_fraction=0.3)
+    dm.setup()
+    assert len(dm.train_set) + len(dm.val_set) == 7 and len(dm.train_set.real_blur) == 4
+    assert {p.parent.name for p in dm.train_set.sharp} == {"a", "b"}
+    # Held-out names say which folder they came from.
+    names = {dm.val_set[i]["name"] for i in range(len(dm.val_set))}
+    assert all(n.split("/")[0] in ("a", "b") for n in names), names
+
+
+@pytest.mark.parametrize("ratio", [0.0, 0.5, 1.0])
+def test_real_pairs_stand_in_for_a_share_of_the_synthetic_pairs(tmp_path: Path, ratio) -> None:
+    # Synthetic pairs are the identity here and real pairs are 255 - sharp: each item says
+    # where its pair came from.
+    pairs = [pair_folders(tmp_path / f"pairs{i}", 3, seed=100 + 10 * i) for i in range(2)]
+    dm = datamodule(
+        tmp_path,
+        val_dir=pair_folders(tmp_path / "val", 2, seed=300),
+        real_pairs_dir=pairs,
+        real_pairs_ratio=ratio,
+    )
+    dm.setup()
+    assert len(dm.train_set.real_pairs) == 6
+    real_sources = [read_image(p.sharp)[0] for p in dm.train_set.real_pairs]
+    from_real = 0
+    for batch in batches(dm, 4):
+        for sharp, blur in zip(batch["sharp"], batch["blur_syn"], strict=True):
+            if torch.equal(sharp, blur):
+                continue
+            torch.testing.assert_close(blur, 1.0 - sharp, atol=1e-6, rtol=0)
+            assert any(is_crop_of(sharp, source) for source in real_sources)
+            from_real += 1
+    assert from_real == {0.0: 0, 1.0: 8}.get(ratio, from_real)
+    assert ratio != 0.5 or 0 < from_real < 8
+    # A stage that reads no synthetic pairs gets no real pairs either.
+    dm.synthetic_pairs = False
+    assert "blur_syn" not in dm.train_set[0]
+
+
+def test_real_pairs_ratio_without_pairs_is_refused(tmp_path: Path) -> None:
+    from realblur_gan.errors import DataError
+
+    with pytest.raises(DataError, match=r"real_pairs_ratio > 0 needs data\.real_pairs_dir"):
+        datamodule(tmp_path, real_pairs_ratio=0.5)
+    with pytest.raises(DataError, match=r"real_pairs_ratio must be in \[0, 1\]"):
+        datamodule(tmp_path, real_pairs_dir=tmp_path, real_pairs_ratio=1.5)
 
 
 def test_pairs_without_val_dir_hold_out_pairs(tmp_path: Path) -> None:

@@ -37,6 +37,12 @@ GENERATORS: dict[str, Callable[[int], nn.Module]] = {
     "multiscale_unet": lambda c: MultiScaleGenerator(
         c, c, num_scales=2, scale_net=functools.partial(UNet, width=4, depth=1)
     ),
+    "scale_recurrent_unet": lambda c: MultiScaleGenerator(
+        c,
+        c,
+        scale_net=functools.partial(UNet, width=4, depth=1, keep_mean=True),
+        share_weights=True,
+    ),
     "nafnet": lambda c: NAFNet(
         c, c, width=4, enc_blocks=[1, 1], middle_blocks=1, dec_blocks=[1, 1]
     ),
@@ -236,6 +242,47 @@ def test_multiscale_from_hydra_partial() -> None:
     net = instantiate(cfg)
     assert net.stride == 8
     assert net(torch.rand(1, 4, 8, 8)).shape == (1, 3, 8, 8)
+
+
+def test_scale_recurrent_generator_refines_the_coarser_estimate_with_one_net() -> None:
+    unet = functools.partial(UNet, width=4, depth=2)
+    shared = MultiScaleGenerator(scale_net=unet, share_weights=True)
+    (net,) = shared.nets
+    # Every scale's net sees the estimate and its own input: 6 channels, one set of weights.
+    assert net.head[0].in_channels == 6 and shared.stride == 16
+    separate = MultiScaleGenerator(scale_net=unet)
+    assert sum(p.numel() for p in separate.parameters()) > 2.9 * sum(
+        p.numel() for p in shared.parameters()
+    )
+    # A zero residual leaves each scale at its estimate: the coarsest is its own blurry input,
+    # the finer ones the upsampled estimate below (the residual adds to the estimate).
+    net.zero_residual_()
+    x = torch.rand(2, 3, 32, 48)
+    out = shared.forward_pyramid(x)
+    coarse = nn.functional.avg_pool2d(x, 4)
+    torch.testing.assert_close(out[0], coarse)
+    up = nn.functional.interpolate(coarse, scale_factor=2, mode="bilinear", align_corners=False)
+    torch.testing.assert_close(out[1], up)
+    # The full-resolution loss reaches the one net through every scale.
+    net.tail.weight.data.normal_(0, 0.1)
+    shared.zero_grad()
+    shared(x).square().mean().backward()
+    assert net.head[0].weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_keep_mean_keeps_every_channel_mean_of_the_input(training: bool) -> None:
+    torch.manual_seed(0)
+    net = UNet(width=4, depth=2, keep_mean=True, tail_scale=0.1).train(training)
+    x = (0.3 + 0.4 * torch.rand(2, 3, 32, 32)).requires_grad_()  # no clamping in eval mode
+    y = net(x)
+    assert (y - x).abs().mean() > 1e-3  # the net does change the image
+    torch.testing.assert_close(y.mean((2, 3)), x.mean((2, 3)), atol=1e-6, rtol=0)
+    if training:
+        y.square().mean().backward()
+        assert x.grad is not None and net.head[0].weight.grad.abs().sum() > 0
+    with pytest.raises(ArgumentError, match=r"keep_mean=True: needs global_residual=true"):
+        UNet(width=4, depth=2, keep_mean=True, global_residual=False)
 
 
 def _receptive_field(d: PatchGAN, size: int) -> tuple[int, int]:

@@ -463,3 +463,20 @@ def test_user_errors_are_told_apart_by_type_only(tiny_config):
         LowPassL1Loss(factor=0)
     assert _user_error(bug.value) is None
     assert _user_error(FileNotFoundError("/x")) is None
+
+
+def test_an_experiment_file_brings_its_scheme_and_its_settings_win():
+    from hydra import compose, initialize_config_dir
+
+    from realblur_gan.__main__ import _scheme_problem
+    from realblur_gan.config import CONFIG_DIR, validate_config
+
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=["+experiment=packaged", "data_root=d"])
+    assert cfg.scheme_name == "joint" and stage_order(cfg) == ["pretrain_bgan", "joint"]
+    # Its stage values beat the scheme's, wherever `+experiment` stands on the line.
+    assert cfg.stages.joint.module.synthetic_ratio == 0.5
+    assert cfg.stages.joint.trainer.max_epochs == 36
+    assert cfg.model.dbgan_g.share_weights and cfg.data.sharp_dir[0] == "d/natural/CBSD432"
+    validate_config(cfg)  # every net takes the 256 px crop
+    assert _scheme_problem(["+experiment=packaged"]) is None

@@ -7,7 +7,12 @@ Sources of the training items ``{"sharp", "blur_syn", "blur_real"}``:
   ``blur/x.png`` + ``sharp/x.png``, also nested as GoPro's ``<seq>/blur`` + ``<seq>/sharp``) or
   pix2pix AB images (``pairs_format=ab``, blur on the ``ab_blur_side`` half, as written by
   ``python -m data_tools.ab concat BLUR SHARP OUT``);
-- ``blur_real``: real blurry photos (``real_blur_dir``), drawn independently of the sharp ones.
+- ``blur_real``: real blurry photos (``real_blur_dir``), drawn independently of the sharp ones;
+- optionally, real pairs (``real_pairs_dir``: e.g. GoPro-style frame averages and their middle
+  frames) standing in for a ``real_pairs_ratio`` share of the on-the-fly synthetic pairs.
+
+``sharp_dir``, ``real_blur_dir`` and ``real_pairs_dir`` each take one folder or a list of them
+(diverse content from several sets: ``data.sharp_dir=[photos/a,photos/b]``).
 
 Validation items ``{"blur", "sharp", "name"}`` come from ``val_dir`` (same formats), or from a
 seeded held-out share of the training source: held-out sharp photos blurred once with
@@ -17,6 +22,7 @@ seeded held-out share of the training source: held-out sharp photos blurred once
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -116,12 +122,41 @@ def ab_pairs(root: Path, blur_side: str = "left") -> list[PairFile]:
     ]
 
 
-def find_images(folder: Path, option: str) -> list[Path]:
-    """:func:`list_images`, its error prefixed with the config option that named the folder."""
-    try:
-        return list_images(folder)
-    except ImageFolderError as err:
-        raise ImageFolderError(f"data.{option}: {err}") from None
+Folders = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
+
+
+def as_folders(value: Folders | None) -> Path | list[Path] | None:
+    """One folder as a ``Path``, several (a list, also Hydra's) as a list of ``Path``."""
+    if value is None:
+        return None
+    if isinstance(value, str | os.PathLike):
+        return Path(value)
+    return [Path(v) for v in value]
+
+
+def _each(folders: Path | list[Path]) -> list[Path]:
+    return folders if isinstance(folders, list) else [folders]
+
+
+def find_images(folders: Path | list[Path], option: str) -> list[Path]:
+    """:func:`list_images` of one folder or several in turn, an error prefixed with the config
+    option that named the folder."""
+    found: list[Path] = []
+    for folder in _each(folders):
+        try:
+            found += list_images(folder)
+        except ImageFolderError as err:
+            raise ImageFolderError(f"data.{option}: {err}") from None
+    return found
+
+
+def relative_name(path: Path, folders: Path | list[Path]) -> str:
+    """``path`` relative to the folder of ``folders`` that holds it (its name in tables)."""
+    for folder in _each(folders):
+        if path.is_relative_to(folder):
+            name = path.relative_to(folder).as_posix()
+            return name if isinstance(folders, Path) else f"{folder.name}/{name}"
+    return path.name
 
 
 def check_files(
@@ -189,9 +224,10 @@ class BlurDataModule(L.LightningDataModule):
     """Sharp photos or pre-made pairs + unpaired real-blur photos + a paired validation set.
 
     Args:
-        sharp_dir: Sharp photos, blurred on the fly by ``synthetic_blur``; None when
-            ``pairs_dir`` gives the synthetic pairs.
-        real_blur_dir: Real blurry photos, NOT paired with the sharp ones (required).
+        sharp_dir: Sharp photos (a folder or a list of folders), blurred on the fly by
+            ``synthetic_blur``; None when ``pairs_dir`` gives the synthetic pairs.
+        real_blur_dir: Real blurry photos, NOT paired with the sharp ones (a folder or a list;
+            required).
         val_dir: Paired validation data (format ``val_format``); None holds out
             ``val_fraction`` of the training source (sharp photos are blurred with ``val_blur``).
         pairs_dir: Pre-made synthetic pairs (format ``pairs_format``) instead of ``sharp_dir``.
@@ -222,6 +258,10 @@ class BlurDataModule(L.LightningDataModule):
             hanging (workers > 0 only).
         pin_memory: Page-locked batches, for faster copies to a GPU.
         cache_images: Keep decoded training images in memory (small datasets, e.g. the demo).
+        real_pairs_dir: Real blurry/sharp pairs (paired folders as ``pair_folders`` names them,
+            a folder or a list) that stand in for ``real_pairs_ratio`` of the synthetic pairs.
+        real_pairs_ratio: Share of the training items whose ``blur_syn``/``sharp`` come from a
+            random real pair instead of the item's synthetic pair.
 
     Shape:
         - training batch: ``sharp``, ``blur_syn``, ``blur_real`` :math:`(B, C, S, S)`
@@ -256,6 +296,8 @@ class BlurDataModule(L.LightningDataModule):
         timeout: float = 120.0,
         pin_memory: bool = False,
         cache_images: bool = False,
+        real_pairs_dir: Folders | None = None,
+        real_pairs_ratio: float = 0.0,
     ) -> None:
         super().__init__()
         # Option errors surface here, when Hydra instantiates the module, not epochs later.
@@ -282,8 +324,14 @@ class BlurDataModule(L.LightningDataModule):
             raise DataError(f"data.resize ({resize}) must be at least data.crop_size ({crop_size})")
         if not 0.0 < val_fraction < 1.0:
             raise DataError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
-        self.sharp_dir = None if sharp_dir is None else Path(sharp_dir)
-        self.real_blur_dir = Path(real_blur_dir)
+        if not 0.0 <= real_pairs_ratio <= 1.0:
+            raise DataError(f"data.real_pairs_ratio must be in [0, 1], got {real_pairs_ratio}")
+        if real_pairs_ratio > 0.0 and real_pairs_dir is None:
+            raise DataError("data.real_pairs_ratio > 0 needs data.real_pairs_dir (paired folders)")
+        self.sharp_dir = as_folders(sharp_dir)
+        self.real_blur_dir = as_folders(real_blur_dir)
+        self.real_pairs_dir = as_folders(real_pairs_dir)
+        self.real_pairs_ratio = float(real_pairs_ratio)
         self.val_dir = None if val_dir is None else Path(val_dir)
         self.pairs_dir = None if pairs_dir is None else Path(pairs_dir)
         self.synthetic_blur = synthetic_blur
@@ -316,13 +364,17 @@ class BlurDataModule(L.LightningDataModule):
     # Setup
     # ----------------------------------------------------------------------------------------------
 
-    def _pairs(self, root: Path, fmt: str, option: str) -> list[PairFile]:
-        try:
-            if fmt == "ab":
-                return ab_pairs(root, self.ab_blur_side)
-            return match_pairs(root, *self.pair_folders)
-        except ImageFolderError as err:
-            raise ImageFolderError(f"data.{option}: {err}") from None
+    def _pairs(self, roots: Path | list[Path], fmt: str, option: str) -> list[PairFile]:
+        pairs: list[PairFile] = []
+        for root in _each(roots):
+            try:
+                if fmt == "ab":
+                    pairs += ab_pairs(root, self.ab_blur_side)
+                else:
+                    pairs += match_pairs(root, *self.pair_folders)
+            except ImageFolderError as err:
+                raise ImageFolderError(f"data.{option}: {err}") from None
+        return pairs
 
     @property
     def synthetic_pairs(self) -> bool:
@@ -368,6 +420,12 @@ class BlurDataModule(L.LightningDataModule):
             resize=self.resize,
             small_images=self.small_images,
             cache=self.cache_images,
+            real_pairs=(
+                None
+                if self.real_pairs_dir is None
+                else self._pairs(self.real_pairs_dir, "folders", "real_pairs_dir")
+            ),
+            real_pairs_ratio=self.real_pairs_ratio,
         )
         self.train_set.synthetic = self._synthetic_pairs
         if len(self.train_set) < self.batch_size:
@@ -506,7 +564,7 @@ class BlurDataModule(L.LightningDataModule):
             image = load(path, self.channels)
             sharp = crop_pair(image, image, self.val_crop_size)["sharp"]
             blur = self.val_blur(sharp, generator=gen).clamp(0.0, 1.0)
-            return blur, sharp, path.relative_to(self.sharp_dir).as_posix()
+            return blur, sharp, relative_name(path, self.sharp_dir)
 
         train, held_out = self._hold_out(paths, self.sharp_dir, accept)
         blur, sharp, names = (list(x) for x in zip(*held_out, strict=True))

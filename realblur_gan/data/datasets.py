@@ -96,7 +96,38 @@ def load(path: Path, channels: int) -> torch.Tensor:
     return to_channels(image, channels)
 
 
-def read_pair(pair: PairFile, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
+class DecodedCache:
+    """Decoded images kept in memory after their first read, for datasets read many times.
+
+    8-bit images (nearly all photos) are kept as uint8, a quarter of float32's memory, and
+    turned back into exactly the floats :func:`load` returns (``k / 255``); deeper ones are kept
+    as float32. A cache belongs to one process: each loader worker fills its own.
+    """
+
+    def __init__(self) -> None:
+        self._images: dict[Path, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self._images)
+
+    def load(self, path: Path, channels: int) -> torch.Tensor:
+        """:func:`load`, decoding ``path`` only the first time.
+
+        Shape:
+            - output: :math:`(channels, H, W)`
+        """
+        stored = self._images.get(path)
+        if stored is None:
+            image, info = read_image(path)
+            stored = image.mul(255.0).round_().to(torch.uint8) if info.bit_depth <= 8 else image
+            self._images[path] = stored
+        image = stored.float().div_(255.0) if stored.dtype == torch.uint8 else stored
+        return to_channels(image, channels)
+
+
+def read_pair(
+    pair: PairFile, channels: int, cache: DecodedCache | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Read a pair as ``(blur, sharp)``, from two files or from the halves of an AB image.
 
     Raises:
@@ -106,8 +137,9 @@ def read_pair(pair: PairFile, channels: int) -> tuple[torch.Tensor, torch.Tensor
     Shape:
         - output: two :math:`(channels, H, W)` tensors of the same size.
     """
+    read = load if cache is None else cache.load
     if pair.sharp is None:
-        ab = load(pair.blur, channels)
+        ab = read(pair.blur, channels)
         width = ab.shape[-1]
         if width % 2:
             raise BadItemError(
@@ -116,7 +148,7 @@ def read_pair(pair: PairFile, channels: int) -> tuple[torch.Tensor, torch.Tensor
             )
         left, right = ab[..., : width // 2], ab[..., width // 2 :]
         return (left, right) if pair.blur_side == "left" else (right, left)
-    blur, sharp = load(pair.blur, channels), load(pair.sharp, channels)
+    blur, sharp = read(pair.blur, channels), read(pair.sharp, channels)
     if blur.shape != sharp.shape:
         raise BadItemError(
             f"{pair.blur}: size {tuple(blur.shape[1:])} differs from its sharp partner "
@@ -332,6 +364,9 @@ class UnpairedTrainSet(Dataset):
             "skip" (replaced by the next usable item, with a warning).
         cache: Keep every decoded image in memory after its first use (small datasets such as
             the demo's: decoding is then paid once, not once per crop).
+        real_pairs: Real (blur, sharp) pairs, e.g. frame averages and their middle frames.
+        real_pairs_ratio: Share of the items whose synthetic pair is replaced by a crop of a
+            random real pair (when ``synthetic`` is on).
 
     Attributes:
         synthetic: Whether items carry ``blur_syn``. A stage that never reads the synthetic
@@ -354,6 +389,8 @@ class UnpairedTrainSet(Dataset):
         resize: int | None = None,
         small_images: SmallImages = "pad",
         cache: bool = False,
+        real_pairs: Sequence[PairFile | tuple[Path, Path]] | None = None,
+        real_pairs_ratio: float = 0.0,
     ) -> None:
         if pairs is None and (synthetic_blur is None or not sharp):
             raise DataError("UnpairedTrainSet needs sharp images with synthetic_blur, or pairs")
@@ -368,6 +405,10 @@ class UnpairedTrainSet(Dataset):
         self.sharp = list(sharp or [])
         self.real_blur = list(real_blur)
         self.pairs = None if pairs is None else [as_pair(p) for p in pairs]
+        self.real_pairs = [as_pair(p) for p in real_pairs or []]
+        if real_pairs_ratio > 0.0 and not self.real_pairs:
+            raise DataError("real_pairs_ratio > 0 needs at least one real pair")
+        self.real_pairs_ratio = float(real_pairs_ratio)
         self.crop_size = crop_size
         self.synthetic_blur = synthetic_blur
         self.channels = channels
@@ -376,12 +417,13 @@ class UnpairedTrainSet(Dataset):
         self.resize = resize
         self.small_images = small_images
         self.synthetic = True
-        self._cache: dict[Path, torch.Tensor] | None = {} if cache else None
+        self._cache = DecodedCache() if cache else None
         kernel = getattr(synthetic_blur, "kernel_size", (0, 0))
         kernel = (kernel,) if isinstance(kernel, int) else kernel
         self.margin = int(max(kernel)) // 2 if self.pairs is None else 0
         self._skip_items = SkipBad(len(self), "training image" if pairs is None else "pair")
         self._skip_real = SkipBad(len(self.real_blur), "real blurry photo")
+        self._skip_real_pairs = SkipBad(len(self.real_pairs), "real pair")
 
     def __len__(self) -> int:
         return len(self.pairs) if self.pairs is not None else len(self.sharp)
@@ -399,17 +441,23 @@ class UnpairedTrainSet(Dataset):
         return [pad_to(im, size, size) for im in images]
 
     def _paired(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        pair = self.pairs[index]
-        blur, sharp = self._fit(list(read_pair(pair, self.channels)), pair.blur, self.crop_size)
+        return self._crop_pair(self.pairs[index])
+
+    def _real_pair(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._crop_pair(self.real_pairs[index])
+
+    def _crop_pair(self, pair: PairFile) -> tuple[torch.Tensor, torch.Tensor]:
+        blur, sharp = read_pair(pair, self.channels, self._cache)
+        blur, sharp = self._fit([blur, sharp], pair.blur, self.crop_size)
         sharp, blur = random_crop([sharp, blur], self.crop_size)
         return sharp, blur
 
     def _load(self, path: Path) -> torch.Tensor:
-        if self._cache is None:
-            return load(path, self.channels)
-        if path not in self._cache:
-            self._cache[path] = load(path, self.channels)
-        return self._cache[path]
+        return (
+            load(path, self.channels)
+            if self._cache is None
+            else self._cache.load(path, self.channels)
+        )
 
     def _synthesised(self, index: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         path = self.sharp[index]
@@ -429,9 +477,19 @@ class UnpairedTrainSet(Dataset):
         return random_crop([real], self.crop_size)[0]
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        sharp, blur_syn = self._skip_items(
-            index, self._paired if self.pairs is not None else self._synthesised
+        # No draw without real pairs: the random stream of other configs stays as it was.
+        use_real_pair = (
+            self.real_pairs_ratio > 0.0
+            and self.synthetic
+            and float(torch.rand(())) < self.real_pairs_ratio
         )
+        if use_real_pair:
+            start = int(torch.randint(0, len(self.real_pairs), ()))
+            sharp, blur_syn = self._skip_real_pairs(start, self._real_pair)
+        else:
+            sharp, blur_syn = self._skip_items(
+                index, self._paired if self.pairs is not None else self._synthesised
+            )
         real = self._skip_real(int(torch.randint(0, len(self.real_blur), ())), self._real)
         pair = [sharp] if blur_syn is None else [sharp, blur_syn]
         pair = random_flip_rotate(pair, self.flip, self.rotate)

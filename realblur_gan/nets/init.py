@@ -159,7 +159,9 @@ def check_multiple(x: Tensor, stride: int, name: str) -> None:
         )
 
 
-def residual_output(x: Tensor, residual: Tensor, global_residual: bool, training: bool) -> Tensor:
+def residual_output(
+    x: Tensor, residual: Tensor, global_residual: bool, training: bool, keep_mean: bool = False
+) -> Tensor:
     """Turn a generator body's last activation into a [0, 1]-range image.
 
     With a global residual the output is ``x[:, :C_out] + residual``: the body only learns the
@@ -168,11 +170,16 @@ def residual_output(x: Tensor, residual: Tensor, global_residual: bool, training
     gradient of every pixel that overshoots. Without a global residual the body's output goes
     through a sigmoid (pix2pix's ``tanh`` rescaled to [0, 1]).
 
+    With ``keep_mean`` each channel's residual has its mean over the image removed, so the
+    output keeps the input's channel means: a blur kernel sums to one and leaves them as they
+    were, so deblurring must not move them either (no tone or colour shift, by construction).
+
     Args:
         x: the generator input (image channels first, extra channels such as noise last).
         residual: the body's last activation.
         global_residual: add the input image or not.
         training: the calling module's ``training`` flag.
+        keep_mean: remove the residual's per-channel mean (global residual only).
 
     Returns:
         The generated image.
@@ -184,5 +191,7 @@ def residual_output(x: Tensor, residual: Tensor, global_residual: bool, training
     """
     if not global_residual:
         return torch.sigmoid(residual)
+    if keep_mean:
+        residual = residual - residual.mean(dim=(2, 3), keepdim=True)
     out = x[:, : residual.shape[1]] + residual
     return out if training else out.clamp(0.0, 1.0)

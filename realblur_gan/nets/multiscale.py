@@ -30,12 +30,19 @@ class MultiScaleGenerator(nn.Module):
     Hydra config pass a ``_partial_: true`` node, e.g. a :class:`ResNetGenerator` or a
     :class:`~realblur_gan.nets.unet.UNet` with its other arguments filled in.
 
+    With ``share_weights`` one network serves every scale (scale-recurrent, as SRN-DeblurNet):
+    each scale's network sees the upsampled estimate of the scale below *first*, then its own
+    input, so its global residual refines that estimate; the coarsest scale's estimate is its
+    own blurry input. Every training crop then teaches the same weights blur at three sizes
+    (a 60 px blur is 15 px at the coarsest scale), and the parameters do not grow with scales.
+
     Args:
         in_channels: input channels (image first, then any extra maps such as noise).
         out_channels: output image channels.
         num_scales: number of scales (DeepDeblur: 3, i.e. 1/4, 1/2, 1).
         scale_net: factory for one scale's network; default a 64-wide, 6-block
             :class:`ResNetGenerator` per scale.
+        share_weights: one network for every scale (see above).
 
     Shape:
         - Input: :math:`(B, C_{in}, H, W)` in [0, 1], H, W multiples of ``stride``
@@ -54,23 +61,29 @@ class MultiScaleGenerator(nn.Module):
         out_channels: int = 3,
         num_scales: int = 3,
         scale_net: Callable[..., nn.Module] | None = None,
+        share_weights: bool = False,
     ) -> None:
         super().__init__()
         if num_scales < 1:
             raise ArgumentError("num_scales", num_scales, "must be >= 1")
         if scale_net is None:
             scale_net = functools.partial(ResNetGenerator, width=64, n_blocks=6)
+        self.num_scales = num_scales
+        self.share_weights = share_weights
         self.nets = nn.ModuleList(
             build_inner(
                 scale_net,
                 "scale_net",
-                in_channels=in_channels if i == 0 else in_channels + out_channels,
+                in_channels=in_channels
+                if i == 0 and not share_weights
+                else in_channels + out_channels,
                 out_channels=out_channels,
             )
-            for i in range(num_scales)
+            for i in range(1 if share_weights else num_scales)
         )
         inner = max(getattr(net, "stride", 1) for net in self.nets)
         self.stride = 2 ** (num_scales - 1) * inner
+        self.out_channels = out_channels
 
     def forward_pyramid(self, x: Tensor) -> list[Tensor]:
         """Run every scale and return all outputs, coarsest first.
@@ -86,17 +99,23 @@ class MultiScaleGenerator(nn.Module):
             - output: list of :math:`(B, C_{out}, H / 2^{n-1-s}, W / 2^{n-1-s})`
         """
         check_multiple(x, self.stride, type(self).__name__)
-        n = len(self.nets)
+        n = self.num_scales
         outputs: list[Tensor] = []
-        for s, net in enumerate(self.nets):
+        for s in range(n):
             factor = 2 ** (n - 1 - s)
             x_s = F.avg_pool2d(x, factor) if factor > 1 else x
+            coarse = None
             if outputs:
                 coarse = F.interpolate(
                     outputs[-1], size=x_s.shape[-2:], mode="bilinear", align_corners=False
                 )
-                x_s = torch.cat([x_s, coarse], dim=1)
-            outputs.append(net(x_s))
+            if self.share_weights:
+                # The estimate first: the shared net's global residual refines it.
+                estimate = x_s[:, : self.out_channels] if coarse is None else coarse
+                outputs.append(self.nets[0](torch.cat([estimate, x_s], dim=1)))
+            else:
+                inp = x_s if coarse is None else torch.cat([x_s, coarse], dim=1)
+                outputs.append(self.nets[s](inp))
         return outputs
 
     def forward(self, x: Tensor) -> Tensor:

@@ -83,6 +83,8 @@ class UNet(ResidualGenerator):
             ``"kaiming"``; see :func:`~realblur_gan.nets.init.generator_init`.
         tail_scale: factor on the He-initialised output conv (how far from the identity a
             residual net starts).
+        keep_mean: keep the input's channel means (the residual's mean is removed; see
+            :func:`~realblur_gan.nets.init.residual_output`).
 
     Shape:
         - Input: :math:`(B, C_{in}, H, W)` in [0, 1], with H, W multiples of ``stride``
@@ -107,9 +109,13 @@ class UNet(ResidualGenerator):
         global_residual: bool = True,
         init: str = "auto",
         tail_scale: float = 0.01,
+        keep_mean: bool = False,
     ) -> None:
         super().__init__()
         check_residual_channels(global_residual, in_channels, out_channels)
+        if keep_mean and not global_residual:
+            raise ArgumentError("keep_mean", keep_mean, "needs global_residual=true")
+        self.keep_mean = keep_mean
         if depth < 1:
             raise ArgumentError("depth", depth, "must be >= 1")
         if width < 1:
@@ -147,4 +153,5 @@ class UNet(ResidualGenerator):
         skips.pop()
         for up in self.ups:
             feat = up(feat, skips.pop())
-        return residual_output(x, self.tail(feat), self.global_residual, self.training)
+        residual = self.tail(feat)
+        return residual_output(x, residual, self.global_residual, self.training, self.keep_mean)
