@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from realblur_gan.errors import UserError
+from realblur_gan.ownership import unique_temp
 
 logger = logging.getLogger(__name__)
 
@@ -471,7 +472,7 @@ def write_image(
     hwc = (x * scale).round().permute(1, 2, 0).numpy().astype(dtype)
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    tmp = unique_temp(path)  # per process: two writers of one target never share it
     try:
         if fmt == "TIFF" and bits == 16:
             import tifffile
