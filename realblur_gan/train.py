@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import time
 import warnings
 from collections.abc import Sequence
@@ -28,6 +29,7 @@ from realblur_gan.config import (
     validate_config,
 )
 from realblur_gan.errors import UserError
+from realblur_gan.ownership import FolderLock, claim_folder
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +84,29 @@ def run(cfg: DictConfig, overrides: Sequence[str] | None = None) -> RunResult:
     out_dir = resume_dir(cfg) if cfg.resume else Path(cfg.paths.output_dir)
     with open_dict(cfg):
         cfg.paths.output_dir = str(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    owner = _claim_run_dir(out_dir, bool(cfg.resume))
+    try:
+        return _run_stages(cfg, out_dir, start_time, overrides)
+    finally:
+        if owner is not None:
+            owner.release()
+
+
+def _claim_run_dir(out_dir: Path, resuming: bool) -> FolderLock | None:
+    """Lock the run dir for this run (rank 0 only: DDP's other ranks share it with rank 0)."""
+    if any(int(os.environ.get(v, "0") or 0) > 0 for v in ("RANK", "LOCAL_RANK", "NODE_RANK")):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return None
+    if resuming:
+        fix = "resume another run"
+    else:
+        fix = "pass another folder as hydra.run.dir=... (the default is new for every launch)"
+    return claim_folder(out_dir, "run dir", fix)
+
+
+def _run_stages(
+    cfg: DictConfig, out_dir: Path, start_time: float, overrides: Sequence[str] | None
+) -> RunResult:
     OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
     L.seed_everything(cfg.seed, workers=True)
 
