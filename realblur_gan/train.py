@@ -7,6 +7,7 @@ import logging
 import os
 import time
 import warnings
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,6 +105,16 @@ def _claim_run_dir(out_dir: Path, resuming: bool) -> FolderLock | None:
     return claim_folder(out_dir, "run dir", fix)
 
 
+def stage_seed(seed: int, stage: str) -> int:
+    """The seed a stage starts from: a function of the run's seed and the stage's name only.
+
+    Every stage is seeded afresh, so its random draws (net initialisation, BGAN's noise, the
+    synthetic mix) never depend on what the stages before it drew: a run resumed after a kill
+    between two stages, or started at a later stage, continues exactly as an uninterrupted one.
+    """
+    return (seed * 0x9E3779B1 + zlib.crc32(stage.encode())) % 2**32
+
+
 def _run_stages(
     cfg: DictConfig, out_dir: Path, start_time: float, overrides: Sequence[str] | None
 ) -> RunResult:
@@ -127,6 +138,7 @@ def _run_stages(
             result.checkpoints[name] = stage_dir / "last.ckpt"
             continue
         is_last = index == len(order) - 1
+        L.seed_everything(stage_seed(cfg.seed, name), workers=True, verbose=False)
         _run_stage(cfg, name, stage_dir, datamodule, result, is_last, overrides)
 
     result.seconds = time.perf_counter() - start_time
