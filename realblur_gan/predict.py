@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import logging
 import os
@@ -39,10 +40,10 @@ from realblur_gan.errors import (
     cli_logging,
     debug_requested,
     error_text,
-    writable_dir,
 )
 from realblur_gan.generator_options import add_generator_options, generator_from_options
 from realblur_gan.inference import DEFAULT_OVERLAP, DEFAULT_TILE, deblur_image, pick_device
+from realblur_gan.ownership import claim_folder
 
 logger = logging.getLogger(__name__)
 
@@ -276,6 +277,11 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (``realblur-deblur``); returns the exit status."""
     args = build_parser().parse_args(argv)
     cli_logging(args.verbose)
+    with contextlib.ExitStack() as owned:  # holds the --out lock until every return
+        return _main(args, owned)
+
+
+def _main(args: argparse.Namespace, owned: contextlib.ExitStack) -> int:
     suffix = None
     if args.ext:
         suffix = args.ext if args.ext.startswith(".") else f".{args.ext}"
@@ -296,7 +302,8 @@ def main(argv: list[str] | None = None) -> int:
         if checkpoint is not None and args.checkpoint is not None:
             raise InputError(f"{checkpoint}: pass the checkpoint once, as --checkpoint")
         jobs = resolve_inputs(inputs)
-        writable_dir(args.out)  # before any model is loaded or image deblurred
+        # Before any model is loaded or image deblurred; one writer per --out.
+        owned.enter_context(claim_folder(args.out, "--out", "pass another --out"))
         net = generator_from_options(args, checkpoint).to(device)
     except (UserError, ValueError) as err:
         if debug_requested(args.debug):
