@@ -172,11 +172,19 @@ def predict_files(
         target = out_dir / rel
         if suffix is not None:
             target = target.with_suffix(suffix)
+        elif target.suffix.lower() not in IMAGE_EXTENSIONS:
+            target = target.with_suffix(".png")  # a format read but not written (GIF, ...)
         if target.exists() and not overwrite:
             report.existing += 1
             continue
         try:
             image, info = read_image(source)
+            if info.frames > 1:
+                raise ImageReadError(
+                    f"{source}: holds {info.frames} images (an animation or a multi-page file) "
+                    "and realblur-deblur restores one image per file; save each frame as its "
+                    "own image first (e.g. `magick FILE frame-%03d.png`) and pass those"
+                )
             restored = deblur_image(
                 net, image[None], tile, overlap, bf16=bf16, self_ensemble=self_ensemble
             )
@@ -192,6 +200,10 @@ def predict_files(
             continue
         try:
             write_image(target, restored[0], info)
+        except ValueError as err:  # this image in this format (not the output side): go on
+            logger.warning("skipped: %s", err)
+            report.failed.append(f"{source}: {err}")
+            continue
         except OSError as err:
             # The output side is broken (full, read-only, gone): every further image would fail
             # the same way, so stop and say it once.
