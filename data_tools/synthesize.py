@@ -37,6 +37,7 @@ from data_tools._common import (
 )
 from realblur_gan.blur import RealisticBlur, SimpleBlur
 from realblur_gan.data.io import ImageFolderError, list_images, read_image, write_image
+from realblur_gan.ownership import unique_temp
 
 
 @dataclass(frozen=True)
@@ -96,9 +97,13 @@ def prepare(image: torch.Tensor, resize: int | None, crop: int | None) -> torch.
 def save_kernel(path: Path, kernel: torch.Tensor) -> None:
     if path.suffix == ".npy":
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.partial.npy")
-        np.save(tmp, kernel.numpy().astype(np.float32))
-        tmp.replace(path)
+        tmp = unique_temp(path)
+        try:
+            with open(tmp, "wb") as handle:  # a handle: np.save would add ".npy" to the name
+                np.save(handle, kernel.numpy().astype(np.float32))
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
     else:
         # Scaled to its peak so the stroke is visible; the exact weights are in the .npy form.
         write_image(path, (kernel / kernel.max().clamp_min(1e-12))[None], bit_depth=16)

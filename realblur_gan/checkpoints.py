@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import pickle
-import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ from realblur_gan.net_configs import (
     config_channels,
     read_net_config,
 )
+from realblur_gan.ownership import unique_temp
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes | memoryview) -
             file is removed and ``path`` is untouched.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
+    tmp = unique_temp(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "xb") as handle:

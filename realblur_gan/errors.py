@@ -30,7 +30,27 @@ _DEBUG_VARIABLES = ("HYDRA_FULL_ERROR", "REALBLUR_GAN_DEBUG")
 
 
 class UserError(Exception):
-    """A problem the user can fix; the message names the file or key and how to fix it."""
+    """A problem the user can fix; the message names the file or key and how to fix it.
+
+    Raised in a DataLoader worker, it reaches the main process rebuilt from a message that
+    holds the worker's whole traceback; the message is cut back to the original one line.
+    """
+
+    def __init__(self, *args: Any) -> None:
+        if len(args) == 1 and isinstance(args[0], str):
+            args = (_from_worker(args[0], type(self)),)
+        super().__init__(*args)
+
+
+def _from_worker(message: str, kind: type) -> str:
+    """The original message inside torch's ``Caught X in DataLoader worker process N.`` text."""
+    if not message.startswith("Caught ") or "\nOriginal Traceback" not in message:
+        return message
+    for marker in (f"{kind.__module__}.{kind.__qualname__}: ", f"{kind.__name__}: "):
+        at = message.rfind("\n" + marker)
+        if at >= 0:
+            return message[at + 1 + len(marker) :].rstrip()
+    return message
 
 
 class DataError(UserError, ValueError):

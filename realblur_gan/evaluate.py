@@ -24,6 +24,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import functools
 import logging
@@ -62,11 +63,11 @@ from realblur_gan.errors import (
     cli_logging,
     debug_requested,
     error_text,
-    writable_dir,
 )
 from realblur_gan.generator_options import add_generator_options, generator_from_options
 from realblur_gan.inference import DEFAULT_OVERLAP, DEFAULT_TILE, deblur_image, pick_device
 from realblur_gan.metrics import best_shift, crop_border, psnr, rgb_to_y, shift_overlap, ssim
+from realblur_gan.ownership import claim_folder
 
 logger = logging.getLogger(__name__)
 
@@ -552,11 +553,17 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (``realblur-evaluate``); returns the exit status."""
     args = build_parser().parse_args(argv)
     cli_logging(args.verbose)
+    with contextlib.ExitStack() as owned:  # holds the --out lock until every return
+        return _main(args, owned)
+
+
+def _main(args: argparse.Namespace, owned: contextlib.ExitStack) -> int:
     options = ScoreOptions(args.shift, args.crop_border, args.y_channel)
     try:
         if args.shift < 0 or args.crop_border < 0:
             raise EvaluationError("--shift and --crop-border must be >= 0")
-        writable_dir(args.out)  # before scoring: the scores must have somewhere to go
+        # Before scoring: the scores must have somewhere to go, and one writer per --out.
+        owned.enter_context(claim_folder(args.out, "--out", "pass another --out"))
         device = pick_device(args.device)
         methods: list[Method] = []
         if args.restored is not None:

@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -33,10 +34,10 @@ from realblur_gan.errors import (
     cli_logging,
     debug_requested,
     error_text,
-    writable_dir,
 )
 from realblur_gan.generator_options import add_generator_options, generator_from_options
 from realblur_gan.inference import net_channels
+from realblur_gan.ownership import claim_folder, unique_temp
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,18 @@ ONNX_TOLERANCE = 1e-4
 
 class ExportError(RuntimeError):
     """The export could not be written or does not reproduce PyTorch's output."""
+
+
+class ExportWriteError(UserError, OSError):
+    """An export file could not be written (full disk, read-only); none was left behind."""
+
+
+def _write_failed(out_dir: Path, names: str, err: Exception) -> ExportWriteError:
+    reason = getattr(err, "strerror", None) or " ".join(str(err).split())
+    return ExportWriteError(
+        f"{out_dir}: cannot write {names} ({reason}); nothing was left there: free disk space "
+        "or pass another --out"
+    )
 
 
 def export_safetensors(
@@ -66,6 +79,7 @@ def export_safetensors(
     Returns:
         The weights and config paths.
     """
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     out_dir = Path(out_dir)
@@ -74,9 +88,20 @@ def export_safetensors(
     # safetensors refuses views into shared storage; contiguous copies are independent tensors.
     state = {k: v.detach().cpu().contiguous().clone() for k, v in net.state_dict().items()}
     weights = out_dir / f"{name}.safetensors"
-    save_file(state, str(weights), metadata={"net_config": text, "net": name, "format": "pt"})
     sidecar = out_dir / f"{name}.json"
-    sidecar.write_text(text + "\n")
+    # Both written under temporary names first: a full disk leaves neither file half-written.
+    temps = (unique_temp(weights), unique_temp(sidecar))
+    try:
+        metadata = {"net_config": text, "net": name, "format": "pt"}
+        save_file(state, str(temps[0]), metadata=metadata)
+        temps[1].write_text(text + "\n")
+        os.replace(temps[0], weights)
+        os.replace(temps[1], sidecar)
+    except (OSError, SafetensorError) as err:
+        raise _write_failed(out_dir, f"{weights.name} and {sidecar.name}", err) from None
+    finally:
+        for temp in temps:
+            temp.unlink(missing_ok=True)
     return weights, sidecar
 
 
@@ -97,15 +122,33 @@ def export_onnx(
     Returns:
         The written path.
 
+    Raises:
+        ExportWriteError: The file cannot be written; nothing is left at ``path``.
+
     Shape:
         - image: :math:`(B, C, H, W)` in [0, 1], H and W multiples of the net's stride
         - restored: :math:`(B, C, H, W)`
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    temp = unique_temp(path)
+    try:
+        _export_onnx(net, temp, size, opset)
+        os.replace(temp, path)
+    except OSError as err:
+        raise _write_failed(path.parent, path.name, err) from None
+    finally:
+        temp.unlink(missing_ok=True)
+    return path
+
+
+def _export_onnx(net: nn.Module, path: Path, size: int | None, opset: int) -> None:
     stride = int(getattr(net, "stride", 1))
     size = size or 8 * max(stride, 4)
-    example = torch.rand(1, net_channels(net), size, size)
+    # Any values trace the same graph; a seeded example keeps the export reproducible.
+    example = torch.rand(
+        1, net_channels(net), size, size, generator=torch.Generator().manual_seed(0)
+    )
     axes = {0: "batch", 2: "height", 3: "width"}
     with warnings.catch_warnings():
         # The size checks inside the nets become constants in the trace: that is intended.
@@ -128,7 +171,6 @@ def export_onnx(
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.save(model, str(path))
-    return path
 
 
 def check_onnx(
@@ -184,6 +226,11 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
     args = build_parser().parse_args(argv)
     cli_logging(args.verbose)
+    with contextlib.ExitStack() as owned:  # holds the --out lock until every return
+        return _main(args, owned)
+
+
+def _main(args: argparse.Namespace, owned: contextlib.ExitStack) -> int:
     if args.opset < 17:
         print(f"error: --opset {args.opset}: use 17 or newer", file=sys.stderr)
         return 2
@@ -191,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         print("error: pass the checkpoint once: CHECKPOINT or --checkpoint", file=sys.stderr)
         return 2
     try:
-        writable_dir(args.out)  # before loading anything
+        # Before loading anything; one writer per --out.
+        owned.enter_context(claim_folder(args.out, "--out", "pass another --out"))
         net = generator_from_options(args, args.source)
         weights, sidecar = export_safetensors(net, net.net_config, args.out, args.net)
     except (UserError, OSError) as err:
@@ -202,7 +250,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {weights} and {sidecar}")
     if args.onnx:
         stride = int(getattr(net, "stride", 1))
-        onnx_path = export_onnx(net, args.out / f"{args.net}.onnx", opset=args.opset)
+        try:
+            onnx_path = export_onnx(net, args.out / f"{args.net}.onnx", opset=args.opset)
+        except ExportWriteError as err:
+            print(error_text(err), file=sys.stderr)
+            return 1
         sizes = [(16 * stride, 24 * stride), (13 * stride, 7 * stride)]
         diff = check_onnx(net, onnx_path, sizes)
         sizes_text = ", ".join(f"{h}x{w}" for h, w in sizes)

@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import logging
 import os
@@ -39,10 +40,10 @@ from realblur_gan.errors import (
     cli_logging,
     debug_requested,
     error_text,
-    writable_dir,
 )
 from realblur_gan.generator_options import add_generator_options, generator_from_options
 from realblur_gan.inference import DEFAULT_OVERLAP, DEFAULT_TILE, deblur_image, pick_device
+from realblur_gan.ownership import claim_folder
 
 logger = logging.getLogger(__name__)
 
@@ -171,11 +172,19 @@ def predict_files(
         target = out_dir / rel
         if suffix is not None:
             target = target.with_suffix(suffix)
+        elif target.suffix.lower() not in IMAGE_EXTENSIONS:
+            target = target.with_suffix(".png")  # a format read but not written (GIF, ...)
         if target.exists() and not overwrite:
             report.existing += 1
             continue
         try:
             image, info = read_image(source)
+            if info.frames > 1:
+                raise ImageReadError(
+                    f"{source}: holds {info.frames} images (an animation or a multi-page file) "
+                    "and realblur-deblur restores one image per file; save each frame as its "
+                    "own image first (e.g. `magick FILE frame-%03d.png`) and pass those"
+                )
             restored = deblur_image(
                 net, image[None], tile, overlap, bf16=bf16, self_ensemble=self_ensemble
             )
@@ -191,6 +200,10 @@ def predict_files(
             continue
         try:
             write_image(target, restored[0], info)
+        except ValueError as err:  # this image in this format (not the output side): go on
+            logger.warning("skipped: %s", err)
+            report.failed.append(f"{source}: {err}")
+            continue
         except OSError as err:
             # The output side is broken (full, read-only, gone): every further image would fail
             # the same way, so stop and say it once.
@@ -276,6 +289,11 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (``realblur-deblur``); returns the exit status."""
     args = build_parser().parse_args(argv)
     cli_logging(args.verbose)
+    with contextlib.ExitStack() as owned:  # holds the --out lock until every return
+        return _main(args, owned)
+
+
+def _main(args: argparse.Namespace, owned: contextlib.ExitStack) -> int:
     suffix = None
     if args.ext:
         suffix = args.ext if args.ext.startswith(".") else f".{args.ext}"
@@ -296,7 +314,8 @@ def main(argv: list[str] | None = None) -> int:
         if checkpoint is not None and args.checkpoint is not None:
             raise InputError(f"{checkpoint}: pass the checkpoint once, as --checkpoint")
         jobs = resolve_inputs(inputs)
-        writable_dir(args.out)  # before any model is loaded or image deblurred
+        # Before any model is loaded or image deblurred; one writer per --out.
+        owned.enter_context(claim_folder(args.out, "--out", "pass another --out"))
         net = generator_from_options(args, checkpoint).to(device)
     except (UserError, ValueError) as err:
         if debug_requested(args.debug):

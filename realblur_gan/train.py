@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import time
 import warnings
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,7 @@ from realblur_gan.config import (
     validate_config,
 )
 from realblur_gan.errors import UserError
+from realblur_gan.ownership import FolderLock, claim_folder
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +89,37 @@ def train_checked(cfg: DictConfig) -> RunResult:
     out_dir = resume_dir(cfg) if cfg.resume else Path(cfg.paths.output_dir)
     with open_dict(cfg):
         cfg.paths.output_dir = str(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    owner = _claim_run_dir(out_dir, bool(cfg.resume))
+    try:
+        return _run_stages(cfg, out_dir, start_time)
+    finally:
+        if owner is not None:
+            owner.release()
+
+
+def _claim_run_dir(out_dir: Path, resuming: bool) -> FolderLock | None:
+    """Lock the run dir for this run (rank 0 only: DDP's other ranks share it with rank 0)."""
+    if any(int(os.environ.get(v, "0") or 0) > 0 for v in ("RANK", "LOCAL_RANK", "NODE_RANK")):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return None
+    if resuming:
+        fix = "resume another run"
+    else:
+        fix = "pass another folder as hydra.run.dir=... (the default is new for every launch)"
+    return claim_folder(out_dir, "run dir", fix)
+
+
+def stage_seed(seed: int, stage: str) -> int:
+    """The seed a stage starts from: a function of the run's seed and the stage's name only.
+
+    Every stage is seeded afresh, so its random draws (net initialisation, BGAN's noise, the
+    synthetic mix) never depend on what the stages before it drew: a run resumed after a kill
+    between two stages, or started at a later stage, continues exactly as an uninterrupted one.
+    """
+    return (seed * 0x9E3779B1 + zlib.crc32(stage.encode())) % 2**32
+
+
+def _run_stages(cfg: DictConfig, out_dir: Path, start_time: float) -> RunResult:
     OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
     L.seed_everything(cfg.seed, workers=True)
 
@@ -107,6 +140,7 @@ def train_checked(cfg: DictConfig) -> RunResult:
             result.checkpoints[name] = stage_dir / "last.ckpt"
             continue
         is_last = index == len(order) - 1
+        L.seed_everything(stage_seed(cfg.seed, name), workers=True, verbose=False)
         _run_stage(cfg, name, stage_dir, datamodule, result, is_last)
 
     result.seconds = time.perf_counter() - start_time

@@ -59,9 +59,11 @@ from omegaconf import DictConfig, open_dict
 from PIL import Image, ImageDraw, ImageFont
 
 from realblur_gan.checkpoints import load_generator
-from realblur_gan.config import CONFIG_DIR
+from realblur_gan.config import CONFIG_DIR, ConfigError, validate_config
+from realblur_gan.errors import UserError, error_text
 from realblur_gan.inference import deblur_image
 from realblur_gan.metrics import psnr, ssim
+from realblur_gan.ownership import claim_folder, new_folder
 from realblur_gan.train import DONE_MARKER, run
 
 log = logging.getLogger("experiment")
@@ -856,16 +858,53 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    out = (args.out or REPO / "outputs" / "experiment" / stamp).resolve()
-    out.mkdir(parents=True, exist_ok=True)
     data_dir = (args.data_dir or Path(os.environ.get("REALBLUR_GAN_DATA", REPO / "data"))).resolve()
-    # One W&B group for every run of the experiment, kept across resumed launches.
+    try:
+        # A default --out is new for every launch; a given one is owned by one launch at a time.
+        out = (args.out or new_folder(REPO / "outputs" / "experiment" / stamp)).resolve()
+        owner = claim_folder(out, "--out", "pass another --out")
+    except UserError as err:
+        print(error_text(err), file=sys.stderr)
+        return 2
+    try:
+        return run_experiment(args, keys, budget, out, data_dir, stamp)
+    finally:
+        owner.release()
+
+
+def settings_mismatch(manifest: dict[str, Any], args: argparse.Namespace) -> str | None:
+    """What differs between an earlier launch's settings (``experiment.json``) and this one's."""
+    now = {"frames": str(args.frames), "budget": args.budget, "batches": args.batches}
+    now["set"] = list(args.set)
+    differ = [
+        f"{key} {manifest.get(key, '')!r} -> {value!r}"
+        for key, value in now.items()
+        if manifest.get(key, "" if key == "batches" else None) != value
+    ]
+    return "; ".join(differ) or None
+
+
+def run_experiment(
+    args: argparse.Namespace,
+    keys: list[str],
+    budget: Budget,
+    out: Path,
+    data_dir: Path,
+    stamp: str,
+) -> int:
+    """Everything after the command line is checked, with ``out`` owned by this launch."""
     manifest_path = out / MANIFEST_FILE
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-    manifest.setdefault("group", f"experiment-{stamp}")
-    manifest.update(frames=str(args.frames), budget=args.budget, set=list(args.set))
-    manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
-    group = manifest["group"]
+    mismatch = settings_mismatch(manifest, args) if manifest else None
+    if mismatch and not args.force:
+        # Before anything is written: the results there were trained with the old settings.
+        print(
+            f"error: --out {out} holds an experiment launched with other settings ({mismatch}); "
+            "rerun with its settings to continue it, add --force to retrain the conditions "
+            "chosen with these, or pass another --out",
+            file=sys.stderr,
+        )
+        return 2
 
     # Epoch sizes of both training sets (synthetic pairs, real pairs): the DBGAN epoch is capped
     # by the smaller one so every condition trains DBGAN on exactly the same number of batches.
@@ -879,10 +918,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
 
     try:
-        # Every chosen condition composed once up front: a bad --set fails here, in one line,
-        # not after an hour of training the conditions before it.
+        # Every chosen condition composed and checked once up front, before any frame is
+        # rendered: a bad --set (a key, or a value such as lr=nan) fails here, in one line, not
+        # after an hour of training the conditions before it.
         for key in keys:
-            config(CONDITIONS[key], "logger=none")
+            validate_config(config(CONDITIONS[key], "logger=none"))
+    except (OverrideError, ConfigError) as err:
+        print(
+            f"error: condition {key}: {err}" if isinstance(err, ConfigError) else f"error: {err}",
+            file=sys.stderr,
+        )
+        return 2
+    # One W&B group for every run of the experiment, kept across resumed launches.
+    manifest.setdefault("group", f"experiment-{stamp}")
+    manifest.update(
+        frames=str(args.frames), budget=args.budget, batches=args.batches, set=list(args.set)
+    )
+    manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
+    group = manifest["group"]
+    try:
         synthetic, datamodule = epoch_batches(config(CONDITIONS["a"], "logger=none"))
         real, _ = epoch_batches(config(CONDITIONS["e"], "logger=none"))
     except OverrideError as err:

@@ -24,6 +24,7 @@ from realblur_gan.data.datasets import (
     resize_shorter,
 )
 from realblur_gan.data.io import ImageFolderError, ImageReadError, list_images, read_image
+from realblur_gan.errors import DataError
 
 SHARED = Path("/work/shared/data")
 TRAIN_KEYS = {"sharp", "blur_syn", "blur_real"}
@@ -641,7 +642,7 @@ def test_every_file_bad_raises_instead_of_looping(tmp_path: Path) -> None:
     bad = corrupt_files(tmp_path / "sharp")
     real = list_images(image_folder(tmp_path / "real", 1))
     ds = UnpairedTrainSet(sorted(bad.values()), real, 32, synthetic_blur=identity)
-    with pytest.raises(RuntimeError, match="all 4 training image files are unreadable"):
+    with pytest.raises(DataError, match="all 4 training image files are unreadable"):
         ds[0]
 
 

@@ -323,3 +323,54 @@ def test_a_later_launch_keeps_the_first_launchs_wandb_group(
     assert first.startswith("experiment-")
     assert run_main(experiment, clip, out, "a") == 0  # skipped: finished
     assert json.loads((out / "experiment.json").read_text())["group"] == first
+
+
+def test_other_settings_are_refused_before_anything_is_rewritten(
+    experiment, clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: a relaunch with other settings rewrote experiment.json at once and rendered the
+    frames (26 s for the shared frames) before it refused."""
+    out = tmp_path / "exp"
+    out.mkdir()
+    earlier = {"group": "experiment-1", "frames": str(clip), "budget": "smoke", "batches": ""}
+    earlier["set"] = TINY_SET
+    manifest = out / "experiment.json"
+    manifest.write_text(json.dumps(earlier))
+    before = manifest.read_bytes()
+    assert run_main(experiment, clip, out, "a", "--set", "seed=1") == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: --out {out} holds an experiment launched with other settings")
+    assert "seed=1" in line and "--force" in line and "another --out" in line
+    assert manifest.read_bytes() == before
+    assert sorted(p.name for p in out.iterdir()) == ["experiment.json"]
+    assert not (tmp_path / "data").exists()  # no frame rendered
+
+
+def test_a_bad_value_is_refused_before_any_frame_is_rendered(
+    experiment, clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: the frames were rendered first, then a traceback ended the run."""
+    out = tmp_path / "exp"
+    assert run_main(experiment, clip, out, "a,b", "--set", "optim.generator.lr=nan") == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert (
+        line == "error: condition a: optim.generator.lr=nan: must be a number > 0; fix the override"
+    )
+    assert not (tmp_path / "data").exists()
+    assert sorted(out.iterdir()) == []
+
+
+def test_a_second_launch_into_the_same_out_is_refused(
+    experiment, clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from realblur_gan.ownership import claim_folder
+
+    out = tmp_path / "exp"
+    first = claim_folder(out, "--out", "pass another --out")
+    try:
+        assert run_main(experiment, clip, out, "a") == 2
+    finally:
+        first.release()
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: --out {out} is in use by PID ")
+    assert not (out / "experiment.json").exists()

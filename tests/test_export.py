@@ -74,3 +74,57 @@ def test_cli_writes_all_three_files(
     assert torch.equal(load_generator(out)(x), net(x))
     assert main([str(tmp_path / "missing.ckpt"), "--out", str(out)]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def _full_disk(path, *args, **kwargs) -> None:
+    """A write that gets half-way and finds the disk full."""
+    Path(path).write_bytes(b"half a file")
+    raise OSError(28, "No space left on device")
+
+
+@pytest.mark.parametrize("fault", ["oserror", "safetensors"])
+def test_a_full_disk_is_one_line_and_leaves_nothing(
+    fault: str,
+    tmp_path: Path,
+    checkpoint: tuple[Path, UNet],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Before: a 6-frame traceback (safetensors reports ENOSPC as its own error type)."""
+    import safetensors.torch
+    from safetensors import SafetensorError
+
+    def full(tensors, path, *args, **kwargs) -> None:
+        if fault == "oserror":
+            _full_disk(path)
+        Path(path).write_bytes(b"half a file")
+        raise SafetensorError("Error while serializing: I/O error: No space left on device")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full)
+    out = tmp_path / "exported"
+    assert main([str(checkpoint[0]), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith(f"error: {out}: cannot write dbgan_g.safetensors and dbgan_g.json (")
+    assert "No space left on device" in err[0] and "free disk space" in err[0]
+    assert list(out.iterdir()) == []  # no partial file, no temporary file, no lock file
+
+
+def test_a_full_disk_at_the_onnx_step_is_one_line(
+    tmp_path: Path,
+    checkpoint: tuple[Path, UNet],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import onnx
+
+    monkeypatch.setattr(onnx, "save", lambda model, path, *a, **k: _full_disk(path))
+    out = tmp_path / "exported"
+    assert main([str(checkpoint[0]), "--out", str(out), "--onnx"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"error: {out}: cannot write dbgan_g.onnx (No space left on device); nothing was left "
+        "there: free disk space or pass another --out"
+    ]
+    # The finished safetensors export stays; nothing of the ONNX file does.
+    assert sorted(p.name for p in out.iterdir()) == ["dbgan_g.json", "dbgan_g.safetensors"]

@@ -188,3 +188,83 @@ def test_self_ensemble_option_runs_the_eight_passes(
     restored, _ = read_image(tmp_path / "out" / "photo.png")
     assert torch.allclose(restored, image, atol=1 / 255 + 1e-6)
     assert len(calls) == 8 and {tuple(s[-2:]) for s in calls} == {(12, 20), (20, 12)}
+
+
+# --------------------------------------------------------------------------------------------------
+# Two writers, multi-frame inputs (issue 25)
+# --------------------------------------------------------------------------------------------------
+
+
+def test_a_second_deblur_into_the_same_out_is_refused(
+    tmp_path: Path, identity_ckpt: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: the two runs shared a temporary file name and one stopped with a misleading
+    "check free space, permissions". Now the second is refused, naming the first."""
+    from realblur_gan.ownership import claim_folder
+
+    write_image(tmp_path / "in" / "a.png", torch.rand(3, 16, 16))
+    out = tmp_path / "out"
+    first = claim_folder(out, "--out", "pass another --out")  # the other realblur-deblur
+    try:
+        assert main([str(identity_ckpt), str(tmp_path / "in"), "--out", str(out)]) == 2
+    finally:
+        first.release()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "free space" not in err[0]
+    assert err[0].startswith(f"error: --out {out} is in use by PID ")
+    assert err[0].endswith("wait for it to finish, or pass another --out")
+    assert not (out / "a.png").exists()
+    # Once the first is done, the same command works.
+    assert main([str(identity_ckpt), str(tmp_path / "in"), "--out", str(out)]) == 0
+
+
+def test_writers_of_one_file_never_share_a_temporary_file(tmp_path: Path) -> None:
+    """Eight threads write the same target 20 times each: with one temporary name per target,
+    one writer's rename or clean-up took the other's file away (FileNotFoundError)."""
+    import threading
+
+    target = tmp_path / "same.png"
+    errors: list[BaseException] = []
+
+    def write_many(seed: int) -> None:
+        image = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(seed))
+        for _ in range(20):
+            try:
+                write_image(target, image)
+            except OSError as err:  # collected for the assertion
+                errors.append(err)
+
+    threads = [threading.Thread(target=write_many, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["same.png"]
+    read_image(target)
+
+
+def test_animations_and_multipage_files_are_refused_by_name_and_the_rest_goes_on(
+    tmp_path: Path, identity_ckpt: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: an animated GIF crashed predict at write time (the inputs after it were never
+    done) and a 3-page TIFF silently became its first page."""
+    rng = np.random.default_rng(0)
+    frames = [Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)) for _ in range(3)]
+    src = tmp_path / "in"
+    src.mkdir()
+    frames[0].save(src / "pages.tif", save_all=True, append_images=frames[1:])
+    frames[0].save(src / "anim.gif", save_all=True, append_images=frames[1:], duration=50)
+    frames[0].save(src / "still.gif")
+    frames[0].save(src / "z_after.png")
+    out = tmp_path / "out"
+    inputs = [str(src / n) for n in ("pages.tif", "anim.gif", "still.gif", "z_after.png")]
+    assert main(["--checkpoint", str(identity_ckpt), *inputs, "--out", str(out)]) == 1
+    captured = capsys.readouterr()
+    errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2
+    assert errors[0].startswith(f"error: {src / 'pages.tif'}: holds 3 images (an animation or")
+    assert errors[1].startswith(f"error: {src / 'anim.gif'}: holds 3 images")
+    assert "2 written, 0 already done, 2 failed" in captured.out
+    # A single-frame GIF is read, and written as PNG (GIF is read but not written).
+    assert sorted(p.name for p in out.iterdir()) == ["still.png", "z_after.png"]

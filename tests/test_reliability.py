@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from realblur_gan.checkpoints import (
 )
 from realblur_gan.data.io import list_images, read_image
 from realblur_gan.errors import UserError
+from realblur_gan.ownership import LOCK_NAME, OutputInUseError, claim_folder
 from realblur_gan.train import run
 
 FAST = ["logger=none", "stages.pretrain_bgan.trainer.max_epochs=1"]
@@ -316,28 +318,53 @@ def test_resume_with_no_intact_checkpoint_lists_them_all(tmp_path):
 # --------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("tool", ["evaluate", "predict", "export"])
-def test_unwritable_out_fails_before_any_work(tool, trained, tmp_path, capsys, monkeypatch):
+@pytest.fixture
+def tool_run(trained, tmp_path, monkeypatch):
+    """``run(tool, out)``: the tool's ``main`` on one image into ``out``; returns its status and
+    whether it got as far as loading a model or scoring (``worked``)."""
     _write_png(tmp_path / "blur" / "a.png")
     _write_png(tmp_path / "sharp" / "a.png", seed=1)
-    blocker = tmp_path / "taken"
-    blocker.write_text("a file where the output folder should go")
-    worked = []
+    worked: list[int] = []
     monkeypatch.setattr(evaluate, "evaluate", lambda *a, **k: worked.append(1))
     # The one loader behind all three tools' --checkpoint options.
     monkeypatch.setattr(generator_options, "load_generator", lambda *a, **k: worked.append(1))
-    argv = {
-        "evaluate": ["--sharp", str(tmp_path / "sharp"), "--blur", str(tmp_path / "blur")],
-        "predict": [str(trained), str(tmp_path / "blur")],
-        "export": [str(trained)],
-    }[tool] + ["--out", str(blocker)]
-    if tool == "evaluate":
-        argv += ["--baselines", "identity", "--no-lpips"]
-    main = {"predict": predict.main, "evaluate": evaluate.main, "export": export.main}[tool]
-    assert main(argv) == 2
+
+    def run_tool(tool: str, out: Path) -> tuple[int, list[int]]:
+        argv = {
+            "evaluate": ["--sharp", str(tmp_path / "sharp"), "--blur", str(tmp_path / "blur")],
+            "predict": [str(trained), str(tmp_path / "blur")],
+            "export": [str(trained)],
+        }[tool] + ["--out", str(out)]
+        if tool == "evaluate":
+            argv += ["--baselines", "identity", "--no-lpips"]
+        main = {"predict": predict.main, "evaluate": evaluate.main, "export": export.main}[tool]
+        return main(argv), worked
+
+    return run_tool
+
+
+@pytest.mark.parametrize("tool", ["evaluate", "predict", "export"])
+def test_unwritable_out_fails_before_any_work(tool, tool_run, tmp_path, capsys):
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file where the output folder should go")
+    assert tool_run(tool, blocker) == (2, [])
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"--out {blocker}" in err[0] and "in the way" in err[0]
-    assert not worked
+
+
+@pytest.mark.parametrize("tool", ["evaluate", "predict", "export"])
+def test_an_out_in_use_is_refused_before_any_work(tool, tool_run, tmp_path, capsys):
+    """One writer per --out: a second run into it is refused in one line naming the first."""
+    out = tmp_path / "out"
+    first = claim_folder(out, "--out", "pass another --out")  # the first run, still writing
+    try:
+        assert tool_run(tool, out) == (2, [])
+    finally:
+        first.release()
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: --out {out} is in use by PID {os.getpid()} on ")
+    assert line.endswith("; wait for it to finish, or pass another --out")
+    assert sorted(out.iterdir()) == []
 
 
 def test_evaluate_prints_the_scores_when_the_results_cannot_be_written(
@@ -540,9 +567,46 @@ def test_resume_from_an_epoch_end_checkpoint_with_workers_is_bit_identical(
         torch.testing.assert_close(got[key], value, rtol=0, atol=0, msg=key)
 
 
+def test_resume_after_a_kill_between_stages_with_workers_is_bit_identical(
+    tmp_path, demo_cache, monkeypatch
+):
+    """Killed after the joint stage's first batch, before its first save (every 50 batches):
+    pretraining is DONE and nothing of the joint stage is on disk. Before issue 25 every tensor
+    ended up to 1.01 off (workers 2 or 0): the joint stage started from whatever random state
+    pretraining had left, and the resumed process had none of it."""
+    between = [
+        *FAST,
+        "data.num_workers=2",
+        "checkpoint_every_n_batches=50",
+        "trainer.limit_train_batches=2",
+        "stages.joint.trainer.max_epochs=2",
+    ]
+    ref = run(make_config("joint", tmp_path / "ref", demo_cache, between))
+    out = tmp_path / "run"
+    _interrupted_run(out, demo_cache, monkeypatch, between, batches=1)
+    assert (out / "checkpoints" / "pretrain_bgan" / "DONE").exists()
+    assert not list((out / "checkpoints" / "joint").glob("*.ckpt"))
+    resumed = run(make_config("joint", tmp_path / "x", demo_cache, [*between, f"resume={out}"]))
+    got, expected = _state(resumed.checkpoints["joint"]), _state(ref.checkpoints["joint"])
+    assert got.keys() == expected.keys()
+    for key, value in expected.items():
+        torch.testing.assert_close(got[key], value, rtol=0, atol=0, msg=key)
+
+
 @pytest.mark.slow
-def test_kill_9_with_workers_then_resume_matches_an_uninterrupted_cli_run(tmp_path, demo_cache):
-    """The real thing from the CLI: SIGKILL mid-stage with data.num_workers=2, then resume."""
+@pytest.mark.parametrize(
+    ("kill_at", "every"),
+    [
+        ("joint/epoch000.ckpt", 1),  # mid-stage
+        # Between stages: pretraining DONE, nothing of the joint stage saved yet (issue 25;
+        # before, every tensor ended up to 1.01 off, with or without workers).
+        ("pretrain_bgan/DONE", 50),
+    ],
+)
+def test_kill_9_with_workers_then_resume_matches_an_uninterrupted_cli_run(
+    kill_at, every, tmp_path, demo_cache
+):
+    """The real thing from the CLI: SIGKILL with data.num_workers=2, then resume."""
     args = [
         sys.executable,
         "-m",
@@ -551,7 +615,7 @@ def test_kill_9_with_workers_then_resume_matches_an_uninterrupted_cli_run(tmp_pa
         *TINY,
         *FAST,
         "data.num_workers=2",
-        "checkpoint_every_n_batches=1",
+        f"checkpoint_every_n_batches={every}",
         "trainer.limit_train_batches=4",
         "stages.joint.trainer.max_epochs=3",
         f"paths.data_dir={demo_cache}",
@@ -569,11 +633,13 @@ def test_kill_9_with_workers_then_resume_matches_an_uninterrupted_cli_run(tmp_pa
         stderr=subprocess.DEVNULL,
     )
     stage = out / "checkpoints" / "joint"
-    while proc.poll() is None and not (stage / "epoch000.ckpt").exists():
-        time.sleep(0.05)
+    while proc.poll() is None and not (out / "checkpoints" / kill_at).exists():
+        time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (stage / "DONE").exists()
+    if every == 50:
+        assert not list(stage.glob("*.ckpt"))
     done = subprocess.run(
         [*args, f"hydra.run.dir={out}", f"resume={out}"], cwd=tmp_path, env=env, timeout=600
     )
@@ -730,18 +796,15 @@ def test_train_realistic_script_passes_any_path_through(tmp_path, monkeypatch):
     assert cfg.data.sharp_dir == str(odd)
 
 
-def test_every_bad_file_is_listed_not_just_the_first(tmp_path):
+def _validated_setup_error(sharp: Path, real: Path) -> str:
+    """The error (as the CLI prints it) of a ``validate_files=True`` data setup over folders."""
     from realblur_gan.blur import SimpleBlur
     from realblur_gan.data.datamodule import BlurDataModule
+    from realblur_gan.errors import error_text
 
-    sharp = tmp_path / "sharp"
-    for i in range(6):
-        _write_png(sharp / f"{i}.png", seed=i)
-    for i in range(25):
-        (sharp / f"bad{i:02d}.png").write_bytes(b"not an image")
     data = BlurDataModule(
         sharp_dir=sharp,
-        real_blur_dir=sharp,
+        real_blur_dir=real,
         synthetic_blur=SimpleBlur(kernel_size=3),
         val_blur=SimpleBlur(kernel_size=3),
         crop_size=32,
@@ -751,9 +814,16 @@ def test_every_bad_file_is_listed_not_just_the_first(tmp_path):
     )
     with pytest.raises(UserError) as caught:
         data.setup("fit")
-    from realblur_gan.errors import error_text
+    return error_text(caught.value)
 
-    text = error_text(caught.value)  # what the CLI prints, every line of it
+
+def test_every_bad_file_is_listed_not_just_the_first(tmp_path):
+    sharp = tmp_path / "sharp"
+    for i in range(6):
+        _write_png(sharp / f"{i}.png", seed=i)
+    for i in range(25):
+        (sharp / f"bad{i:02d}.png").write_bytes(b"not an image")
+    text = _validated_setup_error(sharp, sharp)  # what the CLI prints, every line of it
     assert "25 bad training files" in text
     assert "bad00.png" in text and "bad19.png" in text and "... and 5 more" in text
 
@@ -801,3 +871,207 @@ def test_data_tools_check_the_output_folder_first(tool, tmp_path, capsys):
     assert status == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert str(blocker) in line and "in the way" in line
+
+
+# --------------------------------------------------------------------------------------------------
+# 7. One writer per output; the last bad-input cases (issue 25)
+# --------------------------------------------------------------------------------------------------
+
+
+def _truncated_jpeg(path: Path, seed: int = 0) -> Path:
+    """A JPEG whose header is intact and whose image data stops half-way."""
+    _write_png(path.with_suffix(".png"), seed=seed, size=96)
+    with Image.open(path.with_suffix(".png")) as image:
+        image.save(path, quality=90)
+    path.with_suffix(".png").unlink()
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return path
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_run_dir_in_use_is_refused_before_anything_is_written(
+    resume, tmp_path, demo_cache, monkeypatch
+):
+    out = tmp_path / "run"
+    if resume:  # an interrupted run, and someone resumes it while another resume still runs
+        _interrupted_run(out, demo_cache, monkeypatch, RESUMABLE)
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    overrides = [*RESUMABLE, f"resume={out}"] if resume else SHORT
+    other = claim_folder(out, "run dir", "-")  # the other, live run
+    with pytest.raises(OutputInUseError) as caught:
+        run(make_config("joint", tmp_path / "x" if resume else out, demo_cache, overrides))
+    other.release()
+    message = str(caught.value)
+    assert len(message.splitlines()) == 1
+    assert message.startswith(f"run dir {out} is in use by PID {os.getpid()} on ")
+    assert message.endswith(
+        "resume another run" if resume else "(the default is new for every launch)"
+    )
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.name != LOCK_NAME} == before
+
+
+@pytest.mark.slow
+def test_two_cli_runs_into_one_run_dir(tmp_path, demo_cache):
+    """Before: both exited 0 and one set of checkpoints survived. Now the second is refused."""
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "realblur_gan", "+scheme=joint", *TINY, *FAST]
+    args += [f"paths.data_dir={demo_cache}", f"hydra.run.dir={out}"]
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    # Long enough to be still training when the second launch starts.
+    long = [*args, "stages.joint.trainer.max_epochs=1000"]
+    first = subprocess.Popen(long, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL)
+    try:
+        while first.poll() is None and not (out / "checkpoints" / "pretrain_bgan").exists():
+            time.sleep(0.05)
+        second = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert first.poll() is None  # still training, undisturbed
+    finally:
+        first.kill()
+        first.wait()
+    assert second.returncode == 1
+    (line,) = second.stderr.strip().splitlines()
+    assert line.startswith(f"error: run dir {out} is in use by PID {first.pid} on ")
+
+
+def test_unwritable_data_dir_for_the_demo_is_one_line(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    real_open = os.open
+
+    def read_only(path, *args, **kwargs):  # the data folder sits on a read-only filesystem
+        if str(path).startswith(str(data)):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only)
+    with pytest.raises(UserError) as caught:
+        run(make_config("joint", tmp_path / "run", data, SHORT))
+    message = str(caught.value)
+    assert len(message.splitlines()) == 1
+    assert f"cache {data}/demo/" in message and "(Read-only file system)" in message
+    assert message.endswith("set paths.data_dir (or REALBLUR_GAN_DATA) to a writable folder")
+
+
+def test_unwritable_run_dir_is_one_line(tmp_path, demo_cache):
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file where the run dir should go")
+    with pytest.raises(UserError) as caught:
+        run(make_config("joint", blocker / "run", demo_cache, SHORT))
+    assert str(caught.value) == (
+        f"run dir {blocker}/run: cannot write there (Not a directory); pass a writable folder"
+    )
+
+
+def test_a_second_demo_generation_waits_and_reuses_the_first(tmp_path, monkeypatch):
+    """Before: two first runs generated into the same ``...partial/`` folder and one died with a
+    FileNotFoundError there. Now the second waits for the first and reuses its result."""
+    from realblur_gan.data import demo
+    from realblur_gan.ownership import claim_cache
+
+    spec = {"root": tmp_path / "demo", "n_sharp": 6, "n_real": 4, "n_val": 2, "image_size": 32}
+    final = demo.demo_folder(seed=0, **spec)
+    generated = []
+    real_generate = demo._generate
+    monkeypatch.setattr(demo, "_generate", lambda *a: generated.append(a) or real_generate(*a))
+    first = claim_cache(final, "paths.data_dir")  # the first run, generating
+    second: list[Path] = []
+    thread = threading.Thread(target=lambda: second.append(demo.ensure_demo(**spec)))
+    thread.start()
+    time.sleep(0.5)
+    assert thread.is_alive() and not generated  # the second run waits, it does not generate
+    real_generate(final, 0, 6, 4, 2, 32)
+    first.release()
+    thread.join(60)
+    assert second == [final] and not generated
+    assert sorted(p.name for p in spec["root"].iterdir()) == [final.name]
+
+
+@pytest.mark.slow
+def test_two_first_runs_generate_the_demo_data_once(tmp_path):
+    """The same with two processes started 0.3 s apart."""
+    code = (
+        "import logging, sys; logging.basicConfig(level=logging.INFO);"
+        "from realblur_gan.data.demo import ensure_demo;"
+        "print(ensure_demo(sys.argv[1], n_sharp=60, n_real=30, n_val=4, image_size=64))"
+    )
+    procs = []
+    for _ in range(2):
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", code, str(tmp_path / "demo")],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+        time.sleep(0.3)
+    outputs = [proc.communicate(timeout=300) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], outputs
+    folders = {out.strip() for out, _ in outputs}
+    assert len(folders) == 1
+    folder = Path(folders.pop())
+    assert len(list((folder / "sharp").iterdir())) == 60 and (folder / "DONE").exists()
+    assert "".join(err for _, err in outputs).count("generating the demo dataset") == 1
+    assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == [folder.name]
+
+
+def test_validate_files_catches_truncated_jpegs(tmp_path):
+    """Before: a JPEG's header holds up when its data is cut, so 18 of 27 bad files were
+    listed; a full decode finds every file training would fail on."""
+    from realblur_gan.data.datamodule import check_files
+
+    good = _write_png(tmp_path / "good.png")
+    cut = _truncated_jpeg(tmp_path / "cut.jpg")
+    assert check_files([good, cut], verify=False)[1] == {}  # the header check alone misses it
+    sizes, bad = check_files([good, cut], verify=True)
+    assert set(sizes) == {good} and set(bad) == {cut}
+    assert bad[cut].startswith(f"{cut}: truncated or corrupt image data")
+
+
+def test_a_real_blur_folder_of_only_bad_files_is_one_line(tmp_path):
+    """Before: a 23-frame traceback from inside a loader worker (validated or not)."""
+    for i in range(6):
+        _write_png(tmp_path / "sharp" / f"{i}.png", seed=i, size=64)
+    for i in range(4):
+        _truncated_jpeg(tmp_path / "real" / f"{i}.jpg", seed=10 + i)
+    done = _train_cli(
+        "+scheme=joint",
+        "data=folders",
+        f"data.sharp_dir={tmp_path / 'sharp'}",
+        f"data.real_blur_dir={tmp_path / 'real'}",
+        "data.num_workers=2",
+        "data.crop_size=32",
+        "data.val_crop_size=32",
+        "data.batch_size=2",
+        "logger=none",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in done.stderr
+    assert errors[0].startswith("error: all 4 real blurry photo files are unreadable")
+
+
+def test_validate_files_lists_every_truncated_real_blur_file(tmp_path):
+    for i in range(6):
+        _write_png(tmp_path / "sharp" / f"{i}.png", seed=i, size=64)
+    for i in range(4):
+        _truncated_jpeg(tmp_path / "real" / f"{i}.jpg", seed=10 + i)
+    text = _validated_setup_error(tmp_path / "sharp", tmp_path / "real")
+    assert text.startswith("error: 4 bad training files")
+    assert all(f"{i}.jpg: truncated or corrupt" in text for i in range(4))
+
+
+def test_a_user_error_from_a_loader_worker_keeps_its_one_line():
+    from torch._utils import ExceptionWrapper
+
+    from realblur_gan.errors import DataError
+
+    try:
+        raise DataError("all 4 real blurry photo files are unreadable; check the folder")
+    except DataError:
+        wrapped = ExceptionWrapper(where="in DataLoader worker process 0")
+    with pytest.raises(DataError) as caught:
+        wrapped.reraise()
+    assert str(caught.value) == "all 4 real blurry photo files are unreadable; check the folder"

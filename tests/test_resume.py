@@ -117,3 +117,31 @@ def test_kill_9_then_resume_from_the_cli(tmp_path, demo_cache):
     assert done.returncode == 0, done.stderr[-3000:]
     assert (out / "checkpoints" / "dbgan" / "DONE").exists()
     assert "blurry input" in done.stdout
+
+
+# --------------------------------------------------------------------------------------------------
+# Killed between two stages (issue 25): the next stage starts from its own seed
+# --------------------------------------------------------------------------------------------------
+
+
+def test_every_stage_starts_from_its_own_seed(tmp_path, demo_cache, monkeypatch):
+    """The random state a stage starts with depends on the seed and the stage name alone: not
+    on whether the stages before it ran in this process (a fresh process resuming after them,
+    ``start_stage=``) nor on what they drew."""
+    import realblur_gan.train as train
+
+    starts: dict[str, list[torch.Tensor]] = {}
+
+    def record(cfg, name, *args, **kwargs):
+        starts.setdefault(name, []).append(torch.get_rng_state())
+        torch.rand(1000 if name == "pretrain_bgan" else 10)  # a stage draws what it draws
+
+    monkeypatch.setattr(train, "_run_stage", record)
+    run(make_config("joint", tmp_path / "a", demo_cache, ["logger=none"]))
+    torch.rand(7)  # whatever the process did before
+    run(make_config("joint", tmp_path / "b", demo_cache, ["logger=none", "start_stage=joint"]))
+    run(make_config("joint", tmp_path / "c", demo_cache, ["logger=none", "seed=1"]))
+    first, later, other_seed = starts["joint"]
+    assert torch.equal(first, later)
+    assert not torch.equal(first, other_seed)
+    assert not torch.equal(starts["pretrain_bgan"][0], first)

@@ -164,7 +164,7 @@ def check_files(
 ) -> tuple[dict[Path, tuple[int, int]], dict[Path, str]]:
     """Read the header of every file: ``({path: (H, W)}, {bad path: one-line reason})``.
 
-    ``verify`` also checks PNG checksums (see :func:`probe_image`).
+    ``verify`` decodes every image in full (see :func:`probe_image`).
     """
     sizes: dict[Path, tuple[int, int]] = {}
     bad: dict[Path, str] = {}
@@ -252,8 +252,8 @@ class BlurDataModule(L.LightningDataModule):
         flip: Random horizontal flips of training crops (shared by the two images of a pair).
         rotate: Random quarter turns of training crops (shared likewise).
         small_images: Training images smaller than the crop: "pad" (reflect) or "skip".
-        validate_files: Read the header of every training file at setup and report all bad
-            ones in one error (otherwise a bad file is skipped with a warning when met).
+        validate_files: Decode every training file in full at setup and report all bad ones
+            in one error (otherwise a bad file is skipped with a warning when met).
         timeout: Seconds a worker may take for one batch before the loader fails instead of
             hanging (workers > 0 only).
         pin_memory: Page-locked batches, for faster copies to a GPU.
@@ -444,7 +444,8 @@ class BlurDataModule(L.LightningDataModule):
     def _checked(
         self, sharp: list[Path] | None, pairs: list[PairFile] | None, real: list[Path]
     ) -> tuple[list[Path] | None, list[PairFile] | None, list[Path]]:
-        """Header pass: all unreadable files in one error; small images dropped when skipped."""
+        """File pass (a full decode with ``validate_files``): all unreadable files in one error;
+        small images dropped when skipped."""
         fix = (
             "delete or re-export them (`python -m data_tools.verify FOLDER` checks a folder), "
             "or set data.validate_files=false to skip them with a warning while training"

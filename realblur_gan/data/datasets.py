@@ -161,15 +161,20 @@ def read_pair(
 def probe_image(path: Path, verify: bool = False) -> tuple[int, int]:
     """``(height, width)`` of an image from its header, as :func:`read_image` will return it.
 
-    Cheap: no pixels are decoded. With ``verify``, a PNG's chunk checksums are checked too, which
-    reads the whole file but catches truncated and corrupt PNGs; other formats' pixel data are
-    only checked when they are read.
+    Cheap: no pixels are decoded. With ``verify`` the whole image is decoded by
+    :func:`read_image`, the reader training uses, so every file that training would fail to read
+    (a JPEG cut short, a corrupt PNG or TIFF) fails here; a header holds up even when the data
+    after it is missing.
 
     Raises:
-        ImageReadError: The file is missing, empty, not an image, or a corrupt PNG.
+        ImageReadError: The file is missing, empty, not an image, or (with ``verify``) cannot be
+            decoded.
     """
     from PIL import Image, UnidentifiedImageError
 
+    if verify:
+        image, _ = read_image(path)
+        return int(image.shape[-2]), int(image.shape[-1])
     try:
         size = path.stat().st_size
     except OSError as err:
@@ -180,11 +185,6 @@ def probe_image(path: Path, verify: bool = False) -> tuple[int, int]:
         with Image.open(path) as img:
             width, height = img.size
             turned = img.getexif().get(_EXIF_ORIENTATION) in _QUARTER_TURNS
-            is_png = img.format == "PNG"
-        if verify and is_png:
-            # Pillow's verify() must come straight after open(): reading EXIF above moved on.
-            with Image.open(path) as img:
-                img.verify()
     except UnidentifiedImageError:
         raise ImageReadError(
             f"{path}: not a recognised image; delete it or convert it to PNG/JPEG/TIFF/BMP/WebP"
@@ -333,7 +333,7 @@ class SkipBad:
             except (ImageReadError, BadItemError) as err:
                 self.bad.add(index)
                 log.warning("%s [skipped: the next %s is used instead]", err, self.what)
-        raise RuntimeError(
+        raise DataError(
             f"all {self.count} {self.what} files are unreadable or unusable (see the warnings "
             "above); check the data folder, e.g. with `python -m data_tools.verify`"
         )

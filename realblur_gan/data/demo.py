@@ -12,7 +12,8 @@ Three parts, each from its own seed stream so they never share a scene:
 The synthetic pairs BGAN is pre-trained on come from simple kernels applied on the fly
 (``SimpleBlur``): a deliberately different process, so BGAN has a real gap to learn.
 Generation is deterministic for a seed and cached under ``root`` (written to a temporary
-folder and renamed, so an interrupted generation never leaves a half dataset behind).
+folder and renamed, so an interrupted generation never leaves a half dataset behind). One
+process generates at a time; another one that needs the same dataset meanwhile waits for it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from realblur_gan.blur import RealisticBlur
 from realblur_gan.data.datamodule import BlurDataModule
+from realblur_gan.errors import DataError
+from realblur_gan.ownership import claim_cache
 
 log = logging.getLogger(__name__)
 
@@ -183,11 +186,29 @@ def ensure_demo(
         The dataset folder (``sharp/``, ``real_blur/``, ``val/blur``, ``val/sharp``).
     """
     final = demo_folder(root, seed, n_sharp, n_real, n_val, image_size)
-    name = final.name
     if (final / "DONE").exists():
         return final
-    log.info("generating the demo dataset in %s (first use only)", final)
-    tmp = final.with_name(name + ".partial")
+    # One process generates; another that starts meanwhile waits for it and reuses the result.
+    with claim_cache(final, "paths.data_dir (or REALBLUR_GAN_DATA)"):
+        if (final / "DONE").exists():
+            return final
+        log.info("generating the demo dataset in %s (first use only)", final)
+        try:
+            _generate(final, seed, n_sharp, n_real, n_val, image_size)
+        except OSError as err:
+            shutil.rmtree(final.with_name(final.name + ".partial"), ignore_errors=True)
+            raise DataError(
+                f"{final}: cannot write the demo dataset ({err.strerror or err}); free disk "
+                "space or set paths.data_dir (or REALBLUR_GAN_DATA) to another folder"
+            ) from None
+    return final
+
+
+def _generate(
+    final: Path, seed: int, n_sharp: int, n_real: int, n_val: int, image_size: int
+) -> None:
+    """Write the dataset under a temporary name and rename it to ``final`` when complete."""
+    tmp = final.with_name(final.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     for sub in ("sharp", "real_blur", "val/blur", "val/sharp"):
         (tmp / sub).mkdir(parents=True)
@@ -210,7 +231,6 @@ def ensure_demo(
     (tmp / "DONE").write_text(f"realblur-gan demo dataset v{VERSION}\n")
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
-    return final
 
 
 class DemoDataModule(BlurDataModule):

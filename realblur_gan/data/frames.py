@@ -42,6 +42,7 @@ from realblur_gan.blur import gopro_blur
 from realblur_gan.data.datamodule import BlurDataModule
 from realblur_gan.data.io import ImageFolderError, list_images, read_image, write_image
 from realblur_gan.errors import DataError
+from realblur_gan.ownership import claim_cache
 
 log = logging.getLogger(__name__)
 
@@ -685,6 +686,21 @@ class FramesDataModule(BlurDataModule):
             log.info("frames split: %s", line)
         if (final / "DONE").exists():
             return final
+        # One process renders; another that needs the same cache meanwhile waits and reuses it.
+        with claim_cache(final, "paths.data_dir (or REALBLUR_GAN_DATA)"):
+            if not (final / "DONE").exists():
+                try:
+                    self._render(final, split, sequences)
+                except OSError as err:
+                    raise DataError(
+                        f"{final}: cannot write the frames cache ({err.strerror or err}); free "
+                        "disk space or set paths.data_dir (or REALBLUR_GAN_DATA) to another folder"
+                    ) from None
+        return final
+
+    def _render(
+        self, final: Path, split: FrameSplit, sequences: Mapping[str, Sequence[Path]]
+    ) -> None:
         # Rendered under a temporary name and renamed: a cache folder is complete or absent. An
         # interrupted render keeps its finished files (same hash, same content) and resumes.
         tmp = final.with_name(final.name + ".partial")
@@ -703,7 +719,6 @@ class FramesDataModule(BlurDataModule):
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
         log.info("wrote %d images to %s", written, final)
-        return final
 
     def prepare_data(self) -> None:
         self.prepare_frames()

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from realblur_gan.errors import UserError
+from realblur_gan.ownership import unique_temp
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,8 @@ class ImageInfo:
         alpha: the source's alpha channel, or None.
         size: ``(height, width)`` in pixels.
         format: file format ("PNG", "JPEG", "TIFF", "BMP", "WEBP", ...), when known.
+        frames: images in the file (an animation's frames, a TIFF's pages); only the first one
+            is read.
 
     Shape:
         - alpha: :math:`(1, H, W)`, float32 in [0, 1].
@@ -83,6 +86,7 @@ class ImageInfo:
     alpha: Tensor | None
     size: tuple[int, int]
     format: str | None = None
+    frames: int = 1
 
 
 def _one_line(err: BaseException) -> str:
@@ -157,6 +161,8 @@ def _decode_tiff(data: bytes, path: Path) -> tuple[Tensor, ImageInfo] | None:
             extras = tuple(page.extrasamples or ())
             colormap = page.colormap
             array = page.asarray()
+            # Full-resolution pages only: reduced ones are previews of another page.
+            frames = sum(not getattr(p, "is_reduced", False) for p in tif.pages)
     except (KeyError, ValueError, NotImplementedError) as err:
         if "imagecodecs" in str(err):
             logger.debug("%s: tifffile lacks a codec (%s), trying Pillow", path, err)
@@ -196,6 +202,7 @@ def _decode_tiff(data: bytes, path: Path) -> tuple[Tensor, ImageInfo] | None:
     if bits == 32 and np.issubdtype(array.dtype, np.floating):
         mode = "F" if colour_samples == 1 else mode
     info = ImageInfo(mode, bits, colour.shape[0], alpha, tuple(colour.shape[1:]), "TIFF")
+    info.frames = max(1, frames)
     return colour, info
 
 
@@ -236,6 +243,7 @@ def _decode_pil(data: bytes, path: Path) -> tuple[Tensor, ImageInfo]:
         ) from None
     fmt = img.format
     mode = img.mode
+    frames = int(getattr(img, "n_frames", 1) or 1)
     try:
         img = ImageOps.exif_transpose(img) or img  # camera photos store their rotation in EXIF
     except Exception as err:
@@ -268,6 +276,7 @@ def _decode_pil(data: bytes, path: Path) -> tuple[Tensor, ImageInfo]:
         bits = 8
     source_mode = {"I;16": "L", "I;16L": "L", "I;16B": "L", "I;16N": "L", "PA": "P"}.get(mode, mode)
     info = ImageInfo(source_mode, bits, colour.shape[0], alpha, tuple(colour.shape[1:]), fmt)
+    info.frames = frames
     return colour, info
 
 
@@ -471,7 +480,7 @@ def write_image(
     hwc = (x * scale).round().permute(1, 2, 0).numpy().astype(dtype)
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    tmp = unique_temp(path)  # per process: two writers of one target never share it
     try:
         if fmt == "TIFF" and bits == 16:
             import tifffile
