@@ -23,10 +23,7 @@ import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from realblur_gan.errors import (
     UserError,
@@ -35,8 +32,13 @@ from realblur_gan.errors import (
     error_text,
     writable_dir,
 )
+from realblur_gan.extras import require_extra
 from realblur_gan.generator_options import add_generator_options, generator_from_options
-from realblur_gan.inference import net_channels
+from realblur_gan.help_format import HelpFormatter
+
+# Torch is imported where it is used, so `--help` answers at once.
+if TYPE_CHECKING:
+    from torch import nn
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +68,7 @@ def export_safetensors(
     Returns:
         The weights and config paths.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -74,7 +76,9 @@ def export_safetensors(
     # safetensors refuses views into shared storage; contiguous copies are independent tensors.
     state = {k: v.detach().cpu().contiguous().clone() for k, v in net.state_dict().items()}
     weights = out_dir / f"{name}.safetensors"
-    save_file(state, str(weights), metadata={"net_config": text, "net": name, "format": "pt"})
+    # Serialised in memory and written as any file is (mode 0666 less the umask): save_file
+    # creates its file with mode 0600, unreadable to the other users of a shared model folder.
+    weights.write_bytes(save(state, metadata={"net_config": text, "net": name, "format": "pt"}))
     sidecar = out_dir / f"{name}.json"
     sidecar.write_text(text + "\n")
     return weights, sidecar
@@ -101,6 +105,11 @@ def export_onnx(
         - image: :math:`(B, C, H, W)` in [0, 1], H and W multiples of the net's stride
         - restored: :math:`(B, C, H, W)`
     """
+    require_extra("onnx", ("onnx",), "ONNX export")
+    import torch
+
+    from realblur_gan.inference import net_channels
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     stride = int(getattr(net, "stride", 1))
@@ -144,7 +153,11 @@ def check_onnx(
     Returns:
         The maximum absolute difference over all sizes.
     """
+    require_extra("onnx", ("onnxruntime",), "checking an ONNX export")
     import onnxruntime as ort
+    import torch
+
+    from realblur_gan.inference import net_channels
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     generator = torch.Generator().manual_seed(0)
@@ -163,14 +176,28 @@ def check_onnx(
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m realblur_gan.export",
-        description="Export a trained generator to safetensors + JSON (and ONNX).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Export a trained generator to <net>.safetensors + <net>.json (and ONNX).\n"
+        "The safetensors file loads anywhere with --checkpoint, without pickle.",
+        formatter_class=HelpFormatter,
+        epilog="examples:\n"
+        "  python -m realblur_gan.export outputs/joint/<run>/checkpoints/joint/last.ckpt "
+        "--out exported/\n"
+        "  python -m realblur_gan.export --out exported/ --onnx   # the packaged model\n"
+        "--onnx needs the onnx extra: pip install 'realblur-gan[onnx]'",
     )
     parser.add_argument(
-        "source", type=Path, nargs="?", metavar="CHECKPOINT", help="the same as --checkpoint"
+        "source",
+        type=Path,
+        nargs="?",
+        metavar="CHECKPOINT",
+        help="the same as --checkpoint (without either: the packaged model)",
     )
-    parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--onnx", action="store_true", help="also write <net>.onnx and check it")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    parser.add_argument(
+        "--onnx",
+        action="store_true",
+        help="also write <net>.onnx (dynamic batch, height, width) and check it against PyTorch",
+    )
     parser.add_argument("--opset", type=int, default=ONNX_OPSET, help="ONNX opset (>= 17)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details")
     parser.add_argument("--debug", action="store_true", help="full tracebacks for errors")
@@ -191,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         print("error: pass the checkpoint once: CHECKPOINT or --checkpoint", file=sys.stderr)
         return 2
     try:
+        if args.onnx:  # before anything is written: half an export is no use
+            require_extra("onnx", ("onnx", "onnxruntime", "onnxscript"), "--onnx")
         writable_dir(args.out)  # before loading anything
         net = generator_from_options(args, args.source)
         weights, sidecar = export_safetensors(net, net.net_config, args.out, args.net)

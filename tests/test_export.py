@@ -74,3 +74,40 @@ def test_cli_writes_all_three_files(
     assert torch.equal(load_generator(out)(x), net(x))
     assert main([str(tmp_path / "missing.ckpt"), "--out", str(out)]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_exported_files_are_readable_like_any_file_the_user_writes(
+    tmp_path: Path, checkpoint: tuple[Path, UNet]
+) -> None:
+    """safetensors' own writer makes its files 0600; an export is 0666 less the umask."""
+    import os
+
+    _, net = checkpoint
+    old = os.umask(0o022)
+    try:
+        weights, sidecar = export_safetensors(net, TINY, tmp_path / "exp", "dbgan_g")
+    finally:
+        os.umask(old)
+    assert weights.stat().st_mode & 0o777 == 0o644
+    assert sidecar.stat().st_mode & 0o777 == 0o644
+
+
+def test_onnx_without_its_extra_is_one_line_and_writes_nothing(
+    tmp_path: Path,
+    checkpoint: tuple[Path, UNet],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else real(name, *a)
+    )
+    out = tmp_path / "exported"
+    assert main([str(checkpoint[0]), "--out", str(out), "--onnx"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == (
+        "error: --onnx needs onnx, which is not installed: pip install 'realblur-gan[onnx]'"
+    )
+    assert not list(out.glob("*"))  # not half an export
