@@ -1,4 +1,8 @@
-"""Plumbing shared by the data_tools CLIs: parsing, parallel work with a progress bar, summaries."""
+"""Plumbing shared by the data_tools CLIs: parsing, parallel work with a progress bar, summaries.
+
+The tools import torch and the image readers inside the functions that use them, after the
+arguments are parsed: ``--help`` and a usage error answer at once.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
-from realblur_gan.data.io import ImageFolderError, ImageReadError
 from realblur_gan.errors import UserError, writable_dir
+from realblur_gan.help_format import HelpFormatter
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +61,7 @@ def make_parser(prog: str, description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f"python -m data_tools.{prog}",
         description=description,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument(
         "--workers", type=int, default=1, help="parallel worker processes (1 = in this process)"
@@ -84,6 +86,8 @@ def _init_worker() -> None:
 
 def _guarded(fn: Callable[[Any], Outcome], task: Any) -> Outcome:
     """Run one task; turn any error into a failed outcome with a one-line reason."""
+    from realblur_gan.data.io import ImageFolderError, ImageReadError
+
     try:
         return fn(task)
     except (ImageReadError, ImageFolderError) as err:
@@ -100,9 +104,11 @@ def run_tasks(
 
     ``fn`` must be a module-level function (it is pickled to the workers).
     """
+    from realblur_gan.progress import progress_bar
+
     report = Report()
     start = time.perf_counter()
-    bar = tqdm(total=len(tasks), desc=desc, unit="item", disable=None, file=sys.stderr)
+    bar = progress_bar(total=len(tasks), desc=desc, unit="item")
 
     def record(outcome: Outcome) -> None:
         report.counts[outcome.status] += 1

@@ -18,8 +18,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from data_tools._common import (
     DONE,
     FAILED,
@@ -34,7 +32,6 @@ from data_tools._common import (
     setup_logging,
     unwritable,
 )
-from realblur_gan.data.io import ImageFolderError, list_images, read_image, write_image
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +51,10 @@ class SplitJob:
 
 
 def concat_pair(job: ConcatJob) -> Outcome:
+    import torch
+
+    from realblur_gan.data.io import read_image, write_image
+
     if job.out.exists():
         return Outcome(SKIPPED)
     a, info_a = read_image(job.a)
@@ -72,6 +73,8 @@ def concat_pair(job: ConcatJob) -> Outcome:
 
 
 def split_image(job: SplitJob) -> Outcome:
+    from realblur_gan.data.io import read_image, write_image
+
     if all_exist((job.out_a, job.out_b)):
         return Outcome(SKIPPED)
     ab, info = read_image(job.ab)
@@ -85,6 +88,8 @@ def split_image(job: SplitJob) -> Outcome:
 
 
 def _concat(args: argparse.Namespace) -> int:
+    from realblur_gan.data.io import ImageFolderError, list_images
+
     try:
         a_files = {relative_stem(p, args.a_dir): p for p in list_images(args.a_dir)}
         b_files = {relative_stem(p, args.b_dir): p for p in list_images(args.b_dir)}
@@ -108,6 +113,8 @@ def _concat(args: argparse.Namespace) -> int:
 
 
 def _split(args: argparse.Namespace) -> int:
+    from realblur_gan.data.io import ImageFolderError, list_images
+
     try:
         files = list_images(args.ab_dir)
     except ImageFolderError as err:

@@ -15,10 +15,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING
 
 from data_tools._common import (
     DONE,
@@ -35,9 +32,12 @@ from data_tools._common import (
     setup_logging,
     unwritable,
 )
-from realblur_gan.blur import RealisticBlur, SimpleBlur
-from realblur_gan.data.io import ImageFolderError, list_images, read_image, write_image
 from realblur_gan.ownership import unique_temp
+
+if TYPE_CHECKING:
+    import torch
+
+    from realblur_gan.blur import RealisticBlur, SimpleBlur
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,8 @@ class Job:
 
 
 def build_blur(job: Job) -> SimpleBlur | RealisticBlur:
+    from realblur_gan.blur import RealisticBlur, SimpleBlur
+
     if job.blur == "simple":
         return SimpleBlur(kernel_size=job.kernel_size)
     noise = {} if job.noise else {"noise_shot": None, "noise_read": None}
@@ -79,6 +81,8 @@ def build_blur(job: Job) -> SimpleBlur | RealisticBlur:
 
 def prepare(image: torch.Tensor, resize: int | None, crop: int | None) -> torch.Tensor | None:
     """Resize the shorter side to ``resize`` and centre-crop to ``crop``; None when too small."""
+    import torch.nn.functional as F
+
     if resize is not None:
         h, w = image.shape[-2:]
         scale = resize / min(h, w)
@@ -95,6 +99,10 @@ def prepare(image: torch.Tensor, resize: int | None, crop: int | None) -> torch.
 
 
 def save_kernel(path: Path, kernel: torch.Tensor) -> None:
+    import numpy as np
+
+    from realblur_gan.data.io import write_image
+
     if path.suffix == ".npy":
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = unique_temp(path)
@@ -110,6 +118,10 @@ def save_kernel(path: Path, kernel: torch.Tensor) -> None:
 
 
 def make_pair(job: Job) -> Outcome:
+    import torch
+
+    from realblur_gan.data.io import read_image, write_image
+
     sharp_path, blur_path, kernel_path = job.outputs()
     if all_exist((sharp_path, blur_path, kernel_path)):
         return Outcome(SKIPPED)
@@ -157,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         nargs=2,
         default=None,
         metavar=("LOW", "HIGH"),
-        help="JPEG quality range (realistic only; default no JPEG)",
+        help="JPEG quality range (realistic only; default: no JPEG)",
     )
     parser.add_argument("--no-noise", action="store_true", help="no sensor noise (realistic only)")
     parser.add_argument("--resize", type=int, default=None, help="resize the shorter side to N")
@@ -170,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
+    from realblur_gan.data.io import ImageFolderError, list_images
+
     try:
         sources = list_images(args.sharp_dir)
     except ImageFolderError as err:

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from data_tools._common import DONE, Outcome, cli_error, make_parser, run_tasks, setup_logging
-from realblur_gan.data.io import ImageFolderError, ImageReadError, list_images, read_image
 
 _ROLES = {"blur": "blur", "sharp": "sharp", "gt": "sharp"}
 _USUAL_MODES = frozenset({"L", "RGB"})
@@ -44,6 +43,8 @@ class Facts:
 
 
 def inspect_file(path: Path) -> Facts:
+    from realblur_gan.data.io import ImageReadError, read_image
+
     try:
         image, info = read_image(path)
     except ImageReadError as err:
@@ -140,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strict", action="store_true", help="treat warnings as errors")
     args: argparse.Namespace = parser.parse_args(argv)
     setup_logging(args.verbose)
+    from realblur_gan.data.io import ImageFolderError, list_images
+
     try:
         files = list_images(args.folder)
         partner_files = list_images(args.partner) if args.partner else []

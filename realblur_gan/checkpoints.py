@@ -10,8 +10,8 @@ Resume picks its file with :func:`find_resume_checkpoint`, which passes over dam
 :func:`load_generator` rebuilds a trained generator from a checkpoint or an exported
 ``.safetensors`` alone, from the config stored with it (checked by
 :mod:`realblur_gan.net_configs`, so a file cannot name arbitrary callables).
-:func:`packaged_model` is the DBGAN shipped in ``realblur_gan/weights/``, what
-``realblur-deblur`` runs when no checkpoint is given.
+:func:`packaged_model` is the DBGAN shipped in ``realblur_gan/weights/`` (the first entry of
+:mod:`realblur_gan.model_zoo`), what ``realblur-deblur`` runs when no checkpoint is given.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from torch import nn
 
 from realblur_gan.errors import CheckpointError, UserError
 from realblur_gan.inference import net_channels
+from realblur_gan.model_zoo import DEFAULT_MODEL, DEFAULT_NET, verified_path
 from realblur_gan.net_configs import (
     EMA_SUFFIX,
     NetConfigError,
@@ -46,11 +47,6 @@ log = logging.getLogger(__name__)
 # checkpoint; a crash can leave one behind, and :func:`find_resume_checkpoint` removes them.
 _PARTIAL_GLOB = ".*.partial"
 _LISTED = 5
-
-DEFAULT_NET = "dbgan_g"
-# The packaged DBGAN: safetensors weights with the net config in their metadata, as
-# ``python -m realblur_gan.export`` writes them; see realblur_gan/weights/MODEL_CARD.md.
-PACKAGED_MODEL = Path(__file__).resolve().parent / "weights" / "realblur-dbgan.safetensors"
 
 
 class CheckpointWriteError(UserError, OSError):
@@ -446,14 +442,10 @@ def load_generator(
 
 
 def packaged_model() -> Path:
-    """The weights of the DBGAN packaged with realblur-gan (:data:`PACKAGED_MODEL`).
+    """The weights of the DBGAN packaged with realblur-gan, checked against their SHA-256.
 
     Raises:
-        CheckpointError: None is installed (this build ships no weights).
+        CheckpointError: None is installed (this build ships no weights), or the file is not
+            the one :mod:`realblur_gan.model_zoo` registers.
     """
-    if not PACKAGED_MODEL.is_file():
-        raise CheckpointError(
-            f"no packaged model is installed ({PACKAGED_MODEL} is absent); pass --checkpoint "
-            "with a .ckpt from training or an exported .safetensors"
-        )
-    return PACKAGED_MODEL
+    return verified_path(DEFAULT_MODEL)

@@ -18,7 +18,16 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from realblur_gan.errors import ArgumentError, UserError
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+def _config_dir() -> Path:
+    """The config tree: the copy a wheel ships (``realblur_gan/conf``), else the checkout's
+    top-level ``conf/`` (a clone, or an editable install)."""
+    package = Path(__file__).resolve().parent
+    shipped = package / "conf"
+    return shipped if (shipped / "train.yaml").is_file() else package.parent / "conf"
+
+
+CONFIG_DIR = _config_dir()
 
 # What ``wandb_mode`` (and so ``WANDB_MODE``, its default) may say: wandb.init's modes.
 WANDB_MODES = ("offline", "online", "disabled", "shared")

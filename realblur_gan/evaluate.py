@@ -4,7 +4,8 @@ Methods compared side by side in one table:
 
 - ``--restored DIR``: images restored elsewhere (matched to ``--sharp`` by relative path, any
   extension);
-- ``--checkpoint CKPT`` with ``--blur DIR``: the DBGAN generator run here (see
+- ``--blur DIR``: the DBGAN generator run here on the blurry images, the packaged model unless
+  ``--checkpoint CKPT`` names another (``--no-model`` leaves it out; see
   :mod:`realblur_gan.inference`);
 - ``--baselines identity,wiener,rl,selfdeblur,map`` with ``--blur DIR`` (and ``--kernels DIR``
   for the non-blind wiener and rl): the classical methods of :mod:`realblur_gan.baselines`;
@@ -17,7 +18,7 @@ within ±K px (on the overlapping region) and LPIPS is taken at the PSNR-best sh
 
 Example::
 
-    python -m realblur_gan.evaluate --blur pairs/blur --sharp pairs/sharp \\
+    realblur-evaluate --blur pairs/blur --sharp pairs/sharp \\
         --checkpoint last.ckpt --baselines identity,wiener,rl --kernels pairs/kernels
 """
 
@@ -36,28 +37,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from torch import Tensor, nn
-from tqdm import tqdm
-
-from realblur_gan.baselines import (
-    BLIND_BASELINES,
-    KERNEL_EXTENSIONS,
-    KernelError,
-    blind_deblur,
-    identity,
-    load_kernel,
-    richardson_lucy,
-    wiener,
-)
-from realblur_gan.data.io import (
-    ImageReadError,
-    list_images,
-    read_image,
-    to_channels,
-    write_image,
-)
+from realblur_gan.defaults import BLIND_METHODS, DEFAULT_OVERLAP, DEFAULT_TILE
 from realblur_gan.errors import (
     UserError,
     cli_logging,
@@ -65,9 +47,15 @@ from realblur_gan.errors import (
     error_text,
 )
 from realblur_gan.generator_options import add_generator_options, generator_from_options
-from realblur_gan.inference import DEFAULT_OVERLAP, DEFAULT_TILE, deblur_image, pick_device
-from realblur_gan.metrics import best_shift, crop_border, psnr, rgb_to_y, shift_overlap, ssim
+from realblur_gan.help_format import HelpFormatter
+from realblur_gan.model_zoo import DEFAULT_MODEL
 from realblur_gan.ownership import claim_folder
+
+# Torch, the metrics and the baselines are imported where they are used: `realblur-evaluate
+# --help` then answers at once instead of after seconds of imports.
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor, nn
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +71,7 @@ __all__ = [
     "write_csv",
 ]
 
-BASELINE_NAMES = ("identity", "wiener", "rl", *BLIND_BASELINES)
+BASELINE_NAMES = ("identity", "wiener", "rl", *BLIND_METHODS)
 METRICS = ("psnr", "ssim", "lpips")
 
 
@@ -135,6 +123,11 @@ def score_pair(
     Shape:
         - pred, target: :math:`(1, C, H, W)`, C in {1, 3}
     """
+    import torch
+
+    from realblur_gan.data.io import to_channels
+    from realblur_gan.metrics import best_shift, crop_border, psnr, rgb_to_y, shift_overlap, ssim
+
     options = options or ScoreOptions()
     if pred.shape[-2:] != target.shape[-2:]:
         raise EvaluationError(
@@ -194,6 +187,8 @@ class Method:
 
 def _index(folder: Path) -> dict[str, Path]:
     """Images under ``folder`` keyed by relative path without extension."""
+    from realblur_gan.data.io import list_images
+
     found: dict[str, Path] = {}
     for path in list_images(folder):
         key = path.relative_to(folder).with_suffix("").as_posix()
@@ -209,6 +204,8 @@ def restored_folder_method(folder: Path) -> Method:
     index = _index(folder)
 
     def restore(key: str, blur: Tensor | None, kernel: Tensor | None) -> Tensor:
+        from realblur_gan.data.io import read_image
+
         if key not in index:
             raise EvaluationError(f"{folder}: no restored image for '{key}'")
         return read_image(index[key])[0][None]
@@ -225,6 +222,7 @@ def model_method(
     self_ensemble: bool = False,
 ) -> Method:
     """Run a generator on each blurry image (see :func:`~realblur_gan.inference.deblur_image`)."""
+    from realblur_gan.inference import deblur_image
 
     def restore(key: str, blur: Tensor | None, kernel: Tensor | None) -> Tensor:
         assert blur is not None
@@ -258,6 +256,8 @@ class BlindSettings:
 
 def blind_method(name: str, settings: BlindSettings) -> Method:
     """A row for the blind baseline ``name``: it needs no kernel file."""
+    from realblur_gan.baselines import BLIND_BASELINES, blind_deblur
+
     spec = BLIND_BASELINES[name]
     budget = spec.default_iterations if settings.iterations is None else settings.iterations
 
@@ -282,6 +282,8 @@ def baseline_methods(
     names: Sequence[str], nsr: float, iterations: int, blind: BlindSettings | None = None
 ) -> list[Method]:
     """Rows for the baselines named in ``--baselines``; ``blind`` configures the blind ones."""
+    from realblur_gan.baselines import identity, richardson_lucy, wiener
+
     functions: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
         "wiener": functools.partial(wiener, nsr=nsr),
         "rl": functools.partial(richardson_lucy, iterations=iterations),
@@ -296,7 +298,7 @@ def baseline_methods(
             methods.append(
                 Method(labels[name], lambda k, b, kern, fn=fn: fn(b, kern), needs_kernel=True)
             )
-        elif name in BLIND_BASELINES:
+        elif name in BLIND_METHODS:
             methods.append(blind_method(name, blind or BlindSettings()))
         else:
             raise EvaluationError(
@@ -321,6 +323,8 @@ class EvaluationResult:
 
 
 def _find_kernel(kernels_dir: Path, key: str) -> Path:
+    from realblur_gan.baselines import KERNEL_EXTENSIONS, KernelError
+
     for ext in KERNEL_EXTENSIONS:
         path = kernels_dir / f"{key}{ext}"
         if path.is_file():
@@ -353,6 +357,11 @@ def evaluate(
         Per-image rows (``image``, ``method``, ``psnr``, ``ssim``[, ``lpips``], ``dy``, ``dx``)
         and the one-line reason for every image/method pair that was skipped.
     """
+    from tqdm import tqdm
+
+    from realblur_gan.baselines import KernelError, load_kernel
+    from realblur_gan.data.io import ImageReadError, read_image
+
     start = time.perf_counter()
     options = options or ScoreOptions()
     sharp_dir = Path(sharp_dir)
@@ -408,6 +417,8 @@ def _save_restored(method: Method, key: str, restored: Tensor, result: Evaluatio
     The output side failing (full, read-only, gone) would fail every further image the same
     way, and the scores are what the user came for.
     """
+    from realblur_gan.data.io import write_image
+
     assert method.save_dir is not None
     target = method.save_dir / f"{key}.png"
     try:
@@ -481,30 +492,74 @@ def markdown_table(
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="realblur-evaluate",
-        description="Score restored images (PSNR, SSIM, LPIPS) against sharp references.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Score deblurring methods against sharp references: PSNR, SSIM and LPIPS per\n"
+        "image (OUT/metrics.csv) and their means (printed, and OUT/summary.md). With --blur,\n"
+        "the packaged DBGAN (or --checkpoint) restores the blurry images and is scored;\n"
+        "--baselines adds classical methods, --restored images restored elsewhere.",
+        formatter_class=HelpFormatter,
+        epilog="examples:\n"
+        "  realblur-evaluate --blur pairs/blur --sharp pairs/sharp\n"
+        "  realblur-evaluate --blur pairs/blur --sharp pairs/sharp --checkpoint last.ckpt \\\n"
+        "      --baselines identity,wiener,rl --kernels pairs/kernels --shift 2\n"
+        "  realblur-evaluate --restored other_method/ --sharp pairs/sharp",
     )
-    parser.add_argument("--sharp", type=Path, required=True, help="sharp reference folder")
-    parser.add_argument("--restored", type=Path, help="folder of already restored images")
-    parser.add_argument("--blur", type=Path, help="blurry inputs (for --checkpoint/--baselines)")
     parser.add_argument(
-        "--baselines", default="", help=f"comma list of {','.join(BASELINE_NAMES)} (on --blur)"
+        "--sharp", type=Path, required=True, metavar="DIR", help="sharp reference folder"
     )
-    parser.add_argument("--kernels", type=Path, help="kernel folder (.npy/.png) for wiener, rl")
-    parser.add_argument("--out", type=Path, default=Path("evaluation"), help="output folder")
-    parser.add_argument("--shift", type=int, default=0, help="best integer shift within ±K px")
+    parser.add_argument(
+        "--restored",
+        type=Path,
+        metavar="DIR",
+        help="folder of images restored elsewhere, matched to --sharp by relative path",
+    )
+    parser.add_argument(
+        "--blur",
+        type=Path,
+        metavar="DIR",
+        help="blurry inputs, matched to --sharp by relative path: the model and --baselines "
+        "run on them",
+    )
+    parser.add_argument(
+        "--no-model",
+        action="store_true",
+        help="do not run a model on --blur (score only --baselines / --restored)",
+    )
+    parser.add_argument(
+        "--baselines",
+        default="",
+        metavar="NAMES",
+        help=f"comma list of {','.join(BASELINE_NAMES)} (on --blur)",
+    )
+    parser.add_argument(
+        "--kernels", type=Path, metavar="DIR", help="kernel folder (.npy/.png) for wiener, rl"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("evaluation"), metavar="DIR", help="output folder"
+    )
+    parser.add_argument(
+        "--shift", type=int, default=0, help="score the best integer shift within ±K px"
+    )
     parser.add_argument("--crop-border", type=int, default=0, help="ignore N px at each side")
     parser.add_argument("--y-channel", action="store_true", help="PSNR/SSIM on BT.601 luma")
     parser.add_argument("--no-lpips", action="store_true", help="skip LPIPS")
     parser.add_argument("--lpips-net", default="alex", help="LPIPS backbone: alex, vgg, squeeze")
-    parser.add_argument("--lpips-weights", default=None, help="backbone weight file")
-    parser.add_argument("--tile", type=int, default=DEFAULT_TILE, help="tile side; 0 = no tiles")
+    parser.add_argument(
+        "--lpips-weights",
+        default=None,
+        metavar="FILE",
+        help="backbone weight file (default: the torch hub cache; nothing is downloaded)",
+    )
+    parser.add_argument(
+        "--tile", type=int, default=DEFAULT_TILE, help="tile side (px) for large images; 0 = none"
+    )
     parser.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help="tile overlap (px)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    parser.add_argument(
+        "--device", default="auto", help="auto (CUDA when there is one), cpu, cuda or cuda:N"
+    )
     parser.add_argument(
         "--self-ensemble",
         action="store_true",
-        help="--checkpoint: average over the 8 flips/transposes (8x the time)",
+        help="the model: average over the 8 flips/transposes (8x the time)",
     )
     parser.add_argument("--wiener-nsr", type=float, default=1e-2, help="Wiener noise/signal")
     parser.add_argument("--rl-iterations", type=int, default=30, help="Richardson–Lucy steps")
@@ -512,8 +567,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--iterations",
         type=int,
         default=None,
-        help="blind baselines: budget per image; None for each method's own ("
-        + ", ".join(f"{k} {v.default_iterations}" for k, v in BLIND_BASELINES.items())
+        help="blind baselines: budget per image (default: each method's own, "
+        + ", ".join(f"{name} {budget}" for name, budget in BLIND_METHODS.items())
         + ")",
     )
     parser.add_argument(
@@ -525,7 +580,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log details")
     parser.add_argument("--debug", action="store_true", help="full tracebacks for errors")
-    add_generator_options(parser, "run this generator on --blur (.ckpt or .safetensors)")
+    add_generator_options(
+        parser,
+        "the model run on --blur: a .ckpt from training or an exported .safetensors "
+        f"(default: the packaged {DEFAULT_MODEL})",
+    )
     return parser
 
 
@@ -558,19 +617,24 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace, owned: contextlib.ExitStack) -> int:
+    from realblur_gan.inference import pick_device
+
     options = ScoreOptions(args.shift, args.crop_border, args.y_channel)
     try:
         if args.shift < 0 or args.crop_border < 0:
             raise EvaluationError("--shift and --crop-border must be >= 0")
+        if args.blur is None and args.checkpoint is not None:
+            raise EvaluationError("--checkpoint: pass --blur DIR, the images it should restore")
         # Before scoring: the scores must have somewhere to go, and one writer per --out.
         owned.enter_context(claim_folder(args.out, "--out", "pass another --out"))
         device = pick_device(args.device)
         methods: list[Method] = []
         if args.restored is not None:
             methods.append(restored_folder_method(args.restored))
-        if args.checkpoint is not None:
+        if args.blur is not None and not args.no_model:
             net = generator_from_options(args).to(device)
-            label = f"{args.net} ({args.checkpoint.name})"
+            source = args.checkpoint.name if args.checkpoint is not None else DEFAULT_MODEL
+            label = f"{args.net} ({source})"
             if args.self_ensemble:
                 label += ", self-ensemble x8"
             methods.append(
@@ -582,7 +646,9 @@ def _main(args: argparse.Namespace, owned: contextlib.ExitStack) -> int:
         blind = BlindSettings(args.iterations, args.kernel_size, args.seed, device)
         methods.extend(baseline_methods(names, args.wiener_nsr, args.rl_iterations, blind))
         if not methods:
-            raise EvaluationError("nothing to score: pass --restored, --checkpoint or --baselines")
+            raise EvaluationError(
+                "nothing to score: pass --blur (the model and --baselines run on it) or --restored"
+            )
         if args.save_restored:
             for method in methods:
                 if method.needs_blur:

@@ -24,10 +24,7 @@ import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from realblur_gan.errors import (
     UserError,
@@ -35,9 +32,14 @@ from realblur_gan.errors import (
     debug_requested,
     error_text,
 )
+from realblur_gan.extras import require_extra
 from realblur_gan.generator_options import add_generator_options, generator_from_options
-from realblur_gan.inference import net_channels
+from realblur_gan.help_format import HelpFormatter
 from realblur_gan.ownership import claim_folder, unique_temp
+
+# Torch is imported where it is used, so `--help` answers at once.
+if TYPE_CHECKING:
+    from torch import nn
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +82,7 @@ def export_safetensors(
         The weights and config paths.
     """
     from safetensors import SafetensorError
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -93,7 +95,9 @@ def export_safetensors(
     temps = (unique_temp(weights), unique_temp(sidecar))
     try:
         metadata = {"net_config": text, "net": name, "format": "pt"}
-        save_file(state, str(temps[0]), metadata=metadata)
+        # Serialised in memory and written as any file is (mode 0666 less the umask): save_file
+        # creates its file with mode 0600, unreadable to the other users of a shared folder.
+        temps[0].write_bytes(save(state, metadata=metadata))
         temps[1].write_text(text + "\n")
         os.replace(temps[0], weights)
         os.replace(temps[1], sidecar)
@@ -129,6 +133,7 @@ def export_onnx(
         - image: :math:`(B, C, H, W)` in [0, 1], H and W multiples of the net's stride
         - restored: :math:`(B, C, H, W)`
     """
+    require_extra("onnx", ("onnx",), "ONNX export")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = unique_temp(path)
@@ -143,6 +148,10 @@ def export_onnx(
 
 
 def _export_onnx(net: nn.Module, path: Path, size: int | None, opset: int) -> None:
+    import torch
+
+    from realblur_gan.inference import net_channels
+
     stride = int(getattr(net, "stride", 1))
     size = size or 8 * max(stride, 4)
     # Any values trace the same graph; a seeded example keeps the export reproducible.
@@ -186,7 +195,11 @@ def check_onnx(
     Returns:
         The maximum absolute difference over all sizes.
     """
+    require_extra("onnx", ("onnxruntime",), "checking an ONNX export")
     import onnxruntime as ort
+    import torch
+
+    from realblur_gan.inference import net_channels
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     generator = torch.Generator().manual_seed(0)
@@ -205,14 +218,28 @@ def check_onnx(
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m realblur_gan.export",
-        description="Export a trained generator to safetensors + JSON (and ONNX).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Export a trained generator to <net>.safetensors + <net>.json (and ONNX).\n"
+        "The safetensors file loads anywhere with --checkpoint, without pickle.",
+        formatter_class=HelpFormatter,
+        epilog="examples:\n"
+        "  python -m realblur_gan.export outputs/joint/<run>/checkpoints/joint/last.ckpt "
+        "--out exported/\n"
+        "  python -m realblur_gan.export --out exported/ --onnx   # the packaged model\n"
+        "--onnx needs the onnx extra: pip install 'realblur-gan[onnx]'",
     )
     parser.add_argument(
-        "source", type=Path, nargs="?", metavar="CHECKPOINT", help="the same as --checkpoint"
+        "source",
+        type=Path,
+        nargs="?",
+        metavar="CHECKPOINT",
+        help="the same as --checkpoint (without either: the packaged model)",
     )
-    parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--onnx", action="store_true", help="also write <net>.onnx and check it")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    parser.add_argument(
+        "--onnx",
+        action="store_true",
+        help="also write <net>.onnx (dynamic batch, height, width) and check it against PyTorch",
+    )
     parser.add_argument("--opset", type=int, default=ONNX_OPSET, help="ONNX opset (>= 17)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details")
     parser.add_argument("--debug", action="store_true", help="full tracebacks for errors")
@@ -238,6 +265,8 @@ def _main(args: argparse.Namespace, owned: contextlib.ExitStack) -> int:
         print("error: pass the checkpoint once: CHECKPOINT or --checkpoint", file=sys.stderr)
         return 2
     try:
+        if args.onnx:  # before anything is written: half an export is no use
+            require_extra("onnx", ("onnx", "onnxruntime", "onnxscript"), "--onnx")
         # Before loading anything; one writer per --out.
         owned.enter_context(claim_folder(args.out, "--out", "pass another --out"))
         net = generator_from_options(args, args.source)

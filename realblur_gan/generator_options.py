@@ -3,17 +3,20 @@
 :func:`add_generator_options` adds ``--checkpoint``, ``--net``, ``--no-ema`` and
 ``--net-config`` to a parser; :func:`generator_from_options` loads the net they name, or the
 packaged DBGAN (:func:`realblur_gan.checkpoints.packaged_model`) when no checkpoint is given.
+Torch is imported only when a net is loaded, so a tool's ``--help`` stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from torch import nn
-
-from realblur_gan.checkpoints import DEFAULT_NET, load_generator, packaged_model
 from realblur_gan.errors import UserError
+from realblur_gan.model_zoo import DEFAULT_NET
+
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = ["add_generator_options", "generator_from_options"]
 
@@ -26,8 +29,15 @@ def add_generator_options(parser: argparse.ArgumentParser, checkpoint_help: str)
         checkpoint_help: what ``--checkpoint`` does in that command (and its default).
     """
     group = parser.add_argument_group("model")
-    group.add_argument("--checkpoint", type=Path, default=None, help=checkpoint_help)
-    group.add_argument("--net", default=DEFAULT_NET, help="net inside the checkpoint")
+    group.add_argument(
+        "--checkpoint", type=Path, default=None, metavar="PATH", help=checkpoint_help
+    )
+    group.add_argument(
+        "--net",
+        default=DEFAULT_NET,
+        metavar="NAME",
+        help="net inside the checkpoint: dbgan_g deblurs, bgan_g blurs",
+    )
     group.add_argument(
         "--no-ema", action="store_true", help="use the raw weights even if an EMA copy exists"
     )
@@ -35,6 +45,7 @@ def add_generator_options(parser: argparse.ArgumentParser, checkpoint_help: str)
         "--net-config",
         type=Path,
         default=None,
+        metavar="FILE",
         help="net/model config (.yaml/.json) if the checkpoint holds none",
     )
 
@@ -56,6 +67,8 @@ def generator_from_options(
         UserError: the file or its config cannot be loaded, no packaged model is installed, or
             a net other than the DBGAN is asked of the packaged model.
     """
+    from realblur_gan.checkpoints import load_generator, packaged_model
+
     checkpoint = checkpoint if checkpoint is not None else args.checkpoint
     if checkpoint is None:
         if args.net != DEFAULT_NET:

@@ -16,6 +16,7 @@ from itertools import pairwise
 import torch
 from torch import Tensor, nn
 
+from realblur_gan import defaults
 from realblur_gan.data.io import to_channels
 from realblur_gan.nets.padding import pad_to_multiple
 
@@ -30,8 +31,9 @@ __all__ = [
     "pick_device",
 ]
 
-DEFAULT_TILE = 512
-DEFAULT_OVERLAP = 32
+# Plain values in realblur_gan.defaults, so the CLIs show them in --help before torch loads.
+DEFAULT_TILE = defaults.DEFAULT_TILE
+DEFAULT_OVERLAP = defaults.DEFAULT_OVERLAP
 
 
 def net_channels(net: nn.Module) -> int:

@@ -23,18 +23,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from torch import nn
-from tqdm import tqdm
-
-from realblur_gan.data.io import (
-    IMAGE_EXTENSIONS,
-    ImageFolderError,
-    ImageReadError,
-    list_images,
-    read_image,
-    write_image,
-)
+from realblur_gan.defaults import DEFAULT_OVERLAP, DEFAULT_TILE
 from realblur_gan.errors import (
     UserError,
     cli_logging,
@@ -42,8 +33,13 @@ from realblur_gan.errors import (
     error_text,
 )
 from realblur_gan.generator_options import add_generator_options, generator_from_options
-from realblur_gan.inference import DEFAULT_OVERLAP, DEFAULT_TILE, deblur_image, pick_device
+from realblur_gan.help_format import HelpFormatter
 from realblur_gan.ownership import claim_folder
+
+# Torch and the image readers are imported where they are used: `realblur-deblur --help`
+# then answers at once instead of after seconds of imports.
+if TYPE_CHECKING:
+    from torch import nn
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +79,8 @@ def resolve_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[tuple[Path,
     Raises:
         InputError: an argument matches no image.
     """
+    from realblur_gan.data.io import IMAGE_EXTENSIONS, ImageFolderError, list_images
+
     found: dict[Path, Path] = {}
     for item in inputs:
         text = str(item)
@@ -164,6 +162,11 @@ def predict_files(
     Returns:
         The counts, failures and time.
     """
+    from tqdm import tqdm
+
+    from realblur_gan.data.io import IMAGE_EXTENSIONS, ImageReadError, read_image, write_image
+    from realblur_gan.inference import deblur_image
+
     out_dir = Path(out_dir)
     report = PredictReport()
     start = time.perf_counter()
@@ -234,6 +237,8 @@ def _split_checkpoint(inputs: Sequence[str], net: str) -> tuple[str | None, list
     Raises:
         InputError: a checkpoint is the only argument.
     """
+    from realblur_gan.data.io import IMAGE_EXTENSIONS
+
     first = Path(inputs[0])
     suffix = first.suffix.lower()
     is_checkpoint = (
@@ -251,8 +256,14 @@ def _split_checkpoint(inputs: Sequence[str], net: str) -> tuple[str | None, list
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="realblur-deblur",
-        description="Deblur images with a trained DBGAN generator (by default the packaged one).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Deblur images with a trained DBGAN generator (by default the packaged one).\n"
+        "Each result keeps its input's name, mode (gray, RGB, alpha) and bit depth.",
+        formatter_class=HelpFormatter,
+        epilog="examples:\n"
+        "  realblur-deblur photo.jpg --out restored/\n"
+        "  realblur-deblur photos/ 'more/*.png' --out restored/ --self-ensemble\n"
+        "  realblur-deblur --checkpoint outputs/joint/<run>/checkpoints/joint/last.ckpt "
+        "photos/ --out restored/",
     )
     parser.add_argument(
         "inputs",
@@ -261,10 +272,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="image files, folders (recursive) or globs; a checkpoint given first is used as "
         "--checkpoint",
     )
-    parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--tile", type=int, default=DEFAULT_TILE, help="tile side; 0 = no tiles")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="output folder (sub-folders of INPUT kept)",
+    )
+    parser.add_argument(
+        "--tile", type=int, default=DEFAULT_TILE, help="tile side (px) for large images; 0 = none"
+    )
     parser.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help="tile overlap (px)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument(
+        "--device", default="auto", help="auto (CUDA when there is one), cpu, cuda or cuda:N"
+    )
     parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast on CUDA")
     parser.add_argument(
         "--self-ensemble",
@@ -272,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="average over the 8 flips/transposes: 8x the time, usually ~0.1 dB better",
     )
     parser.add_argument(
-        "--ext", default=None, help="output extension, e.g. .png (default: input's)"
+        "--ext", default=None, help="output extension, e.g. .png (default: the input's)"
     )
     parser.add_argument("--overwrite", action="store_true", help="redo outputs that exist")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
@@ -294,6 +315,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace, owned: contextlib.ExitStack) -> int:
+    from realblur_gan.data.io import IMAGE_EXTENSIONS
+    from realblur_gan.inference import pick_device
+
     suffix = None
     if args.ext:
         suffix = args.ext if args.ext.startswith(".") else f".{args.ext}"

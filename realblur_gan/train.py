@@ -85,6 +85,7 @@ def train_checked(cfg: DictConfig) -> RunResult:
     """:func:`run` for a config :func:`~realblur_gan.config.validate_config` has passed (the CLI
     checks before importing Lightning, and so does not check twice)."""
     _single_log_handler()
+    _tips_once()
     start_time = time.perf_counter()
     out_dir = resume_dir(cfg) if cfg.resume else Path(cfg.paths.output_dir)
     with open_dict(cfg):
@@ -278,6 +279,33 @@ def _single_log_handler() -> None:
                 logger.removeHandler(handler)
 
 
+class _OnceFilter(logging.Filter):
+    """Passes each of Lightning's "💡 Tip" lines once per process, other records always.
+
+    Every stage builds its own ``Trainer``, and each printed the same tips again.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if not message.startswith("💡 Tip"):
+            return True
+        if message in self.seen:
+            return False
+        self.seen.add(message)
+        return True
+
+
+def _tips_once() -> None:
+    """Install :class:`_OnceFilter` on the logger Lightning's tips come from (once)."""
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _OnceFilter) for f in logger.filters):
+        logger.addFilter(_OnceFilter())
+
+
 def resume_dir(cfg: DictConfig) -> Path:
     """The run folder to continue: ``resume=<run dir>``, or with ``resume=true`` the newest
     earlier run of this scheme under the same parent folder that has checkpoints."""
@@ -363,8 +391,8 @@ def _run_stage(
             result.metrics = {
                 k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")
             }
-            val = datamodule.val_dataloader()
-            result.val_images = len(val.dataset) if hasattr(val, "dataset") else 0
+            # The images scored, not the split's size: limit_val_batches may stop early.
+            result.val_images = int(result.metrics.get("val/images", 0))
     finally:
         result.rank_zero = trainer.is_global_zero
         _close_loggers(loggers, result, trainer.is_global_zero)

@@ -32,7 +32,8 @@ class RestorationMetrics(Metric):
     Shape:
         - restored, blur, sharp (of :meth:`update`): :math:`(B, C, H, W)` in [0, 1]
           (``restored`` is clamped to it)
-        - :meth:`compute`: ``{"psnr", "ssim", "psnr_input", "ssim_input"[, "lpips"]}`` scalars
+        - :meth:`compute`: ``{"psnr", "ssim", "psnr_input", "ssim_input"[, "lpips"], "images"}``
+          scalars; ``images`` is how many images the means are over (all processes)
 
     Example:
         >>> scores = RestorationMetrics()
@@ -72,8 +73,9 @@ class RestorationMetrics(Metric):
         self.count += n
 
     def compute(self) -> dict[str, Tensor]:
-        """The means over every image seen since the last :meth:`reset`."""
-        return {name: getattr(self, name) / self.count for name in self.names}
+        """The means over every image seen since the last :meth:`reset`, and their number."""
+        means = {name: getattr(self, name) / self.count for name in self.names}
+        return {**means, "images": self.count.float()}
 
 
 def validation_lpips(enabled: bool, weights_path: str | None) -> nn.Module | None:

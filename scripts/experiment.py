@@ -46,25 +46,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # Before torch loads: busy-waiting OpenMP threads crawl on a CPU shared with other processes.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import torch
-from hydra import compose, initialize_config_dir
-from hydra.errors import ConfigCompositionException
-from hydra.utils import instantiate
-from omegaconf import DictConfig, open_dict
-from PIL import Image, ImageDraw, ImageFont
-
-from realblur_gan.checkpoints import load_generator
-from realblur_gan.config import CONFIG_DIR, ConfigError, validate_config
 from realblur_gan.errors import UserError, error_text
-from realblur_gan.inference import deblur_image
-from realblur_gan.metrics import psnr, ssim
+from realblur_gan.help_format import HelpFormatter
 from realblur_gan.ownership import claim_folder, new_folder
-from realblur_gan.train import DONE_MARKER, run
+
+# Torch, Hydra and the trainer are imported where they are used: `--help` answers at once.
+if TYPE_CHECKING:
+    import torch
+    from omegaconf import DictConfig
+    from PIL import ImageDraw, ImageFont
 
 log = logging.getLogger("experiment")
 
@@ -311,6 +306,12 @@ def compose_condition(
     Raises:
         OverrideError: an override the config cannot take, in one line naming it.
     """
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import ConfigCompositionException
+    from omegaconf import open_dict
+
+    from realblur_gan.config import CONFIG_DIR
+
     overrides = [
         f"+scheme={condition.scheme}",
         *BASE_OVERRIDES,
@@ -374,6 +375,8 @@ def epoch_batches(cfg: DictConfig) -> tuple[int, Any]:
     Returns:
         The count and the set-up data module.
     """
+    from hydra.utils import instantiate
+
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")
@@ -392,6 +395,8 @@ def stage_seconds(run_dir: Path, stages: Sequence[str], start: float) -> dict[st
     A stage's time includes building it and its validations; a stage finished in an earlier,
     interrupted launch is left out.
     """
+    from realblur_gan.train import DONE_MARKER
+
     out: dict[str, float] = {}
     previous = start
     for stage in stages:
@@ -405,12 +410,15 @@ def stage_seconds(run_dir: Path, stages: Sequence[str], start: float) -> dict[st
     return out
 
 
-@torch.no_grad()
 def evaluate_checkpoint(checkpoint: Path, val_set: Any) -> dict[str, float]:
     """PSNR/SSIM of a checkpoint's DBGAN (EMA when kept) and of the input, per-image means.
 
     Only used when a resumed run finished its last stage but not its final validation.
     """
+    from realblur_gan.checkpoints import load_generator
+    from realblur_gan.inference import deblur_image
+    from realblur_gan.metrics import psnr, ssim
+
     net = load_generator(checkpoint)
     sums = {"val/psnr": 0.0, "val/ssim": 0.0, "val/psnr_input": 0.0, "val/ssim_input": 0.0}
     for i in range(len(val_set)):
@@ -438,6 +446,11 @@ def run_condition(
     Returns:
         The result record written.
     """
+    from hydra.utils import instantiate
+    from omegaconf import open_dict
+
+    from realblur_gan.train import run
+
     run_dir.mkdir(parents=True, exist_ok=True)
     resumed = (run_dir / "checkpoints").is_dir()
     if resumed:
@@ -586,6 +599,8 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
 
 def _font(size: int) -> ImageFont.ImageFont:
+    from PIL import ImageFont
+
     # Pillow's bundled font (no system fonts needed); the bitmap one on builds without FreeType.
     try:
         return ImageFont.load_default(size=size)
@@ -605,6 +620,8 @@ def bar_plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     """PSNR per condition as bars, the blurry input as a dashed line, drawn with PIL."""
     width, height = PLOT_SIZE
     left, right, top, bottom = 70, 20, 64, 60
+    from PIL import Image, ImageDraw
+
     image = Image.new("RGB", PLOT_SIZE, "white")
     draw = ImageDraw.Draw(image)
     font, small = _font(14), _font(12)
@@ -660,6 +677,8 @@ GRID_PAD, GRID_LABEL, GRID_MIN_TILE = 4, 20, 128
 
 def pick_val_item(val_set: Any) -> int:
     """The validation pair with the most blur (lowest input PSNR): where conditions differ."""
+    from realblur_gan.metrics import psnr
+
     scores = []
     for i in range(len(val_set)):
         item = val_set[i]
@@ -684,6 +703,12 @@ def make_grid(
     Returns:
         (label, PSNR of the tile against the sharp crop) per tile.
     """
+    from PIL import Image, ImageDraw
+
+    from realblur_gan.checkpoints import load_generator
+    from realblur_gan.inference import deblur_image
+    from realblur_gan.metrics import psnr
+
     blur, sharp = item["blur"][None], item["sharp"][None]
     tiles: list[tuple[str, torch.Tensor]] = [("input", blur)]
     for r in results:
@@ -717,6 +742,8 @@ def make_grid(
 
 def input_lpips(val_set: Any) -> float | None:
     """Mean LPIPS of the blurry input, when the AlexNet weights are present (else None)."""
+    import torch
+
     from realblur_gan.losses import LPIPSLoss
     from realblur_gan.pretrained import MissingPretrainedWeights
 
@@ -787,18 +814,37 @@ def default_frames() -> Path | None:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    conditions = "\n".join(f"  {c.key}  {c.description}" for c in CONDITIONS.values())
+    budgets = ", ".join(
+        f"{name} ({b.dbgan} DBGAN batches; BGAN {b.pretrain_bgan} + {b.bgan})"
+        for name, b in BUDGETS.items()
+    )
     parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python scripts/experiment.py",
+        description=__doc__.splitlines()[0] + "\n\nconditions:\n" + conditions,
+        formatter_class=HelpFormatter,
+        epilog="examples:\n"
+        "  python scripts/experiment.py                               # all five, --budget cpu\n"
+        "  python scripts/experiment.py --budget smoke --logger none  # a wiring check\n"
+        "  python scripts/experiment.py --conditions a,e --batches dbgan=300 --set seed=1",
     )
     parser.add_argument(
         "--frames",
         type=Path,
         default=None,
-        help="consecutive high-fps frames (data.frames_dir); default $REALBLUR_GAN_FRAMES, else "
-        f"{SHARED_FRAMES} when it exists",
+        metavar="DIR",
+        help="consecutive high-fps frames (data.frames_dir) (default: $REALBLUR_GAN_FRAMES, else "
+        "../shared/data/gopro_frames beside the checkout when it exists)",
     )
-    parser.add_argument("--conditions", default=",".join(CONDITIONS), help="subset, e.g. a,e")
-    parser.add_argument("--budget", choices=sorted(BUDGETS), default="cpu")
+    parser.add_argument(
+        "--conditions", default=",".join(CONDITIONS), help="the conditions to run, e.g. a,e"
+    )
+    parser.add_argument(
+        "--budget",
+        choices=sorted(BUDGETS),
+        default="cpu",
+        help=f"preset stage lengths: {budgets}",
+    )
     parser.add_argument(
         "--batches",
         default="",
@@ -814,17 +860,33 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="Hydra override passed to every condition (repeatable), e.g. --set seed=1; "
         "with a prefix only to those conditions, e.g. --set b:+data.synthetic_blur.gamma=2.4",
     )
-    parser.add_argument("--logger", choices=("wandb", "csv", "none"), default="wandb")
-    parser.add_argument("--out", type=Path, default=None, help="default outputs/experiment/<time>")
+    parser.add_argument(
+        "--logger",
+        choices=("wandb", "csv", "none"),
+        default="wandb",
+        help="wandb: offline W&B runs, one group for the experiment (wandb sync uploads them); "
+        "csv: metrics.csv per stage; none: the printed report only",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="the experiment's folder; rerun with the same --out to resume (default: "
+        "outputs/experiment/<time>)",
+    )
     parser.add_argument(
         "--data-dir",
         type=Path,
         default=None,
-        help="paths.data_dir, where the frames cache goes; default $REALBLUR_GAN_DATA, else "
-        "<repo>/data",
+        metavar="DIR",
+        help="paths.data_dir, where the frames cache goes (default: $REALBLUR_GAN_DATA, else "
+        "<repo>/data)",
     )
     parser.add_argument("--force", action="store_true", help="retrain finished conditions")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
+    )
     return parser.parse_args(argv)
 
 
@@ -856,6 +918,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.threads:
+        import torch
+
         torch.set_num_threads(args.threads)
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     data_dir = (args.data_dir or Path(os.environ.get("REALBLUR_GAN_DATA", REPO / "data"))).resolve()
@@ -916,6 +980,8 @@ def run_experiment(
             out / condition.key,
             [*more, *sets_for(condition, args.sets)],
         )
+
+    from realblur_gan.config import ConfigError, validate_config
 
     try:
         # Every chosen condition composed and checked once up front, before any frame is

@@ -21,6 +21,9 @@ from realblur_gan.config import CONFIG_DIR
 
 torch.set_num_threads(1)
 
+# The data shared beside the checkout (../shared/data); tests that read it skip without it.
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("WANDB_MODE", "offline")
 
@@ -127,25 +130,29 @@ def packaged_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Install an identity U-Net as the packaged DBGAN, laid out as ``realblur_gan/weights/``.
 
     The weights are written the way export writes them (config in the metadata) and renamed; no
-    ``.json`` sidecar, as the package ships none.
+    ``.json`` sidecar, as the package ships none. The registry's entry gets the file's hash.
     """
-    from realblur_gan import checkpoints
+    from dataclasses import replace
+
+    from realblur_gan import model_zoo
     from realblur_gan.export import export_safetensors
     from realblur_gan.nets import UNet
 
     net = UNet(3, 3, width=4, depth=2).zero_residual_().eval()
     weights, sidecar = export_safetensors(net, TINY_NET, tmp_path / "weights", "dbgan_g")
     sidecar.unlink()
-    path = weights.rename(weights.with_name(checkpoints.PACKAGED_MODEL.name))
-    monkeypatch.setattr(checkpoints, "PACKAGED_MODEL", path)
+    entry = model_zoo.MODELS[model_zoo.DEFAULT_MODEL]
+    path = weights.rename(weights.with_name(entry.file))
+    monkeypatch.setattr(model_zoo, "WEIGHTS_DIR", path.parent)
+    fake = replace(entry, sha256=model_zoo.file_sha256(path))
+    monkeypatch.setitem(model_zoo.MODELS, model_zoo.DEFAULT_MODEL, fake)
     return path
 
 
 @pytest.fixture
 def no_packaged_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Make the packaged DBGAN absent (whether or not this checkout ships one)."""
-    from realblur_gan import checkpoints
+    from realblur_gan import model_zoo
 
-    path = tmp_path / "empty" / checkpoints.PACKAGED_MODEL.name
-    monkeypatch.setattr(checkpoints, "PACKAGED_MODEL", path)
-    return path
+    monkeypatch.setattr(model_zoo, "WEIGHTS_DIR", tmp_path / "empty")
+    return model_zoo.MODELS[model_zoo.DEFAULT_MODEL].path

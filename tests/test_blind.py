@@ -23,7 +23,6 @@ from realblur_gan.blind import (
     SelfDeblurOptions,
     kernel_similarity,
     map_deblur,
-    selfdeblur,
 )
 from realblur_gan.blind.cli import main as blind_main
 from realblur_gan.blind.common import (
@@ -34,6 +33,7 @@ from realblur_gan.blind.common import (
     valid_convolve,
 )
 from realblur_gan.blind.map import image_prior, kernel_schedule
+from realblur_gan.blind.selfdeblur import selfdeblur
 from realblur_gan.blur import convolve, gaussian_kernel, trajectory_kernel
 from realblur_gan.data.io import read_image, write_image
 from realblur_gan.evaluate import main as evaluate_main
@@ -313,7 +313,7 @@ def test_evaluate_runs_blind_baselines_by_name(
     code = evaluate_main(
         [
             *("--blur", str(root / "blur"), "--sharp", str(root / "sharp"), "--no-lpips"),
-            *("--baselines", "identity,selfdeblur,map", "--iterations", "10"),
+            *("--no-model", "--baselines", "identity,selfdeblur,map", "--iterations", "10"),
             *("--kernel-size", "7", "--out", str(out), "--device", "cpu"),
         ]
     )

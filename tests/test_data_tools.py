@@ -90,6 +90,32 @@ def test_frames_makes_gopro_pairs(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "4 written, 2 already done" in capsys.readouterr().out  # middles 3, 5 new; 1 done
 
 
+def test_frames_downscale_shrinks_each_frame_before_averaging(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, out = tmp_path / "frames", tmp_path / "out"
+    gen = torch.Generator().manual_seed(0)
+    clip = torch.rand(3, 3, 9, 13, generator=gen)  # odd sizes: the last row and column drop
+    for i, frame in enumerate(clip):
+        write_image(root / "s" / f"{i:03d}.png", frame, bit_depth=16)
+    argv = [str(root), str(out), "--n-frames", "3", "--downscale", "2"]
+    assert frames.main(argv) == 0
+    small = torch.nn.functional.avg_pool2d(read_image_stack(root / "s"), 2)
+    blur, _ = read_image(out / "blur" / "s" / "001.png")
+    sharp, _ = read_image(out / "sharp" / "s" / "001.png")
+    assert blur.shape == sharp.shape == (3, 4, 6)
+    torch.testing.assert_close(sharp, small[1], atol=1 / 65535, rtol=0)
+    linear = (small**2.2).mean(0) ** (1 / 2.2)
+    torch.testing.assert_close(blur, linear, atol=1 / 65535, rtol=0)
+    capsys.readouterr()
+    assert frames.main([*argv[:2], "--downscale", "0"]) == 2
+    assert "--downscale 0" in capsys.readouterr().err
+
+
+def read_image_stack(folder: Path) -> torch.Tensor:
+    return torch.stack([read_image(p)[0] for p in list_images(folder)])
+
+
 def test_ab_concat_split_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     a_dir, b_dir = tmp_path / "A", tmp_path / "B"
     make_images(a_dir, ["x.png", "y.png", "only_a.png"], size=(6, 8))

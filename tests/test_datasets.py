@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import SHARED_DATA
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from PIL import Image
@@ -26,7 +27,7 @@ from realblur_gan.data.datasets import (
 from realblur_gan.data.io import ImageFolderError, ImageReadError, list_images, read_image
 from realblur_gan.errors import DataError
 
-SHARED = Path("/work/shared/data")
+SHARED = SHARED_DATA
 TRAIN_KEYS = {"sharp", "blur_syn", "blur_real"}
 EVAL_KEYS = {"blur", "sharp", "name"}
 
@@ -765,7 +766,7 @@ def test_demo_datamodule_still_works(tmp_path: Path) -> None:
     assert set(next(iter(dm.val_dataloader()))) == EVAL_KEYS
 
 
-@pytest.mark.skipif(not (SHARED / "natural").is_dir(), reason="no /work/shared/data")
+@pytest.mark.skipif(not (SHARED / "natural").is_dir(), reason="no ../shared/data")
 def test_shared_photos_load(tmp_path: Path) -> None:
     dm = BlurDataModule(
         SHARED / "natural",

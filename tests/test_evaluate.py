@@ -205,6 +205,26 @@ def test_cli_restored_folder_with_shift_and_missing_file(
     assert "best shift within ±2 px" in captured.out and "n/a" not in captured.out
 
 
+def test_cli_scores_the_packaged_model_by_default(
+    tmp_path: Path, pairs: Path, packaged_weights: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--blur", str(pairs / "blur"), "--sharp", str(pairs / "sharp"), "--no-lpips"]
+    assert main([*argv, "--baselines", "identity", "--out", str(tmp_path / "a")]) == 0
+    rows = read_rows(tmp_path / "a" / "metrics.csv")
+    assert {r["method"] for r in rows} == {"dbgan_g (realblur-dbgan)", "identity (blurry input)"}
+    # The stand-in packaged model is the identity: it scores what the blurry input scores.
+    by = {(r["method"], r["image"]): float(r["psnr"]) for r in rows}
+    for method, image in by:
+        assert by[(method, image)] == pytest.approx(by[("identity (blurry input)", image)], abs=0.1)
+    capsys.readouterr()
+    assert main([*argv, "--no-model", "--baselines", "identity", "--out", str(tmp_path / "b")]) == 0
+    methods = {r["method"] for r in read_rows(tmp_path / "b" / "metrics.csv")}
+    assert methods == {"identity (blurry input)"}
+    # --checkpoint restores --blur: without it there is nothing to run the model on.
+    assert main(["--sharp", str(pairs / "sharp"), "--checkpoint", "m.ckpt"]) == 2
+    assert "pass --blur" in capsys.readouterr().err
+
+
 def test_cli_refuses_inconsistent_options(
     tmp_path: Path, pairs: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

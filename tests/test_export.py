@@ -94,13 +94,22 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(
     import safetensors.torch
     from safetensors import SafetensorError
 
-    def full(tensors, path, *args, **kwargs) -> None:
-        if fault == "oserror":
-            _full_disk(path)
-        Path(path).write_bytes(b"half a file")
-        raise SafetensorError("Error while serializing: I/O error: No space left on device")
+    if fault == "oserror":  # the weights' temporary file gets half-way and the disk is full
+        real_write = Path.write_bytes
 
-    monkeypatch.setattr(safetensors.torch, "save_file", full)
+        def write(self: Path, data: bytes) -> int:
+            if ".partial" in self.name:
+                real_write(self, data[: len(data) // 2])
+                raise OSError(28, "No space left on device")
+            return real_write(self, data)
+
+        monkeypatch.setattr(Path, "write_bytes", write)
+    else:  # safetensors reports ENOSPC as its own error type
+
+        def full(tensors, *args, **kwargs) -> bytes:
+            raise SafetensorError("Error while serializing: I/O error: No space left on device")
+
+        monkeypatch.setattr(safetensors.torch, "save", full)
     out = tmp_path / "exported"
     assert main([str(checkpoint[0]), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -128,3 +137,40 @@ def test_a_full_disk_at_the_onnx_step_is_one_line(
     ]
     # The finished safetensors export stays; nothing of the ONNX file does.
     assert sorted(p.name for p in out.iterdir()) == ["dbgan_g.json", "dbgan_g.safetensors"]
+
+
+def test_exported_files_are_readable_like_any_file_the_user_writes(
+    tmp_path: Path, checkpoint: tuple[Path, UNet]
+) -> None:
+    """safetensors' own writer makes its files 0600; an export is 0666 less the umask."""
+    import os
+
+    _, net = checkpoint
+    old = os.umask(0o022)
+    try:
+        weights, sidecar = export_safetensors(net, TINY, tmp_path / "exp", "dbgan_g")
+    finally:
+        os.umask(old)
+    assert weights.stat().st_mode & 0o777 == 0o644
+    assert sidecar.stat().st_mode & 0o777 == 0o644
+
+
+def test_onnx_without_its_extra_is_one_line_and_writes_nothing(
+    tmp_path: Path,
+    checkpoint: tuple[Path, UNet],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else real(name, *a)
+    )
+    out = tmp_path / "exported"
+    assert main([str(checkpoint[0]), "--out", str(out), "--onnx"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == (
+        "error: --onnx needs onnx, which is not installed: pip install 'realblur-gan[onnx]'"
+    )
+    assert not list(out.glob("*"))  # not half an export

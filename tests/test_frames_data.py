@@ -1,7 +1,7 @@
 """Real blur from high-fps frames: disjoint windows, GoPro averages, pairing, cache, bad input.
 
 Everything runs on a tiny generated clip (40 frames of 48x64 px of a texture panning across
-the picture); nothing here reads /work/shared.
+the picture); nothing here reads ../shared.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def write_clip(folder: Path, n: int = N_FRAMES, h: int = H, w: int = W, seed: in
 
 @pytest.fixture(scope="module")
 def clip_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder holding one sequence folder, like /work/shared/data/gopro_frames."""
+    """A folder holding one sequence folder, like ../shared/data/gopro_frames."""
     root = tmp_path_factory.mktemp("frames")
     write_clip(root / "clip")
     return root

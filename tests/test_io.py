@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import SHARED_DATA
 from PIL import Image
 
 from realblur_gan.data.io import (
@@ -21,7 +22,7 @@ from realblur_gan.data.io import (
     write_image,
 )
 
-SAMPLE_TIFF = Path("/work/shared/data/natural/McMaster18/1.tif")
+SAMPLE_TIFF = SHARED_DATA / "natural" / "McMaster18" / "1.tif"
 
 
 def levels(shape: tuple[int, ...], bits: int, seed: int = 0) -> torch.Tensor:

@@ -12,19 +12,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import SHARED_DATA
 from PIL import Image
 from safetensors import safe_open
 
-from realblur_gan.checkpoints import PACKAGED_MODEL, load_generator, packaged_model
+from realblur_gan.checkpoints import load_generator, packaged_model
 from realblur_gan.data.demo import make_scene
 from realblur_gan.data.io import read_image
 from realblur_gan.metrics import psnr
+from realblur_gan.model_zoo import DEFAULT_MODEL, MODELS, file_sha256
 from realblur_gan.nets import UNet
 from realblur_gan.nets.padding import forward_padded
 from realblur_gan.predict import main
 
+PACKAGED_MODEL = MODELS[DEFAULT_MODEL].path
 CARD = PACKAGED_MODEL.parent / "MODEL_CARD.md"
-FRAMES = Path("/work/shared/data/gopro_frames")
+FRAMES = SHARED_DATA / "gopro_frames"
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +37,8 @@ def net() -> torch.nn.Module:
 
 def test_the_package_ships_a_few_megabytes_of_dbgan_weights() -> None:
     assert packaged_model() == PACKAGED_MODEL
+    # The registry's hash is the file's: packaged_model() verified it, and the test says so.
+    assert file_sha256(PACKAGED_MODEL) == MODELS[DEFAULT_MODEL].sha256
     assert PACKAGED_MODEL.stat().st_size < 10 * 2**20
     with safe_open(str(PACKAGED_MODEL), "pt") as f:
         meta = f.metadata()

@@ -24,7 +24,7 @@ from conftest import TINY, make_config
 from PIL import Image
 
 import realblur_gan.checkpoints as checkpoints
-from realblur_gan import evaluate, export, generator_options, predict
+from realblur_gan import evaluate, export, predict
 from realblur_gan.callbacks import NonFiniteError, PeriodicCheckpoint
 from realblur_gan.checkpoints import (
     CheckpointError,
@@ -33,6 +33,7 @@ from realblur_gan.checkpoints import (
     find_resume_checkpoint,
     load_checkpoint,
 )
+from realblur_gan.data import io
 from realblur_gan.data.io import list_images, read_image
 from realblur_gan.errors import UserError
 from realblur_gan.ownership import LOCK_NAME, OutputInUseError, claim_folder
@@ -326,8 +327,8 @@ def tool_run(trained, tmp_path, monkeypatch):
     _write_png(tmp_path / "sharp" / "a.png", seed=1)
     worked: list[int] = []
     monkeypatch.setattr(evaluate, "evaluate", lambda *a, **k: worked.append(1))
-    # The one loader behind all three tools' --checkpoint options.
-    monkeypatch.setattr(generator_options, "load_generator", lambda *a, **k: worked.append(1))
+    # The one loader behind all three tools' --checkpoint options (imported when a net loads).
+    monkeypatch.setattr(checkpoints, "load_generator", lambda *a, **k: worked.append(1))
 
     def run_tool(tool: str, out: Path) -> tuple[int, list[int]]:
         argv = {
@@ -336,7 +337,7 @@ def tool_run(trained, tmp_path, monkeypatch):
             "export": [str(trained)],
         }[tool] + ["--out", str(out)]
         if tool == "evaluate":
-            argv += ["--baselines", "identity", "--no-lpips"]
+            argv += ["--baselines", "identity", "--no-lpips", "--no-model"]
         main = {"predict": predict.main, "evaluate": evaluate.main, "export": export.main}[tool]
         return main(argv), worked
 
@@ -378,7 +379,7 @@ def test_evaluate_prints_the_scores_when_the_results_cannot_be_written(
 
     monkeypatch.setattr(evaluate, "write_csv", full)
     argv = ["--sharp", str(tmp_path / "sharp"), "--blur", str(tmp_path / "blur")]
-    argv += ["--baselines", "identity", "--no-lpips", "--out", str(tmp_path / "out")]
+    argv += ["--no-model", "--baselines", "identity", "--no-lpips", "--out", str(tmp_path / "out")]
     assert evaluate.main(argv) == 1
     captured = capsys.readouterr()
     assert "identity (blurry input) | 1 |" in captured.out
@@ -396,9 +397,9 @@ def test_evaluate_save_restored_write_error_is_said_once_and_scoring_goes_on(
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(evaluate, "write_image", full)
+    monkeypatch.setattr(io, "write_image", full)  # the tools import it when they write
     argv = ["--sharp", str(tmp_path / "sharp"), "--blur", str(tmp_path / "blur")]
-    argv += ["--baselines", "identity", "--no-lpips", "--out", str(tmp_path / "out")]
+    argv += ["--no-model", "--baselines", "identity", "--no-lpips", "--out", str(tmp_path / "out")]
     assert evaluate.main([*argv, "--save-restored"]) == 0
     captured = capsys.readouterr()
     assert "identity (blurry input) | 3 |" in captured.out  # every image still scored
@@ -412,7 +413,7 @@ def test_evaluate_reports_blurry_images_without_a_reference(tmp_path, capsys):
         _write_png(tmp_path / "blur" / f"{name}.png")
     _write_png(tmp_path / "sharp" / "a.png", seed=1)
     argv = ["--sharp", str(tmp_path / "sharp"), "--blur", str(tmp_path / "blur")]
-    argv += ["--baselines", "identity", "--no-lpips", "--out", str(tmp_path / "out")]
+    argv += ["--no-model", "--baselines", "identity", "--no-lpips", "--out", str(tmp_path / "out")]
     assert evaluate.main(argv) == 0
     err = capsys.readouterr().err
     assert "2 blurry images have no sharp reference" in err and "b, c" in err
@@ -427,7 +428,7 @@ def test_predict_stops_at_the_first_write_error_and_says_it_once(
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system")
 
-    monkeypatch.setattr(predict, "write_image", read_only)
+    monkeypatch.setattr(io, "write_image", read_only)
     argv = [str(trained), str(tmp_path / "in"), "--out", str(tmp_path / "out")]
     assert predict.main(argv) == 1
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]

@@ -178,6 +178,7 @@ def test_separate_scheme_end_to_end_from_the_cli_with_csv(tmp_path, demo_cache):
     assert {r["step"] for r in rows if r.get("train/dbgan/loss_g")} == {"0", "1"}
     # One console line per event: Lightning's lines are not printed twice.
     assert console.count("GPU available:") == 3  # once per stage
+    assert console.count("try installing [litlogger]") <= 1  # a Lightning tip: not per stage
     columns = set(rows[0])
     assert {"train/dbgan/loss_g", "train/dbgan/d_real", "val/psnr"} <= columns
     assert any(r["val/psnr"] for r in rows)
@@ -188,10 +189,13 @@ def test_separate_scheme_end_to_end_from_the_cli_with_csv(tmp_path, demo_cache):
 
 
 def test_no_logger_still_trains_and_summarises(tiny_config):
-    cfg = tiny_config("joint", "logger=none")
+    # limit_val_batches=1 (TINY) with batches of 3: 3 of the 4 validation images are scored.
+    cfg = tiny_config("joint", "logger=none", "data.val_batch_size=3")
     result = run(cfg)
     assert result.wandb_dirs == [] and result.csv_dirs == []
     assert "val/psnr" in result.metrics
+    assert result.val_images == 3
+    assert "DBGAN on the validation split (3 images)" in format_summary(result)
 
 
 def test_separate_stage_hands_bgan_weights_to_the_next_stage(tiny_config):
@@ -355,6 +359,24 @@ def test_lightning_lines_reach_the_console_once():
         assert stream.getvalue().count("one line") == 1
     finally:
         root.removeHandler(ours)
+
+
+def test_lightning_tips_are_shown_once_not_once_per_stage(caplog):
+    import logging
+
+    from lightning.pytorch.utilities.rank_zero import rank_zero_info
+
+    from realblur_gan.train import _tips_once
+
+    _tips_once()
+    _tips_once()  # a second run in the process adds no second filter
+    tip = "💡 Tip: a tip only this test prints"
+    with caplog.at_level(logging.INFO):
+        for _ in range(3):  # three stages, three Trainers
+            rank_zero_info(tip)
+            rank_zero_info("GPU available: False")
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages.count(tip) == 1 and messages.count("GPU available: False") == 3
 
 
 def test_wandb_logger_does_not_set_the_deprecated_anonymous_setting(tiny_config):

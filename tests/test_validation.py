@@ -35,7 +35,8 @@ def test_means_equal_the_per_image_metrics_over_all_images():
         scores.update(restored, blur, sharp)
     restored, blur, sharp = (torch.cat(x) for x in zip(*data, strict=True))
     got = scores.compute()
-    assert set(got) == {"psnr", "ssim", "psnr_input", "ssim_input"}
+    assert set(got) == {"psnr", "ssim", "psnr_input", "ssim_input", "images"}
+    assert float(got["images"]) == 6  # what the means are over: the summary reports it
     expected = {
         "psnr": psnr(restored.clamp(0, 1), sharp).mean(),
         "ssim": ssim(restored.clamp(0, 1), sharp).mean(),
@@ -109,8 +110,15 @@ def test_deblurring_validation_on_sizes_off_the_stride(tiny_config):
     module.val_lpips = False
     assert (module.dbgan_g.stride, module.bgan_g.stride) == (4, 1)
     metrics = validate(module)
-    assert set(metrics) == {"val/psnr", "val/ssim", "val/psnr_input", "val/ssim_input"}
+    assert set(metrics) == {
+        "val/psnr",
+        "val/ssim",
+        "val/psnr_input",
+        "val/ssim_input",
+        "val/images",
+    }
     assert all(math.isfinite(v) for v in metrics.values())
+    assert metrics["val/images"] == 3  # two batches, 2 + 1 images
     # Every image counted once, at its full size.
     data = OddPairs()
     blur, sharp = torch.stack(data.blur), torch.stack(data.sharp)

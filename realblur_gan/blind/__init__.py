@@ -9,20 +9,36 @@
 - :mod:`~realblur_gan.blind.cli`: ``python -m realblur_gan.blind METHOD INPUT --out DIR``.
 
 Both are registered in :data:`realblur_gan.baselines.BLIND_BASELINES`, so
-``realblur-evaluate --baselines selfdeblur,map`` runs them.
+``realblur-evaluate --baselines selfdeblur,map`` runs them. The names below are imported on
+first use, so ``python -m realblur_gan.blind --help`` does not wait for torch. SelfDeblur's
+function is :func:`realblur_gan.blind.selfdeblur.selfdeblur`: ``realblur_gan.blind.selfdeblur``
+is its module.
 """
 
-from realblur_gan.blind.common import BlindError, BlindResult, kernel_similarity, write_kernel
-from realblur_gan.blind.map import MAPOptions, map_deblur
-from realblur_gan.blind.selfdeblur import SelfDeblurOptions, selfdeblur
+from __future__ import annotations
 
-__all__ = [
-    "BlindError",
-    "BlindResult",
-    "MAPOptions",
-    "SelfDeblurOptions",
-    "kernel_similarity",
-    "map_deblur",
-    "selfdeblur",
-    "write_kernel",
-]
+import importlib
+from typing import Any
+
+# name -> the submodule that defines it
+_EXPORTS = {
+    "BlindError": "common",
+    "BlindResult": "common",
+    "kernel_similarity": "common",
+    "write_kernel": "common",
+    "MAPOptions": "map",
+    "map_deblur": "map",
+    "SelfDeblurOptions": "selfdeblur",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -19,18 +19,21 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from torch import Tensor
-
-from realblur_gan.baselines import BLIND_BASELINES, blind_deblur
-from realblur_gan.blind.common import BlindError, check_kernel_size, write_kernel
-from realblur_gan.blind.map import PRIORS, MAPOptions
-from realblur_gan.blind.selfdeblur import SelfDeblurOptions
-from realblur_gan.data.io import ImageInfo, ImageReadError, read_image, write_image
+from realblur_gan.defaults import BLIND_METHODS, MAP_PRIORS
 from realblur_gan.errors import cli_logging
-from realblur_gan.inference import pick_device
+from realblur_gan.help_format import HelpFormatter
 from realblur_gan.predict import InputError, resolve_inputs
+
+# Torch and the methods are imported where they are used, so `--help` answers at once.
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+
+    from realblur_gan.blind.map import MAPOptions
+    from realblur_gan.blind.selfdeblur import SelfDeblurOptions
+    from realblur_gan.data.io import ImageInfo
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +100,12 @@ def deblur_files(
     Returns:
         The counts, failures and time.
     """
+    import torch
+
+    from realblur_gan.baselines import blind_deblur
+    from realblur_gan.blind.common import BlindError, check_kernel_size, write_kernel
+    from realblur_gan.data.io import ImageReadError, read_image, write_image
+
     out_dir = Path(out_dir)
     report = BlindReport()
     start = time.perf_counter()
@@ -159,25 +168,44 @@ def deblur_files(
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m realblur_gan.blind",
-        description="Blind deconvolution of photos: the restored image and the estimated kernel.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Blind deconvolution of photos: the restored image and the estimated kernel.\n"
+        "Writes OUT/<name>.png (the input's mode and bit depth) and OUT/<name>_kernel.png;\n"
+        "a rerun skips the images already done.",
+        formatter_class=HelpFormatter,
+        epilog="examples:\n"
+        "  python -m realblur_gan.blind map photos/ --out out/ --kernel-size 31 --prior sparse\n"
+        "  python -m realblur_gan.blind selfdeblur photo.png --out out/ --iterations 500",
     )
-    parser.add_argument("method", choices=sorted(BLIND_BASELINES), help="blind method")
-    parser.add_argument("inputs", nargs="+", help="image files, folders or quoted globs")
-    parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--kernel-size", type=int, default=31, help="kernel side (odd, px)")
+    parser.add_argument(
+        "method",
+        choices=sorted(BLIND_METHODS),
+        help="selfdeblur (Ren et al. 2020: two small nets fitted to the image) or map "
+        "(kernel and image by MAP with a TV or sparse prior, coarse to fine)",
+    )
+    parser.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="image files, folders or quoted globs"
+    )
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    parser.add_argument(
+        "--kernel-size",
+        type=int,
+        default=31,
+        help="side (px, odd) of the estimated kernel: a little larger than the blur",
+    )
     parser.add_argument(
         "--iterations",
         type=int,
         default=None,
-        help="optimisation budget per image; None for each method's own ("
-        + ", ".join(f"{k} {v.default_iterations}" for k, v in BLIND_BASELINES.items())
+        help="optimisation budget per image (default: each method's own, "
+        + ", ".join(f"{name} {budget}" for name, budget in BLIND_METHODS.items())
         + ")",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    parser.add_argument(
+        "--device", default="auto", help="auto (CUDA when there is one), cpu, cuda or cuda:N"
+    )
     parser.add_argument("--batch", type=int, default=1, help="same-size images optimised at once")
-    parser.add_argument("--prior", choices=PRIORS, default="tv", help="image prior of map")
+    parser.add_argument("--prior", choices=MAP_PRIORS, default="tv", help="image prior of map")
     parser.add_argument("--overwrite", action="store_true", help="redo outputs that exist")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details")
@@ -188,6 +216,10 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status (0 ok, 1 some failed, 2 bad usage)."""
     args = build_parser().parse_args(argv)
     cli_logging(args.verbose)
+    from realblur_gan.blind.common import BlindError, check_kernel_size
+    from realblur_gan.blind.map import MAPOptions
+    from realblur_gan.inference import pick_device
+
     try:
         if args.iterations is not None and args.iterations < 1:
             raise BlindError(f"--iterations {args.iterations}: pass a budget >= 1")

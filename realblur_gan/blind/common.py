@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from realblur_gan.blur import FFT_MIN_KERNEL_SIZE
 from realblur_gan.data.io import write_image
+from realblur_gan.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -318,11 +319,15 @@ def kernel_similarity(estimate: Tensor, truth: Tensor, max_shift: int | None = N
 
 
 def iteration_bar(total: int, names: list[str] | None, progress: bool) -> tqdm:
-    """A per-image (or per-batch) progress bar over optimisation steps, on stderr."""
+    """A per-image (or per-batch) progress bar over optimisation steps, on stderr.
+
+    Off a terminal (a log file, a pipe) it still reports, one line every half minute (see
+    :func:`realblur_gan.progress.progress_bar`): MAP's default budget takes minutes.
+    """
     desc = ", ".join(names) if names else "deblur"
     if len(desc) > 40:
         desc = f"{names[0]} +{len(names) - 1}" if names else desc[:40]
-    return tqdm(total=total, desc=desc, unit="it", leave=False, disable=not progress or None)
+    return progress_bar(total=total, desc=desc, unit="it", enabled=progress, leave=False)
 
 
 @contextlib.contextmanager

@@ -55,13 +55,14 @@ from realblur_gan.blind.common import (
     split_luma,
     valid_convolve,
 )
+from realblur_gan.defaults import MAP_ITERATIONS, MAP_PRIORS
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["DEFAULT_ITERATIONS", "PRIORS", "MAPOptions", "image_prior", "map_deblur"]
 
-DEFAULT_ITERATIONS = 8000
-PRIORS = ("tv", "sparse")
+DEFAULT_ITERATIONS = MAP_ITERATIONS
+PRIORS = MAP_PRIORS
 
 
 @dataclass(frozen=True)

@@ -48,12 +48,13 @@ from realblur_gan.blind.common import (
     ssim_valid,
     valid_convolve,
 )
+from realblur_gan.defaults import SELFDEBLUR_ITERATIONS
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["DEFAULT_ITERATIONS", "ImageNet", "KernelNet", "SelfDeblurOptions", "selfdeblur"]
 
-DEFAULT_ITERATIONS = 600
+DEFAULT_ITERATIONS = SELFDEBLUR_ITERATIONS
 
 
 @dataclass(frozen=True)

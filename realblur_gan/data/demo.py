@@ -32,6 +32,7 @@ from realblur_gan.blur import RealisticBlur
 from realblur_gan.data.datamodule import BlurDataModule
 from realblur_gan.errors import DataError
 from realblur_gan.ownership import claim_cache
+from realblur_gan.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -214,20 +215,24 @@ def _generate(
         (tmp / sub).mkdir(parents=True)
     # Disjoint seed streams: scene ids never collide between the three parts.
     base = seed * 1_000_003
-    for i in range(n_sharp):
-        make_scene(base + i, image_size).save(tmp / "sharp" / f"{i:05d}.png")
+    # About half a minute on a loaded 2-core CPU: long enough to want a bar.
+    with progress_bar(total=n_sharp + n_real + n_val, desc="demo data", unit="img") as bar:
+        for i in range(n_sharp):
+            make_scene(base + i, image_size).save(tmp / "sharp" / f"{i:05d}.png")
+            bar.update(1)
 
-    camera = realistic_camera_blur()
-    gen = torch.Generator().manual_seed(seed + 7)
-    for start, n, out in ((300_000, n_real, "real_blur"), (600_000, n_val, "val")):
-        for i in range(n):
-            sharp = _to_tensor(make_scene(base + start + i, image_size))
-            blurred = camera(sharp, generator=gen)
-            if out == "val":
-                _save(sharp, tmp / "val" / "sharp" / f"{i:05d}.png")
-                _save(blurred, tmp / "val" / "blur" / f"{i:05d}.png")
-            else:
-                _save(blurred, tmp / out / f"{i:05d}.png")
+        camera = realistic_camera_blur()
+        gen = torch.Generator().manual_seed(seed + 7)
+        for start, n, out in ((300_000, n_real, "real_blur"), (600_000, n_val, "val")):
+            for i in range(n):
+                sharp = _to_tensor(make_scene(base + start + i, image_size))
+                blurred = camera(sharp, generator=gen)
+                if out == "val":
+                    _save(sharp, tmp / "val" / "sharp" / f"{i:05d}.png")
+                    _save(blurred, tmp / "val" / "blur" / f"{i:05d}.png")
+                else:
+                    _save(blurred, tmp / out / f"{i:05d}.png")
+                bar.update(1)
     (tmp / "DONE").write_text(f"realblur-gan demo dataset v{VERSION}\n")
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
