@@ -307,23 +307,36 @@ def find_resume_checkpoint(stage_dir: str | os.PathLike[str]) -> Path | None:
 
 
 def load_net_weights(module: nn.Module, net_name: str, path: str | Path) -> None:
-    """Copy the weights of ``net_name`` (e.g. ``bgan_g``) from a checkpoint into ``module``.
+    """Copy the weights of ``net_name`` (e.g. ``bgan_g``) from a file into ``module``.
+
+    ``path`` is a training checkpoint (the net's weights under its ``<net>.`` prefix; for
+    ``dbgan_g`` its moving average ``dbgan_g_ema`` when the checkpoint kept one, the better
+    model) or an exported ``.safetensors`` holding that one net. A module that keeps a moving
+    average of the net (``dbgan_g_ema``) gets the same weights there, so fine-tuning starts its
+    average from the loaded model rather than from the random initialisation.
 
     Args:
         module: Holds the net as attribute ``net_name``.
         net_name: State-dict prefix, shared by every realblur-gan module.
-        path: Checkpoint path.
+        path: Checkpoint or exported weights.
     """
-    sub = net_state_dict(read_state_dict(path), net_name, path)
-    net = getattr(module, net_name)
-    try:
-        net.load_state_dict(sub)
-    except RuntimeError as err:
-        raise CheckpointError(
-            f"{path}: '{net_name}' weights do not fit the configured net "
-            f"({str(err).splitlines()[0]}); use the model config the checkpoint was trained with"
-        ) from None
-    log.info("loaded %s from %s", net_name, path)
+    if Path(path).suffix == ".safetensors":
+        sub = read_safetensors(path)[0]
+    else:
+        state = read_state_dict(path)
+        ema = f"{net_name}_ema"
+        source = ema if any(str(k).startswith(f"{ema}.") for k in state) else net_name
+        sub = net_state_dict(state, source, path)
+    targets = [net_name] + ([f"{net_name}_ema"] if getattr(module, f"{net_name}_ema", None) else [])
+    for target in targets:
+        try:
+            getattr(module, target).load_state_dict(sub)
+        except RuntimeError as err:
+            raise CheckpointError(
+                f"{path}: '{net_name}' weights do not fit the configured net "
+                f"({str(err).splitlines()[0]}); use the model config the weights were trained with"
+            ) from None
+    log.info("loaded %s from %s", " and ".join(targets), path)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -162,8 +162,8 @@ def build_stage(
     Args:
         cfg: The composed config (``conf/train.yaml`` + a scheme).
         name: A key of ``cfg.stages``.
-        checkpoints: Checkpoints of earlier stages by stage name; an ``init_from`` source that
-            is not a key here is read as a path.
+        checkpoints: Checkpoints of earlier stages by stage name; other ``init_from`` sources
+            are named pretrained models or paths (:func:`init_source`).
 
     Returns:
         The module, ready for ``Trainer.fit``.
@@ -187,10 +187,22 @@ def build_stage(
     if getattr(module, "dbgan_g_ema", None) is not None:
         module.net_configs["dbgan_g_ema"] = module.net_configs["dbgan_g"]
     for net_name, source in (stage.get("init_from") or {}).items():
-        path = (checkpoints or {}).get(source) or Path(source)
-        load_net_weights(module, net_name, path)
+        load_net_weights(module, net_name, init_source(str(source), checkpoints or {}))
     apply_perf_switches(module, cfg.get("perf") or {})
     return module
+
+
+def init_source(source: str, checkpoints: dict[str, Path]) -> Path:
+    """The file an ``init_from`` entry names: an earlier stage's checkpoint (by stage name), a
+    named pretrained model (``realblur-dbgan``, the packaged DBGAN: fine-tuning starts there;
+    its SHA-256 is checked) or a path (``.ckpt`` or exported ``.safetensors``)."""
+    from realblur_gan.model_zoo import MODELS, verified_path
+
+    if source in checkpoints:
+        return checkpoints[source]
+    if source in MODELS:
+        return verified_path(source)
+    return Path(source)
 
 
 def stage_trainer_config(cfg: DictConfig, name: str) -> DictConfig:

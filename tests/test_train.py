@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from realblur_gan.config import available_schemes, stage_order
 from realblur_gan.modules import BlurGAN, DeblurGAN, JointGAN
@@ -502,3 +503,50 @@ def test_an_experiment_file_brings_its_scheme_and_its_settings_win():
     assert cfg.model.dbgan_g.share_weights and cfg.data.sharp_dir[0] == "d/natural/CBSD432"
     validate_config(cfg)  # every net takes the 256 px crop
     assert _scheme_problem(["+experiment=packaged"]) is None
+    # Your own photos: the same recipe, fine-tuned from the packaged DBGAN.
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        own = compose(
+            "train",
+            overrides=["+experiment=own_data", "data.sharp_dir=s", "data.real_blur_dir=r"],
+        )
+    assert OmegaConf.to_container(own.stages.joint.init_from) == {
+        "bgan_g": "pretrain_bgan",
+        "dbgan_g": "realblur-dbgan",
+    }
+    assert own.model == cfg.model and own.data.synthetic_blur == cfg.data.synthetic_blur
+    assert own.data.real_pairs_dir is None and own.optim.generator.lr == 2e-4
+    validate_config(own)
+
+
+def test_init_from_a_pretrained_model_fills_the_net_and_its_moving_average(tiny_config, tmp_path):
+    """Fine-tuning starts from the given weights in DBGAN and in its EMA copy alike: an EMA
+    left at the random initialisation would take thousands of steps to forget it."""
+    from realblur_gan.export import export_safetensors
+    from realblur_gan.model_zoo import DEFAULT_MODEL, verified_path
+    from realblur_gan.nets import UNet
+    from realblur_gan.train import build_stage, init_source
+
+    cfg = tiny_config("joint")
+    torch.manual_seed(1)
+    trained = instantiate(cfg.model.dbgan_g)
+    config = OmegaConf.to_container(cfg.model.dbgan_g, resolve=True)
+    weights, _ = export_safetensors(trained, config, tmp_path / "exported", "dbgan_g")
+    cfg.stages.joint.init_from = {"dbgan_g": str(weights)}
+    module = build_stage(cfg, "joint")
+    for net in (module.dbgan_g, module.dbgan_g_ema):
+        for key, value in trained.state_dict().items():
+            torch.testing.assert_close(net.state_dict()[key], value, rtol=0, atol=0)
+    # From a training checkpoint, its moving average is what is loaded (the better model).
+    ema = UNet(3, 3, width=4, depth=3).state_dict()
+    blob = {f"dbgan_g.{k}": torch.zeros_like(v) for k, v in ema.items()}
+    blob |= {f"dbgan_g_ema.{k}": v for k, v in trained.state_dict().items()}
+    torch.save({"state_dict": blob}, tmp_path / "run.ckpt")
+    cfg.stages.joint.init_from = {"dbgan_g": str(tmp_path / "run.ckpt")}
+    module = build_stage(cfg, "joint")
+    torch.testing.assert_close(module.dbgan_g.state_dict(), trained.state_dict(), rtol=0, atol=0)
+    # Names: an earlier stage, a packaged model (its SHA-256 checked), else a path.
+    stage = tmp_path / "pre.ckpt"
+    assert init_source("pretrain_bgan", {"pretrain_bgan": stage}) == stage
+    if verified_path(DEFAULT_MODEL).is_file():
+        assert init_source(DEFAULT_MODEL, {}) == verified_path(DEFAULT_MODEL)
+    assert init_source("some/file.ckpt", {}) == Path("some/file.ckpt")
