@@ -244,7 +244,7 @@ def test_multiscale_from_hydra_partial() -> None:
     assert net(torch.rand(1, 4, 8, 8)).shape == (1, 3, 8, 8)
 
 
-def test_scale_recurrent_generator_refines_the_coarser_estimate_with_one_net() -> None:
+def test_scale_recurrent_generator_feeds_the_coarser_estimate_to_one_net() -> None:
     unet = functools.partial(UNet, width=4, depth=2)
     shared = MultiScaleGenerator(scale_net=unet, share_weights=True)
     (net,) = shared.nets
@@ -254,15 +254,20 @@ def test_scale_recurrent_generator_refines_the_coarser_estimate_with_one_net() -
     assert sum(p.numel() for p in separate.parameters()) > 2.9 * sum(
         p.numel() for p in shared.parameters()
     )
-    # A zero residual leaves each scale at its estimate: the coarsest is its own blurry input,
-    # the finer ones the upsampled estimate below (the residual adds to the estimate).
+    # An untrained (zero-residual) net starts as the identity at every scale.
     net.zero_residual_()
     x = torch.rand(2, 3, 32, 48)
+    seen: list[torch.Tensor] = []
+    handle = net.register_forward_pre_hook(lambda _, args: seen.append(args[0]))
     out = shared.forward_pyramid(x)
-    coarse = nn.functional.avg_pool2d(x, 4)
-    torch.testing.assert_close(out[0], coarse)
-    up = nn.functional.interpolate(coarse, scale_factor=2, mode="bilinear", align_corners=False)
-    torch.testing.assert_close(out[1], up)
+    handle.remove()
+    for s, factor in enumerate((4, 2, 1)):
+        torch.testing.assert_close(out[s], nn.functional.avg_pool2d(x, factor) if factor > 1 else x)
+    # Each finer scale's net sees its input and the upsampled estimate of the scale below; the
+    # coarsest sees its own input twice.
+    torch.testing.assert_close(seen[0][:, 3:], seen[0][:, :3])
+    up = nn.functional.interpolate(out[0], scale_factor=2, mode="bilinear", align_corners=False)
+    torch.testing.assert_close(seen[1][:, 3:], up)
     # The full-resolution loss reaches the one net through every scale.
     net.tail.weight.data.normal_(0, 0.1)
     shared.zero_grad()

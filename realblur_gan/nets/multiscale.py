@@ -31,10 +31,12 @@ class MultiScaleGenerator(nn.Module):
     :class:`~realblur_gan.nets.unet.UNet` with its other arguments filled in.
 
     With ``share_weights`` one network serves every scale (scale-recurrent, as SRN-DeblurNet):
-    each scale's network sees the upsampled estimate of the scale below *first*, then its own
-    input, so its global residual refines that estimate; the coarsest scale's estimate is its
-    own blurry input. Every training crop then teaches the same weights blur at three sizes
-    (a 60 px blur is 15 px at the coarsest scale), and the parameters do not grow with scales.
+    each scale's network sees its own input and the upsampled estimate of the scale below (at
+    the coarsest scale, its own input twice), so the input count is the same at every scale.
+    Every training crop then teaches the same weights blur at three sizes (a 60 px blur is
+    15 px at the coarsest scale), and the parameters do not grow with scales. A residual net's
+    global residual adds its own scale's input, so an untrained net starts as the identity;
+    an upsampled estimate as the residual's base would start it as a 4x-blurred image.
 
     Args:
         in_channels: input channels (image first, then any extra maps such as noise).
@@ -110,9 +112,8 @@ class MultiScaleGenerator(nn.Module):
                     outputs[-1], size=x_s.shape[-2:], mode="bilinear", align_corners=False
                 )
             if self.share_weights:
-                # The estimate first: the shared net's global residual refines it.
                 estimate = x_s[:, : self.out_channels] if coarse is None else coarse
-                outputs.append(self.nets[0](torch.cat([estimate, x_s], dim=1)))
+                outputs.append(self.nets[0](torch.cat([x_s, estimate], dim=1)))
             else:
                 inp = x_s if coarse is None else torch.cat([x_s, coarse], dim=1)
                 outputs.append(self.nets[s](inp))
