@@ -22,29 +22,23 @@ import numpy as np
 import pytest
 import torch
 
-from realblur_gan.blind.common import valid_convolve
-from realblur_gan.blur import (
-    RealisticBlur,
-    SimpleBlur,
+from realblur_gan.blur import RealisticBlur, SimpleBlur
+from realblur_gan.camera import (
+    BAYER_PATTERNS,
+    CameraPipelineBlur,
     add_poisson_gaussian_noise,
     convolve,
+    demosaic_bilinear,
     disk_kernel,
+    from_linear,
     gaussian_kernel,
     gopro_blur,
     jpeg_compress,
     linear_motion_kernel,
-    linear_to_srgb,
-    srgb_to_linear,
-    trajectory_kernel,
-    trajectory_kernels,
-)
-from realblur_gan.camera import (
-    BAYER_PATTERNS,
-    CameraPipelineBlur,
-    demosaic_bilinear,
-    from_linear,
     mosaic,
     to_linear,
+    trajectory_kernels,
+    valid_convolve,
 )
 from realblur_gan.nets import NoiseInjection, ShakeBlurNet
 
@@ -90,7 +84,7 @@ def kernel_recipes() -> dict[str, Callable[[], Pins]]:
 
     def single(size: int, seed: int) -> Pins:
         gen = seeded(seed)
-        return {"k": trajectory_kernel(size, 0.7, generator=gen), "after": after(gen)}
+        return {"k": trajectory_kernels(1, size, 0.7, generator=gen)[0], "after": after(gen)}
 
     recipes: dict[str, Callable[[], Pins]] = {
         "trajectory/17": lambda: trajectories(4, 17, (0.0, 1.0), 0),
@@ -131,7 +125,7 @@ def op_recipes() -> dict[str, Callable[[], Pins]]:
         "valid/fft": lambda: {"out": valid_convolve(latent, k9)},
         "valid/direct": lambda: {"out": valid_convolve(latent, k9, fft=False)},
         "valid/small": lambda: {"out": valid_convolve(latent, k5)},
-        "gamma": lambda: {"lin": srgb_to_linear(line), "out": linear_to_srgb(line, 2.4)},
+        "gamma": lambda: {"lin": to_linear(line, "gamma"), "out": from_linear(line, "gamma", 2.4)},
         "noise/scalar": lambda: noise(1e-3, 2e-3),
         "noise/per_image": lambda: noise(torch.tensor([1e-3, 0.0]), torch.tensor([0.0, 3e-3])),
         "jpeg": lambda: {"out": jpeg_compress(img, [75, 90])},
@@ -221,11 +215,13 @@ def shake_recipe(net_args: dict, train: bool, image_channels: int = 3, seed: int
         scale=0.1,
     )
     g.train(train)
+    used: list[torch.Tensor] = []
+    g.net.register_forward_hook(lambda net, args, _: used.append(net.camera(args[0]).kernels))
     x = torch.rand(2, image_channels, 12, 16, generator=seeded(20))
     out = g(x)
     pins = {"out": out.detach()}
     if g.net.kernel_size <= 33:
-        pins["kernels"] = g.net.last_kernels
+        pins["kernels"] = used[0]
     if train:  # eval mode renders with the averaged statistics, a buffer: no gradient
         weights = torch.rand(out.shape, generator=seeded(21))
         (out * weights).sum().backward()
@@ -268,13 +264,24 @@ def shake_recipes() -> dict[str, Callable[[], Pins]]:
 
 RECIPES = kernel_recipes() | op_recipes() | sampler_recipes() | shake_recipes()
 
-# Tolerances where the float order had to change, per recipe prefix; everything else must be
-# bit-exact. Each line says why.
-TOLERANCE: dict[str, float] = {}
+# Where the float order had to change: (recipe prefix, key) -> (atol, rtol); everything else,
+# the random draws ("after") included, must be bit-exact.
+# ShakeBlurNet's kernels come from the one rasteriser now (a scatter-add of bilinear weights per
+# point, where it had its own tent-weight einsum over the grid): the same sums in another order,
+# so kernels and outputs move by float32 rounding (measured <= 3.6e-7 on values in [0, 1]), and
+# the gradient, a sum over every output, by a relative 1.4e-6 at most.
+TOLERANCE: dict[tuple[str, str], tuple[float, float]] = {
+    ("shake/", "out"): (1e-6, 0.0),
+    ("shake/", "kernels"): (1e-6, 0.0),
+    ("shake/", "grad_raw"): (0.0, 1e-5),
+}
 
 
-def tolerance(name: str) -> float:
-    return max((tol for prefix, tol in TOLERANCE.items() if name.startswith(prefix)), default=0.0)
+def tolerance(name: str, key: str) -> tuple[float, float]:
+    for (prefix, tol_key), tol in TOLERANCE.items():
+        if name.startswith(prefix) and key == tol_key:
+            return tol
+    return 0.0, 0.0
 
 
 def compute(name: str) -> Pins:
@@ -312,10 +319,10 @@ def test_every_recipe_is_pinned(pinned: dict[str, Pins]) -> None:
 def test_blur_matches_its_pinned_output(name: str, pinned: dict[str, Pins]) -> None:
     got, want = compute(name), pinned[name]
     assert sorted(got) == sorted(want)
-    tol = tolerance(name)
     for key, value in want.items():
         assert got[key].dtype == value.dtype and got[key].shape == value.shape, key
-        if tol == 0.0 or key == "after":
+        atol, rtol = tolerance(name, key)
+        if atol == rtol == 0.0:
             assert torch.equal(got[key], value), f"{name}/{key} changed"
         else:
-            torch.testing.assert_close(got[key], value, atol=tol, rtol=0, msg=f"{name}/{key}")
+            torch.testing.assert_close(got[key], value, atol=atol, rtol=rtol, msg=f"{name}/{key}")

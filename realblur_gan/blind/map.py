@@ -53,8 +53,8 @@ from realblur_gan.blind.common import (
     iteration_bar,
     merge_luma,
     split_luma,
-    valid_convolve,
 )
+from realblur_gan.camera import valid_convolve
 from realblur_gan.defaults import MAP_ITERATIONS, MAP_PRIORS
 
 logger = logging.getLogger(__name__)

@@ -46,8 +46,8 @@ from realblur_gan.blind.common import (
     merge_luma,
     split_luma,
     ssim_valid,
-    valid_convolve,
 )
+from realblur_gan.camera import valid_convolve
 from realblur_gan.defaults import SELFDEBLUR_ITERATIONS
 
 logger = logging.getLogger(__name__)
