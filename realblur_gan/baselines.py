@@ -29,12 +29,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from realblur_gan.blind.common import BlindResult
-from realblur_gan.blind.map import DEFAULT_ITERATIONS as MAP_ITERATIONS
 from realblur_gan.blind.map import MAPOptions, map_deblur
-from realblur_gan.blind.selfdeblur import DEFAULT_ITERATIONS as SELFDEBLUR_ITERATIONS
 from realblur_gan.blind.selfdeblur import SelfDeblurOptions, selfdeblur
 from realblur_gan.camera import convolve
 from realblur_gan.data.io import ImageReadError, read_image
+from realblur_gan.defaults import MAP_ITERATIONS, SELFDEBLUR_ITERATIONS
 
 logger = logging.getLogger(__name__)
 
