@@ -1,7 +1,8 @@
 """The one camera model: how a sharp photo becomes a blurry one.
 
 * :mod:`~realblur_gan.camera.ops`: the camera's operations, one function each (tone curves,
-  convolution, sensor noise, Bayer mosaic and demosaicing, JPEG, frame averaging);
+  convolution, sensor noise, white balance, Bayer mosaic and demosaicing, JPEG, frame
+  averaging);
 * :mod:`~realblur_gan.camera.kernels`: blur kernels and :func:`rasterise`, the one rasteriser
   that draws paths into kernels;
 * :mod:`~realblur_gan.camera.render`: :class:`CameraParams`, the parameters of one batch, and
@@ -36,6 +37,7 @@ from realblur_gan.camera.ops import (
     mosaic,
     to_linear,
     valid_convolve,
+    white_balance,
 )
 from realblur_gan.camera.render import CameraParams, render
 from realblur_gan.camera.synthetic import (
@@ -70,4 +72,5 @@ __all__ = [
     "trajectory_kernel",
     "trajectory_kernels",
     "valid_convolve",
+    "white_balance",
 ]

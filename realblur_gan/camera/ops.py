@@ -3,7 +3,7 @@
 * tone curves (:func:`to_linear`, :func:`from_linear`): display values <-> linear light;
 * blur (:func:`convolve`, and :func:`valid_convolve` under it, the forward model of blind
   deconvolution too);
-* sensor noise (:func:`add_poisson_gaussian_noise`);
+* sensor noise (:func:`add_poisson_gaussian_noise`), :func:`white_balance`;
 * the Bayer sensor (:func:`mosaic`, :func:`demosaic_bilinear`);
 * :func:`jpeg_compress`, and :func:`gopro_blur` (blur by averaging video frames).
 
@@ -33,6 +33,7 @@ __all__ = [
     "mosaic",
     "to_linear",
     "valid_convolve",
+    "white_balance",
 ]
 
 
@@ -328,6 +329,30 @@ def add_poisson_gaussian_noise(
     # In place on the fresh temporaries: three passes over a large image, not seven.
     std = (x.clamp_min(0.0) * shot_t).add_(read_t * read_t).clamp_min_(floor).sqrt_()
     return z.mul_(std).add_(x).clamp_(0.0, 1.0)
+
+
+# --------------------------------------------------------------------------------------------------
+# White balance
+# --------------------------------------------------------------------------------------------------
+
+
+def white_balance(x: Tensor, gains: Tensor, undo: bool = False) -> Tensor:
+    """Apply a camera's white balance: each colour channel times its gain, or divided by it
+    with ``undo`` (from the camera's output back to the RAW it saw). Differentiable in both.
+
+    Args:
+        x: linear RGB images.
+        gains: per-channel gains of each image (green is usually 1).
+        undo: divide instead of multiply.
+
+    Returns:
+        A new tensor.
+
+    Shape:
+        - x, output: :math:`(B, 3, H, W)`; gains: :math:`(B, 3)`
+    """
+    g = gains.to(device=x.device, dtype=x.dtype).view(-1, x.shape[1], 1, 1)
+    return x / g if undo else x * g
 
 
 # --------------------------------------------------------------------------------------------------

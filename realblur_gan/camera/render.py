@@ -136,10 +136,9 @@ def render(
     if params.exposure is not None:
         x.mul_(per_image(params.exposure, 1, 1, 1))
     colour = c == 3
-    gains = None
-    if colour and params.white_balance is not None:
-        gains = per_image(params.white_balance, 3, 1, 1)
-        x.div_(gains)
+    gains = params.white_balance if colour else None
+    if gains is not None:
+        x = ops.white_balance(x, gains, undo=True)
     bayer = colour and params.bayer_pattern is not None and min(h, w) >= 2
     if colour and params.bayer_pattern is not None and not bayer:
         logger.debug("image of %dx%d px is too small for a Bayer mosaic: skipped", h, w)
@@ -155,7 +154,7 @@ def render(
     if bayer:
         x = ops.demosaic_bilinear(x, params.bayer_pattern)
     if gains is not None:
-        x.mul_(gains)
+        x = ops.white_balance(x, gains)
     x = x.clamp_(0.0, 1.0) if curve is None else ops.from_linear(x, curve, params.gamma, floor)
     if params.jpeg_quality is not None:
         x = ops.jpeg_compress(x, [int(q) for q in params.jpeg_quality])
