@@ -50,7 +50,7 @@ class Window:
 def average_window(window: Window) -> Outcome:
     import torch
 
-    from realblur_gan.blur import gopro_blur
+    from realblur_gan.camera import gopro_blur
     from realblur_gan.data.frames import downscale_image
     from realblur_gan.data.io import read_image, write_image
 

@@ -8,6 +8,7 @@ same files; a rerun skips images whose outputs all exist.
 Example::
 
     python -m data_tools.synthesize photos/ pairs/ --blur realistic --crop 256 --workers 2
+    python -m data_tools.synthesize photos/ pairs/ --blur camera --no-saturation --crop 256
 """
 
 from __future__ import annotations
@@ -35,9 +36,15 @@ from data_tools._common import (
 from realblur_gan.ownership import unique_temp
 
 if TYPE_CHECKING:
+    import argparse
+
     import torch
 
-    from realblur_gan.blur import RealisticBlur, SimpleBlur
+    from realblur_gan.camera import BlurSampler
+
+BLURS = ("simple", "realistic", "camera")
+# The camera pipeline's own switches (CameraPipelineBlur), refused with the other blurs.
+CAMERA_SWITCHES = ("tone_curve", "no_saturation", "no_white_balance", "no_mosaic")
 
 
 @dataclass(frozen=True)
@@ -48,11 +55,8 @@ class Job:
     name: str
     out: Path
     blur: str
+    blur_args: tuple[tuple[str, object], ...]
     seed: int
-    kernel_size: tuple[int, int]
-    intensity: tuple[float, float]
-    jpeg_quality: tuple[int, int] | None
-    noise: bool
     resize: int | None
     crop: int | None
     kernel_format: str
@@ -65,18 +69,35 @@ class Job:
         )
 
 
-def build_blur(job: Job) -> SimpleBlur | RealisticBlur:
-    from realblur_gan.blur import RealisticBlur, SimpleBlur
+def build_blur(job: Job) -> BlurSampler:
+    from realblur_gan.camera import CameraPipelineBlur, RealisticBlur, SimpleBlur
 
-    if job.blur == "simple":
-        return SimpleBlur(kernel_size=job.kernel_size)
-    noise = {} if job.noise else {"noise_shot": None, "noise_read": None}
-    return RealisticBlur(
-        kernel_size=job.kernel_size,
-        intensity=job.intensity,
-        jpeg_quality=job.jpeg_quality,
-        **noise,
-    )
+    kinds = {"simple": SimpleBlur, "realistic": RealisticBlur, "camera": CameraPipelineBlur}
+    return kinds[job.blur](**dict(job.blur_args))
+
+
+def blur_args(args: argparse.Namespace) -> dict[str, object]:
+    """The blur's keyword arguments from the command line (defaults where a flag is absent)."""
+    if args.blur == "simple":
+        return {"kernel_size": tuple(args.kernel_size)}
+    settings: dict[str, object] = {
+        "kernel_size": tuple(args.kernel_size),
+        "intensity": tuple(args.intensity),
+        "jpeg_quality": None if args.jpeg_quality is None else tuple(args.jpeg_quality),
+    }
+    if args.no_noise:
+        settings |= {"noise_shot": None, "noise_read": None}
+    if args.blur == "realistic":
+        return settings
+    curve = args.tone_curve or "camera"
+    settings["tone_curve"] = None if curve == "linear" else curve
+    if args.no_saturation:
+        settings["saturation_factor"] = None
+    if args.no_white_balance:
+        settings |= {"wb_red": None, "wb_blue": None}
+    if args.no_mosaic:
+        settings["mosaic"] = False
+    return settings
 
 
 def prepare(image: torch.Tensor, resize: int | None, crop: int | None) -> torch.Tensor | None:
@@ -144,34 +165,41 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("out_dir", type=Path, help="output folder: blur/, sharp/, kernels/")
     parser.add_argument(
-        "--blur", choices=("simple", "realistic"), default="realistic", help="blur model"
+        "--blur",
+        choices=BLURS,
+        default="realistic",
+        help="blur model: plain kernels on sRGB, camera shake with gamma/noise/JPEG, or the "
+        "RAW camera pipeline (tone curve, clipped highlights, white balance, Bayer mosaic)",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed")
+
+    def low_high(flag: str, kind: type, default: tuple | None, text: str) -> None:
+        parser.add_argument(
+            flag, type=kind, nargs=2, default=default, metavar=("LOW", "HIGH"), help=text
+        )
+
+    low_high("--kernel-size", int, (9, 33), "kernel size range (odd sizes drawn)")
+    low_high("--intensity", float, (0.0, 1.0), "camera-shake intensity range (not simple)")
+    low_high("--jpeg-quality", int, None, "JPEG quality range (not simple; default: no JPEG)")
+    parser.add_argument("--no-noise", action="store_true", help="no sensor noise (not simple)")
     parser.add_argument(
-        "--kernel-size",
-        type=int,
-        nargs=2,
-        default=(9, 33),
-        metavar=("LOW", "HIGH"),
-        help="kernel size range (odd sizes drawn)",
-    )
-    parser.add_argument(
-        "--intensity",
-        type=float,
-        nargs=2,
-        default=(0.0, 1.0),
-        metavar=("LOW", "HIGH"),
-        help="camera-shake intensity range (realistic only)",
-    )
-    parser.add_argument(
-        "--jpeg-quality",
-        type=int,
-        nargs=2,
+        "--tone-curve",
+        choices=("camera", "srgb", "gamma", "linear"),
         default=None,
-        metavar=("LOW", "HIGH"),
-        help="JPEG quality range (realistic only; default: no JPEG)",
+        help="camera only: the tone curve undone before the blur (default camera; linear: "
+        "the photos are linear light already)",
     )
-    parser.add_argument("--no-noise", action="store_true", help="no sensor noise (realistic only)")
+    parser.add_argument(
+        "--no-saturation",
+        action="store_true",
+        help="camera only: no boost of clipped highlights (daylight photos)",
+    )
+    parser.add_argument(
+        "--no-white-balance", action="store_true", help="camera only: no white balance"
+    )
+    parser.add_argument(
+        "--no-mosaic", action="store_true", help="camera only: no Bayer mosaic and demosaicing"
+    )
     parser.add_argument("--resize", type=int, default=None, help="resize the shorter side to N")
     parser.add_argument("--crop", type=int, default=None, help="centre-crop to N x N")
     parser.add_argument(
@@ -182,6 +210,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
+    camera_only = [name for name in CAMERA_SWITCHES if getattr(args, name) not in (None, False)]
+    if camera_only and args.blur != "camera":
+        flag = "--" + camera_only[0].replace("_", "-")
+        return cli_error(f"{flag} is a camera pipeline switch: add --blur camera")
     from realblur_gan.data.io import ImageFolderError, list_images
 
     try:
@@ -204,11 +236,8 @@ def main(argv: list[str] | None = None) -> int:
             name=name,
             out=args.out_dir,
             blur=args.blur,
+            blur_args=tuple(blur_args(args).items()),
             seed=args.seed,
-            kernel_size=tuple(args.kernel_size),
-            intensity=tuple(args.intensity),
-            jpeg_quality=None if args.jpeg_quality is None else tuple(args.jpeg_quality),
-            noise=not args.no_noise,
             resize=args.resize,
             crop=args.crop,
             kernel_format=args.kernel_format,

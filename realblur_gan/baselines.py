@@ -5,7 +5,7 @@ whose kernels are known (``data_tools.synthesize`` saves them in ``OUT/kernels/`
 ceiling. The blind baselines of :mod:`realblur_gan.blind`, SelfDeblur and MAP, estimate the
 kernel and the sharp image from the blurry photo alone, like the learned DBGAN; they are listed
 in :data:`BLIND_BASELINES` and run through :func:`blind_deblur`. All functions are batched torch
-code on [0, 1] images; the forward model is :func:`realblur_gan.blur.convolve`, a true
+code on [0, 1] images; the forward model is :func:`realblur_gan.camera.convolve`, a true
 convolution centred on the kernel's pixel ``k // 2``.
 
 Example::
@@ -29,12 +29,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from realblur_gan.blind.common import BlindResult
-from realblur_gan.blind.map import DEFAULT_ITERATIONS as MAP_ITERATIONS
 from realblur_gan.blind.map import MAPOptions, map_deblur
-from realblur_gan.blind.selfdeblur import DEFAULT_ITERATIONS as SELFDEBLUR_ITERATIONS
 from realblur_gan.blind.selfdeblur import SelfDeblurOptions, selfdeblur
-from realblur_gan.blur import convolve
+from realblur_gan.camera import convolve
 from realblur_gan.data.io import ImageReadError, read_image
+from realblur_gan.defaults import MAP_ITERATIONS, SELFDEBLUR_ITERATIONS
 
 logger = logging.getLogger(__name__)
 

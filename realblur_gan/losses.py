@@ -21,7 +21,6 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-import kornia
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -420,116 +419,6 @@ class LPIPSLoss(nn.Module):
             pred, target = pred.expand(-1, 3, -1, -1), target.expand(-1, 3, -1, -1)
         # lpips expects [-1, 1].
         return self.model(pred * 2 - 1, target * 2 - 1).mean()
-
-
-class FrequencyLoss(nn.Module):
-    """Focal frequency loss (Jiang et al., ICCV 2021), from the ``focal-frequency-loss`` package.
-
-    Squared distance between the 2-D orthonormal DFTs of prediction and target, weighted towards
-    the frequencies that are currently hardest (the weights are detached). Computed in float32:
-    half-precision FFTs are restricted to power-of-two sizes.
-
-    Args:
-        alpha: exponent of the spectrum weight matrix.
-        patch_factor: split each image into ``patch_factor²`` patches before the DFT.
-        ave_spectrum: compare minibatch-average spectra.
-        log_matrix: log-scale the spectrum weight matrix.
-        batch_matrix: normalise the weight matrix with batch statistics.
-
-    Shape:
-        - pred, target: :math:`(B, C, H, W)`, H and W divisible by ``patch_factor``
-        - output: scalar
-    """
-
-    def __init__(
-        self,
-        alpha: float = 1.0,
-        patch_factor: int = 1,
-        ave_spectrum: bool = False,
-        log_matrix: bool = False,
-        batch_matrix: bool = False,
-    ) -> None:
-        super().__init__()
-        from focal_frequency_loss import FocalFrequencyLoss
-
-        self.ffl = FocalFrequencyLoss(
-            loss_weight=1.0,
-            alpha=alpha,
-            patch_factor=patch_factor,
-            ave_spectrum=ave_spectrum,
-            log_matrix=log_matrix,
-            batch_matrix=batch_matrix,
-        )
-
-    def forward(self, pred: Tensor, target: Tensor) -> Tensor:
-        """Compute the focal frequency loss.
-
-        Args:
-            pred: predicted images.
-            target: target images.
-
-        Returns:
-            Scalar loss.
-        """
-        return self.ffl(pred.float(), target.float())
-
-
-class CharbonnierLoss(nn.Module):
-    """Charbonnier loss, a smooth L1: mean of sqrt((pred − target)² + eps²).
-
-    Args:
-        eps: smoothing constant; the loss of identical inputs is ``eps``.
-
-    Shape:
-        - pred, target: :math:`(B, C, H, W)`
-        - output: scalar
-    """
-
-    def __init__(self, eps: float = 1e-3) -> None:
-        super().__init__()
-        self.eps = eps
-
-    def forward(self, pred: Tensor, target: Tensor) -> Tensor:
-        """Compute the loss.
-
-        Args:
-            pred: predicted images.
-            target: target images.
-
-        Returns:
-            Scalar loss.
-        """
-        return torch.sqrt((pred - target) ** 2 + self.eps**2).mean()
-
-
-class SSIMLoss(nn.Module):
-    """1 − SSIM, with kornia's SSIM (Gaussian window, [0, 1] images, ``same`` padding).
-
-    Args:
-        window_size: side of the Gaussian window (odd).
-
-    Shape:
-        - pred, target: :math:`(B, C, H, W)` in [0, 1]
-        - output: scalar
-    """
-
-    def __init__(self, window_size: int = 11) -> None:
-        super().__init__()
-        if window_size < 1 or window_size % 2 == 0:
-            raise ArgumentError("window_size", window_size, "must be odd and >= 1")
-        self.window_size = window_size
-
-    def forward(self, pred: Tensor, target: Tensor) -> Tensor:
-        """Compute the loss.
-
-        Args:
-            pred: predicted images in [0, 1].
-            target: target images in [0, 1].
-
-        Returns:
-            Scalar loss.
-        """
-        return 1 - kornia.metrics.ssim(pred, target, self.window_size, max_val=1.0).mean()
 
 
 class PSNRLoss(nn.Module):

@@ -242,8 +242,6 @@ class BlurGAN(GANStageModule):
         bgan_d: Discriminator; one built with ``cond_channels > 0`` is given ``cond=sharp``.
         objective: Adversarial + content terms.
         optim: See ``GANStageModule``.
-        conditional: None (the default) follows ``bgan_d``; a value that disagrees with it is
-            refused (``ArgumentError``).
         real_source: Batch key of the blurry images D sees as real.
         content_target: Batch key the content terms compare the fake blur with.
         panel_every_n_steps: Training panel interval.
@@ -255,23 +253,14 @@ class BlurGAN(GANStageModule):
         bgan_d: nn.Module,
         objective: GANObjective,
         optim: dict[str, Any],
-        conditional: bool | None = None,
         real_source: str = "blur_real",
         content_target: str = "sharp",
         panel_every_n_steps: int = 200,
     ) -> None:
         super().__init__(optim, panel_every_n_steps)
         self.bgan = self.add_adversary("bgan", bgan_g, bgan_d, objective)
-        # The D decides: a flag of its own could only repeat it or contradict it.
-        cond_channels = int(getattr(bgan_d, "cond_channels", 0) or 0)
-        if conditional is not None and conditional != bool(cond_channels):
-            raise ArgumentError(
-                "conditional",
-                conditional,
-                f"bgan_d has cond_channels={cond_channels}; leave the flag out (the D decides) "
-                "or pick the other D (model.bgan_d, model.bgan_d_conditional)",
-            )
-        self.conditional = bool(cond_channels)
+        # The D decides whether it is conditional (pix2pix's D sees the sharp image too).
+        self.conditional = bool(getattr(bgan_d, "cond_channels", 0))
         self.real_source = real_source
         self.content_target = content_target
 
@@ -321,7 +310,6 @@ class DeblurringModule(GANStageModule):
         super().__init__(optim, panel_every_n_steps)
         # LPIPS in validation when its backbone weights are present (else skipped, logged once).
         self.val_lpips = True
-        self.val_lpips_weights: str | None = None
 
     def forward(self, blur: torch.Tensor) -> torch.Tensor:
         return self.dbgan.g(blur)
@@ -376,9 +364,7 @@ class DeblurringModule(GANStageModule):
 
     # --- validation -------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
-        self.val_metrics = RestorationMetrics(
-            validation_lpips(self.val_lpips, self.val_lpips_weights)
-        )
+        self.val_metrics = RestorationMetrics(validation_lpips(self.val_lpips))
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         with record_function("validation"):

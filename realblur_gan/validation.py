@@ -78,7 +78,7 @@ class RestorationMetrics(Metric):
         return {**means, "images": self.count.float()}
 
 
-def validation_lpips(enabled: bool, weights_path: str | None) -> nn.Module | None:
+def validation_lpips(enabled: bool) -> nn.Module | None:
     """LPIPS for validation when ``enabled`` and its backbone weights are present, else None.
 
     Missing weights are not an error here: validation then goes on without LPIPS, and one log
@@ -87,7 +87,7 @@ def validation_lpips(enabled: bool, weights_path: str | None) -> nn.Module | Non
     if not enabled:
         return None
     try:
-        return LPIPSLoss(weights_path=weights_path)
+        return LPIPSLoss()
     except MissingPretrainedWeights as err:
         log.info("val/lpips not logged: %s", err)
         return None

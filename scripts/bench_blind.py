@@ -3,7 +3,7 @@
 The data is generated, not downloaded, in the layout of Levin et al.'s benchmark (255x255 gray
 images, camera-shake kernels up to 27 px): ``--images`` photo-like scenes from the demo data
 generator (:func:`realblur_gan.data.demo.make_scene`, in gray), each blurred by its own 27 px
-kernel from :func:`realblur_gan.blur.trajectory_kernel` (intensity 0.6), plus Gaussian noise of
+kernel from :func:`realblur_gan.camera.trajectory_kernel` (intensity 0.6), plus Gaussian noise of
 std 0.005 and 8-bit quantisation.
 
 Rows: the blurry input; Wiener and Richardson–Lucy given the TRUE kernel (the non-blind
@@ -35,7 +35,7 @@ import torch
 
 from realblur_gan.baselines import BLIND_BASELINES, blind_deblur, richardson_lucy, wiener
 from realblur_gan.blind import kernel_similarity
-from realblur_gan.blur import convolve, trajectory_kernel
+from realblur_gan.camera import convolve, trajectory_kernel
 from realblur_gan.checkpoints import load_generator
 from realblur_gan.data.demo import make_scene
 from realblur_gan.evaluate import ScoreOptions, score_pair

@@ -17,13 +17,13 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from realblur_gan.blur import (
+from realblur_gan.camera import (
     RealisticBlur,
     add_poisson_gaussian_noise,
     convolve,
+    from_linear,
     jpeg_compress,
-    linear_to_srgb,
-    srgb_to_linear,
+    to_linear,
     trajectory_kernel,
 )
 
@@ -73,7 +73,7 @@ def main() -> None:
         (f"RealisticBlur full pipeline, {k}-px kernel", lambda: full(image, gen)),
         (f"blur only (kernel + convolution), {k}-px", lambda: bare(image, gen)),
         (f"- convolution only (FFT), {k}-px", lambda: convolve(batch, kernel)),
-        ("- gamma to linear and back", lambda: linear_to_srgb(srgb_to_linear(batch))),
+        ("- gamma to linear and back", lambda: from_linear(to_linear(batch, "gamma"), "gamma")),
         ("- Poisson-Gaussian noise", lambda: add_poisson_gaussian_noise(batch, 1e-3, 2e-3, gen)),
         ("- JPEG q90 round trip", lambda: jpeg_compress(batch, 90)),
     ]

@@ -11,32 +11,22 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from bench_blur import median_ms
 
-from realblur_gan.blur import RealisticBlur, add_poisson_gaussian_noise, convolve
 from realblur_gan.camera import (
     CameraPipelineBlur,
+    RealisticBlur,
+    add_poisson_gaussian_noise,
+    convolve,
     demosaic_bilinear,
     from_linear,
     mosaic,
     to_linear,
 )
-
-
-def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000.0 * statistics.median(times)
 
 
 def photo_like(batch: int, height: int, width: int, seed: int = 0) -> torch.Tensor:
@@ -54,7 +44,7 @@ def cases(k: int, images: torch.Tensor) -> list[tuple[str, Callable[[], object]]
     camera_jpeg = CameraPipelineBlur(kernel_size=k, jpeg_quality=90)
     realistic = RealisticBlur(kernel_size=k, exposure=(1.0, 1.2))
     n = images.shape[0]
-    kernels = camera.kernels(n, gen)
+    kernels = camera.draw(n, gen).kernels
     linear = to_linear(images)
     raw = mosaic(linear)
     shot, read = torch.full((n,), 1e-3), torch.full((n,), 2e-3)
@@ -62,7 +52,7 @@ def cases(k: int, images: torch.Tensor) -> list[tuple[str, Callable[[], object]]
         (f"CameraPipelineBlur, {k}-px kernel, no JPEG", lambda: camera(images, gen)),
         ("CameraPipelineBlur + JPEG q90", lambda: camera_jpeg(images, gen)),
         ("RealisticBlur (for comparison)", lambda: realistic(images, gen)),
-        ("- trajectory kernels", lambda: camera.kernels(n, gen)),
+        ("- drawing the parameters (kernels)", lambda: camera.draw(n, gen)),
         ("- camera tone curve, both ways", lambda: from_linear(to_linear(images))),
         ("- convolution (FFT)", lambda: convolve(linear, kernels)),
         ("- mosaic + bilinear demosaic", lambda: demosaic_bilinear(mosaic(linear))),

@@ -24,7 +24,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from realblur_gan import Deblurrer
-from realblur_gan.blur import RealisticBlur
+from realblur_gan.camera import RealisticBlur
 from realblur_gan.data.demo import make_scene
 from realblur_gan.metrics import psnr
 

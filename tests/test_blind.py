@@ -1,7 +1,7 @@
 """Blind deconvolution baselines: SelfDeblur and MAP recover a known kernel, folder CLI, evaluate.
 
 Every image here is made in the test: a gray scene of overlapping disks and boxes (edges at all
-angles) blurred by a camera-shake kernel from :func:`realblur_gan.blur.trajectory_kernel`.
+angles) blurred by a camera-shake kernel from :func:`realblur_gan.camera.trajectory_kernel`.
 Kernel recovery is scored with :func:`realblur_gan.blind.kernel_similarity` (best Pearson
 correlation over shifts). The thresholds are stated next to the blob baseline they must beat:
 a centred Gaussian of the best width scores 0.54 and 0.73 against the two test kernels, since
@@ -30,11 +30,10 @@ from realblur_gan.blind.common import (
     merge_luma,
     split_luma,
     ssim_valid,
-    valid_convolve,
 )
 from realblur_gan.blind.map import image_prior, kernel_schedule
 from realblur_gan.blind.selfdeblur import selfdeblur
-from realblur_gan.blur import convolve, gaussian_kernel, trajectory_kernel
+from realblur_gan.camera import convolve, gaussian_kernel, trajectory_kernel, valid_convolve
 from realblur_gan.data.io import read_image, write_image
 from realblur_gan.evaluate import main as evaluate_main
 from realblur_gan.metrics import psnr, shift_tolerant
@@ -99,14 +98,14 @@ def strong_blur() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 # --------------------------------------------------------------------------------------------------
 
 
-def test_valid_convolve_matches_direct_fft_and_blur_convolve() -> None:
+def test_valid_convolve_matches_direct_fft_and_camera_convolve() -> None:
     gen = torch.Generator().manual_seed(0)
     latent = torch.rand(2, 1, 40, 36, generator=gen)
     kernels = torch.stack([shake(9, 0.5, 1), shake(9, 0.7, 2)])
     direct = valid_convolve(latent, kernels, fft=False)
     assert direct.shape == (2, 1, 32, 28)
     assert torch.allclose(direct, valid_convolve(latent, kernels, fft=True), atol=1e-5)
-    # On an image extended by k // 2 (reflected), the valid convolution is blur.convolve.
+    # On an image extended by k // 2 (reflected), the valid convolution is camera.convolve.
     image = latent[..., 4:-4, 4:-4]
     padded = F.pad(image, (4, 4, 4, 4), mode="reflect")
     assert torch.allclose(valid_convolve(padded, kernels), convolve(image, kernels), atol=1e-5)

@@ -6,20 +6,21 @@ import inspect
 import math
 import textwrap
 
+import kornia
 import pytest
 import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from realblur_gan.blur import convolve, jpeg_compress
 from realblur_gan.camera import (
     BAYER_PATTERNS,
     TONE_CURVES,
     CameraPipelineBlur,
-    bayer_masks,
+    convolve,
     demosaic_bilinear,
     from_linear,
+    jpeg_compress,
     mosaic,
     to_linear,
 )
@@ -84,7 +85,6 @@ def test_output_shape_range_and_kernels(curve: str, device: torch.device) -> Non
     assert out.min() >= 0 and out.max() <= 1
     assert kernels.shape[0] == 3 and (kernels >= 0).all()
     torch.testing.assert_close(kernels.sum(dim=(-2, -1)), torch.ones(3), atol=1e-5, rtol=0)
-    assert camera.last_kernels is kernels
     assert camera(x[0], generator=seeded()).shape == x[0].shape
 
 
@@ -181,12 +181,39 @@ def test_mosaic_demosaic_round_trip_is_accurate() -> None:
         raw = mosaic(x, pattern)
         assert raw.shape == (2, 1, 64, 80)
         assert psnr(demosaic_bilinear(raw, pattern), x) > 35
-    masks = bayer_masks(4, 4)
-    assert torch.equal(masks.sum(dim=1), torch.ones(1, 4, 4))
-    assert masks[0, 0, 0, 0] == 1 and masks[0, 1, 0, 1] == 1 and masks[0, 2, 1, 1] == 1  # RGGB
+    # Each photosite records the colour its pattern names, read row by row from the top left.
+    planes = torch.arange(3.0).view(1, 3, 1, 1).expand(1, 3, 4, 6)
+    for pattern in BAYER_PATTERNS:
+        cell = mosaic(planes, pattern)[0, 0, :2, :2].flatten().tolist()
+        assert cell == ["RGB".index(c) for c in pattern]
+        assert torch.equal(
+            mosaic(planes, pattern)[..., 2:, 2:], mosaic(planes, pattern)[..., :2, :4]
+        )
     # Flat colour survives exactly, borders included.
     flat = torch.tensor([0.2, 0.5, 0.7]).view(1, 3, 1, 1).expand(1, 3, 7, 9)
     torch.testing.assert_close(demosaic_bilinear(mosaic(flat)), flat, atol=1e-6, rtol=0)
+
+
+def test_kornia_srgb_curve_is_the_srgb_standard() -> None:
+    """The "srgb" curve is kornia's; it must be the piecewise IEC 61966-2-1 curve, any shape."""
+    y = torch.linspace(0, 1, 4097, dtype=torch.float64)
+    to_lin = torch.where(y <= 0.04045, y / 12.92, ((y + 0.055) / 1.055) ** 2.4)
+    to_srgb = torch.where(y <= 0.0031308, 12.92 * y, 1.055 * y ** (1 / 2.4) - 0.055)
+    torch.testing.assert_close(to_linear(y, "srgb"), to_lin, atol=1e-12, rtol=0)
+    torch.testing.assert_close(from_linear(y, "srgb"), to_srgb, atol=1e-12, rtol=0)
+    rgb = torch.rand(2, 3, 5, 7)
+    for curve in (to_linear, from_linear):  # gray images get the same per-value curve
+        assert torch.equal(curve(rgb, "srgb")[:, :1], curve(rgb[:, :1], "srgb"))
+
+
+def test_demosaic_agrees_with_kornia() -> None:
+    """Our bilinear demosaic is kornia's raw_to_rgb (even sizes), extended to any size."""
+    raw = torch.rand(2, 1, 16, 20)
+    for pattern, cfa in zip(BAYER_PATTERNS, ("BG", "RG", "GB", "GR"), strict=True):
+        theirs = kornia.color.raw_to_rgb(raw, kornia.color.CFA[cfa])
+        torch.testing.assert_close(demosaic_bilinear(raw, pattern), theirs, atol=1e-6, rtol=0)
+        assert torch.equal(mosaic(theirs, pattern), raw)  # and the mosaic keeps the RAW samples
+    assert demosaic_bilinear(torch.rand(1, 1, 7, 9)).shape == (1, 3, 7, 9)
 
 
 def test_pipeline_with_mosaic_keeps_smooth_images() -> None:
@@ -239,7 +266,7 @@ def test_gray_images_skip_mosaic_and_white_balance() -> None:
 
 
 def test_invalid_settings_are_rejected() -> None:
-    with pytest.raises(ValueError, match="tone curve"):
+    with pytest.raises(ValueError, match="tone_curve"):
         CameraPipelineBlur(tone_curve="linear")
     with pytest.raises(ValueError, match="saturation_factor"):
         CameraPipelineBlur(saturation_factor=(0.5, 2.0))

@@ -63,6 +63,38 @@ def test_synthesize_simple_png_kernels_and_workers_agree(tmp_path: Path) -> None
     assert (tmp_path / "one" / "kernels" / "a.png").exists()
 
 
+def test_synthesize_camera_pipeline_and_its_switches(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--blur camera writes what CameraPipelineBlur makes for the image's seed; switches act."""
+    from realblur_gan.camera import CameraPipelineBlur
+
+    src = tmp_path / "sharp"
+    make_images(src, ["a.png"], size=(32, 32))
+    common = [str(src), "--blur", "camera", "--kernel-size", "5", "9", "--seed", "3"]
+    runs = {
+        "full": [],
+        "jpeg": ["--jpeg-quality", "70", "90"],
+        "daylight": ["--no-saturation", "--no-white-balance", "--no-mosaic", "--no-noise"],
+        "linear": ["--tone-curve", "linear"],
+    }
+    blurs = {}
+    for run, flags in runs.items():
+        assert synthesize.main([common[0], str(tmp_path / run), *common[1:], *flags]) == 0
+        blurs[run] = read_image(tmp_path / run / "blur" / "a.png")[0]
+    sharp = read_image(tmp_path / "full" / "sharp" / "a.png")[0]
+    gen = torch.Generator().manual_seed(synthesize.seed_for(3, "a"))
+    expected = CameraPipelineBlur(kernel_size=(5, 9))(sharp, gen)
+    torch.testing.assert_close(blurs["full"], expected, atol=1 / 255, rtol=0)  # 8-bit PNG
+    for run in ("jpeg", "daylight", "linear"):
+        assert (blurs[run] - blurs["full"]).abs().max() > 2 / 255, run
+    # A camera switch with another blur is refused on one line, before any work.
+    capsys.readouterr()
+    assert synthesize.main([str(src), str(tmp_path / "x"), "--no-mosaic"]) == 2
+    assert "--no-mosaic is a camera pipeline switch" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
 def test_synthesize_bad_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert synthesize.main([str(tmp_path / "missing"), str(tmp_path / "out")]) == 2
     src = tmp_path / "sharp"

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from realblur_gan.baselines import KernelError, identity, load_kernel, richardson_lucy, wiener
-from realblur_gan.blur import convolve, linear_motion_kernel, trajectory_kernel
+from realblur_gan.camera import convolve, linear_motion_kernel, trajectory_kernel
 from realblur_gan.data.io import write_image
 from realblur_gan.evaluate import ScoreOptions, main, score_pair
 from realblur_gan.metrics import PSNR_CAP_DB, psnr

@@ -17,7 +17,8 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from PIL import Image
 
-from realblur_gan.blur import SimpleBlur, gopro_blur
+from realblur_gan.blur import SimpleBlur
+from realblur_gan.camera import gopro_blur
 from realblur_gan.config import CONFIG_DIR
 from realblur_gan.data import frames as frames_module
 from realblur_gan.data.frames import (

@@ -9,7 +9,7 @@ from hydra.utils import instantiate
 from torch.utils.data import DataLoader, Dataset
 
 from realblur_gan.errors import ArgumentError
-from realblur_gan.modules import BlurGAN, DeblurGAN, JointGAN
+from realblur_gan.modules import DeblurGAN, JointGAN
 from realblur_gan.schedules import cosine, linear_decay
 
 
@@ -239,8 +239,8 @@ def test_ema_update_matches_lerp_and_copy_follows_train_mode(tiny_config, recwar
 
 
 def test_bgan_d_decides_whether_blurgan_conditions_it(tiny_config):
-    # The pre-training stage names a D built with cond_channels and no `conditional` flag; the
-    # adversarial stage an unconditional D. Either D in either stage just works.
+    # The pre-training stage names a D built with cond_channels, the adversarial stage an
+    # unconditional D; there is no flag to say it again. Either D in either stage just works.
     cfg = tiny_config(
         "separate", "loss.bgan_pretrain.adv_weight=1", "loss.bgan.adv_weight=1", "~loss.bgan.terms"
     )
@@ -260,22 +260,6 @@ def test_bgan_d_decides_whether_blurgan_conditions_it(tiny_config):
         )
         fit(module, batches=1)
         assert conds and all((cond is not None) is conditional for cond in conds)
-
-
-@pytest.mark.parametrize(("d_key", "flag"), [("bgan_d_conditional", False), ("bgan_d", True)])
-def test_a_conditional_flag_that_contradicts_the_d_is_refused(tiny_config, d_key, flag):
-    cfg = tiny_config("separate")
-    with pytest.raises(ArgumentError, match=r"conditional=\w+: bgan_d has cond_channels="):
-        BlurGAN(
-            bgan_g=instantiate(cfg.model.bgan_g),
-            bgan_d=instantiate(cfg.model[d_key]),
-            objective=instantiate(cfg.loss.bgan_pretrain),
-            optim={},
-            conditional=flag,
-        )
-    # A flag that agrees with the D is accepted (configs written before the D decided).
-    module = instantiate(cfg.stages.pretrain_bgan.module, conditional=True)
-    assert module.conditional
 
 
 def test_profiler_ranges_name_every_part_of_a_joint_step(tiny_config):

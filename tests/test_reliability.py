@@ -695,10 +695,6 @@ def _train_cli(*args: str, cwd: Path, env_extra: dict[str, str] | None = None):
             "loss.dbgan.terms.content.fn.fn._target_='realblur_gan.losses.PSNRLos': "
             "realblur_gan.losses has no 'PSNRLos'; did you mean realblur_gan.losses.PSNRLoss?",
         ),
-        (
-            "+stages.pretrain_bgan.module.conditional=false",
-            "stages.pretrain_bgan.module.conditional=False: bgan_d has cond_channels=3",
-        ),
         ("stage_order=[joint,pretrain_bgan]", "in the scheme's order ['pretrain_bgan', 'joint']"),
     ],
 )

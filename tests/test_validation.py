@@ -75,10 +75,10 @@ def test_lpips_is_a_per_image_mean_and_reset_starts_over():
 
 
 def test_validation_lpips_off_or_without_weights_is_none(tmp_path, monkeypatch, caplog):
-    assert validation_lpips(False, None) is None
+    assert validation_lpips(False) is None
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "empty_hub"))
     with caplog.at_level(logging.INFO, logger="realblur_gan.validation"):
-        assert validation_lpips(True, None) is None
+        assert validation_lpips(True) is None
     assert [r.getMessage().split(":")[0] for r in caplog.records] == ["val/lpips not logged"]
 
 

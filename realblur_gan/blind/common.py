@@ -1,8 +1,9 @@
-"""Pieces the blind deconvolution methods share: the forward model, luma/chroma, kernels, SSIM.
+"""Pieces the blind deconvolution methods share: cropping the latent, luma/chroma, kernels, SSIM.
 
 Both methods estimate a *latent* sharp image larger than the blurry one by ``k - 1`` pixels and
-blur it with a *valid* convolution, so the blurry image is reproduced without any assumption
-about what lies beyond its border (Ren et al. do the same in SelfDeblur). The restored image is
+blur it with the camera's *valid* convolution (:func:`realblur_gan.camera.valid_convolve`), so
+the blurry image is reproduced without any assumption about what lies beyond its border (Ren et
+al. do the same in SelfDeblur). The restored image is
 the latent's crop that lines up with the input, chosen from the kernel's centre of mass
 (:func:`crop_restored`): blind deconvolution recovers the image only up to a translation.
 """
@@ -21,7 +22,6 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
-from realblur_gan.blur import FFT_MIN_KERNEL_SIZE
 from realblur_gan.data.io import write_image
 from realblur_gan.progress import progress_bar
 
@@ -38,7 +38,6 @@ __all__ = [
     "merge_luma",
     "split_luma",
     "ssim_valid",
-    "valid_convolve",
     "write_kernel",
 ]
 
@@ -138,53 +137,8 @@ def merge_luma(y: Tensor, chroma: Tensor | None) -> Tensor:
 
 
 # --------------------------------------------------------------------------------------------------
-# Forward model
+# Aligning the latent with the input
 # --------------------------------------------------------------------------------------------------
-
-
-def _fft_len(n: int) -> int:
-    """Smallest 2-3-5-smooth integer >= n (a fast FFT size)."""
-    m = n
-    while True:
-        r = m
-        for p in (2, 3, 5):
-            while r % p == 0:
-                r //= p
-        if r == 1:
-            return m
-        m += 1
-
-
-def valid_convolve(latent: Tensor, kernels: Tensor, fft: bool | None = None) -> Tensor:
-    """True convolution of each latent image with its own kernel, keeping the valid part only.
-
-    ``out[i] = sum_j k[j] latent[i + k - 1 - j]``: every output pixel sees only latent pixels, so
-    no padding rule is assumed. Differentiable in both arguments. Large kernels go through the
-    FFT (zero-padded, which is exact for the valid part), small ones through ``conv2d``.
-
-    Args:
-        latent: latent images, ``k - 1`` px larger than the output in each dimension.
-        kernels: one kernel per image.
-        fft: force the FFT (True) or direct (False) path; None picks by kernel size.
-
-    Shape:
-        - latent: :math:`(B, C, H + k - 1, W + k - 1)`
-        - kernels: :math:`(B, k, k)`
-        - output: :math:`(B, C, H, W)`
-    """
-    b, c, hl, wl = latent.shape
-    k = kernels.shape[-1]
-    if kernels.shape != (b, k, k) or k > min(hl, wl):
-        raise ValueError(f"kernels {tuple(kernels.shape)} do not fit latent {tuple(latent.shape)}")
-    use_fft = k >= FFT_MIN_KERNEL_SIZE if fft is None else fft
-    if use_fft:
-        size = (_fft_len(hl), _fft_len(wl))
-        spectrum = torch.fft.rfft2(latent, s=size) * torch.fft.rfft2(kernels, s=size)[:, None]
-        out = torch.fft.irfft2(spectrum, s=size)
-        return out[..., k - 1 : hl, k - 1 : wl]
-    weight = kernels.flip(-2, -1).repeat_interleave(c, dim=0)[:, None]
-    out = F.conv2d(latent.reshape(1, b * c, hl, wl), weight, groups=b * c)
-    return out.view(b, c, hl - k + 1, wl - k + 1)
 
 
 def _centre_of_mass(kernels: Tensor) -> tuple[Tensor, Tensor]:
@@ -214,7 +168,7 @@ def crop_restored(latent: Tensor, kernels: Tensor) -> tuple[Tensor, Tensor]:
 
     A kernel whose mass sits at pixel ``m`` maps latent pixel ``i + k - 1 - m`` onto output pixel
     ``i``, so that crop is the restored image; the kernel is then moved so its mass sits on the
-    centre pixel ``k // 2``, the convention of :func:`realblur_gan.blur.convolve`. Together,
+    centre pixel ``k // 2``, the convention of :func:`realblur_gan.camera.convolve`. Together,
     ``convolve(restored, kernel)`` reproduces the valid convolution away from the borders.
 
     Shape:

@@ -53,16 +53,13 @@ from realblur_gan.blind.common import (
     iteration_bar,
     merge_luma,
     split_luma,
-    valid_convolve,
 )
+from realblur_gan.camera import valid_convolve
 from realblur_gan.defaults import MAP_ITERATIONS, MAP_PRIORS
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_ITERATIONS", "PRIORS", "MAPOptions", "image_prior", "map_deblur"]
-
-DEFAULT_ITERATIONS = MAP_ITERATIONS
-PRIORS = MAP_PRIORS
+__all__ = ["MAPOptions", "image_prior", "map_deblur"]
 
 
 @dataclass(frozen=True)
@@ -105,8 +102,8 @@ class MAPOptions:
     alpha: float = 0.8
 
     def __post_init__(self) -> None:
-        if self.prior not in PRIORS:
-            raise BlindError(f"unknown prior {self.prior!r}; choose from {', '.join(PRIORS)}")
+        if self.prior not in MAP_PRIORS:
+            raise BlindError(f"unknown prior {self.prior!r}; choose from {', '.join(MAP_PRIORS)}")
         if not 0.0 <= self.final_share < 1.0:
             raise BlindError(f"final_share must be in [0, 1), got {self.final_share}")
         if self.kernel_shrink <= 1.0 or self.weight_growth < 1.0:
@@ -140,7 +137,7 @@ def image_prior(x: Tensor, prior: str = "tv", alpha: float = 0.8, eps: float = 1
     elif prior == "sparse":
         value = (dx * dx + eps * eps).pow(alpha / 2) + (dy * dy + eps * eps).pow(alpha / 2)
     else:
-        raise BlindError(f"unknown prior {prior!r}; choose from {', '.join(PRIORS)}")
+        raise BlindError(f"unknown prior {prior!r}; choose from {', '.join(MAP_PRIORS)}")
     return value.flatten(1).mean(1)
 
 
@@ -269,7 +266,7 @@ def _upsample_kernels(kernels: Tensor, k: int) -> Tensor:
 def map_deblur(
     images: Tensor,
     kernel_size: int = 31,
-    iterations: int = DEFAULT_ITERATIONS,
+    iterations: int = MAP_ITERATIONS,
     options: MAPOptions | None = None,
     seed: int = 0,
     device: torch.device | str | None = None,
@@ -327,7 +324,7 @@ def map_deblur(
             iterations,
             per_scale[0],
             len(scales),
-            DEFAULT_ITERATIONS,
+            MAP_ITERATIONS,
         )
 
     latent: Tensor | None = None

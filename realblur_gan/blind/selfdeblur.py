@@ -46,15 +46,13 @@ from realblur_gan.blind.common import (
     merge_luma,
     split_luma,
     ssim_valid,
-    valid_convolve,
 )
+from realblur_gan.camera import valid_convolve
 from realblur_gan.defaults import SELFDEBLUR_ITERATIONS
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_ITERATIONS", "ImageNet", "KernelNet", "SelfDeblurOptions", "selfdeblur"]
-
-DEFAULT_ITERATIONS = SELFDEBLUR_ITERATIONS
+__all__ = ["ImageNet", "KernelNet", "SelfDeblurOptions", "selfdeblur"]
 
 
 @dataclass(frozen=True)
@@ -258,7 +256,7 @@ class KernelNet(nn.Module):
 def selfdeblur(
     images: Tensor,
     kernel_size: int = 31,
-    iterations: int = DEFAULT_ITERATIONS,
+    iterations: int = SELFDEBLUR_ITERATIONS,
     options: SelfDeblurOptions | None = None,
     seed: int = 0,
     device: torch.device | str | None = None,

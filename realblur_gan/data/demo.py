@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from realblur_gan.blur import RealisticBlur
+from realblur_gan.camera import RealisticBlur
 from realblur_gan.data.datamodule import BlurDataModule
 from realblur_gan.errors import DataError
 from realblur_gan.ownership import claim_cache

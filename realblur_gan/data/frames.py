@@ -1,7 +1,7 @@
 """Real blur with ground truth from high-fps video frames (GoPro's recipe), split without leaks.
 
 Averaging ``n`` consecutive 240-fps frames in linear light gives real motion blur; the middle
-frame is its sharp ground truth (Nah et al. 2017, :func:`realblur_gan.blur.gopro_blur`). From
+frame is its sharp ground truth (Nah et al. 2017, :func:`realblur_gan.camera.gopro_blur`). From
 one set of frame folders this module makes every data condition the method is studied under,
 each from its own window of frames so no frame serves two roles:
 
@@ -38,7 +38,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from realblur_gan.blur import gopro_blur
+from realblur_gan.camera import gopro_blur
 from realblur_gan.data.datamodule import BlurDataModule
 from realblur_gan.data.io import ImageFolderError, list_images, read_image, write_image
 from realblur_gan.errors import DataError
@@ -88,7 +88,7 @@ class Average:
     """One blurry image: the linear-light mean of frames ``start .. start + n - 1``.
 
     Its sharp ground truth is the middle frame, ``start + n // 2`` (the later of the two middle
-    frames for even ``n``, as :func:`~realblur_gan.blur.gopro_blur` takes it).
+    frames for even ``n``, as :func:`~realblur_gan.camera.gopro_blur` takes it).
     """
 
     sequence: str

@@ -44,7 +44,6 @@ __all__ = [
 IMAGE_EXTENSIONS = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm"}
 )
-_GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "F"})
 # ITU-R BT.601 luma, the weights Pillow uses for RGB -> L, so gray conversions agree with it.
 _LUMA = (0.299, 0.587, 0.114)
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

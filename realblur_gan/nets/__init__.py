@@ -1,7 +1,7 @@
 """Generators and discriminators. Every net takes and returns [0, 1] images (B, C, H, W)."""
 
 from realblur_gan.nets.init import init_weights
-from realblur_gan.nets.kernel_blur import KernelBlurNet, ShakeBlurNet
+from realblur_gan.nets.learnable_camera import ShakeBlurNet
 from realblur_gan.nets.multiscale import MultiScaleGenerator
 from realblur_gan.nets.nafnet import NAFBlock, NAFNet
 from realblur_gan.nets.noise import NoiseInjection
@@ -10,7 +10,6 @@ from realblur_gan.nets.resnet import ResBlock, ResNetGenerator
 from realblur_gan.nets.unet import UNet
 
 __all__ = [
-    "KernelBlurNet",
     "MultiScaleGenerator",
     "MultiScalePatchGAN",
     "NAFBlock",

@@ -1,0 +1,382 @@
+"""Blur kernels and the one rasteriser that draws them.
+
+Every kernel here is non-negative and sums to 1 (the blur keeps the image's mean brightness).
+Paths of a point light -- straight strokes, random camera-shake trajectories, the learnable
+camera's random walks (:mod:`realblur_gan.nets.learnable_camera`) -- all become kernels through
+:func:`rasterise`, which is differentiable in the path points.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import kornia
+import torch
+from torch import Tensor
+
+__all__ = [
+    "Range",
+    "as_range",
+    "disk_kernel",
+    "gaussian_kernel",
+    "linear_motion_kernel",
+    "odd_sizes",
+    "rasterise",
+    "shake_kernels",
+    "trajectory_kernel",
+    "trajectory_kernels",
+    "uniform",
+]
+
+# Rasterised trajectories are resampled so that consecutive samples are at most this many pixels
+# apart; bilinear splatting then draws a continuous stroke with no gaps.
+_MAX_SAMPLE_SPACING = 0.35
+_TRAJECTORY_VERTICES = 96
+
+
+# --------------------------------------------------------------------------------------------------
+# Ranges and seeded draws (the synthetic blurs draw from them too)
+# --------------------------------------------------------------------------------------------------
+
+Range = float | Sequence[float]
+
+
+def as_range(value: Range, name: str) -> tuple[float, float]:
+    """Turn a scalar or a two-item sequence (a Hydra list, too) into a ``(low, high)`` pair.
+
+    Raises:
+        ValueError: not a number or a ``[low, high]`` pair with ``low <= high``.
+    """
+    if isinstance(value, int | float):
+        return float(value), float(value)
+    items = [float(v) for v in value]
+    if len(items) != 2 or items[0] > items[1]:
+        raise ValueError(f"{name} must be a number or [low, high] with low <= high, got {value!r}")
+    return items[0], items[1]
+
+
+def uniform(
+    n: int, low: float, high: float, generator: torch.Generator | None, device: torch.device
+) -> Tensor:
+    """``n`` samples from U(low, high) drawn on the generator's device, returned on ``device``."""
+    gen_device = generator.device if generator is not None else device
+    u = torch.rand(n, generator=generator, device=gen_device)
+    return (low + (high - low) * u).to(device)
+
+
+def odd_sizes(
+    n: int, low: int, high: int, generator: torch.Generator | None, device: torch.device
+) -> Tensor:
+    """Odd kernel sizes in [low, high] (rounded up to odd) so kernels stay centred.
+
+    Shape:
+        - output: :math:`(n,)`, long.
+    """
+    u = uniform(n, 0.0, 1.0, generator, torch.device("cpu"))
+    sizes = (low + (u * (high - low + 1)).floor().clamp(max=high - low)).long()
+    return (sizes | 1).to(device)
+
+
+# --------------------------------------------------------------------------------------------------
+# Kernels
+# --------------------------------------------------------------------------------------------------
+
+
+def _check_size(size: int) -> None:
+    if not isinstance(size, int) or size < 1:
+        raise ValueError(f"kernel size must be a positive int, got {size!r}")
+
+
+def rasterise(points: Tensor, size: int) -> Tensor:
+    """Draw point paths into normalised kernels by bilinear splatting.
+
+    Each point spreads one unit of light over its four neighbouring pixels, so a densely
+    sampled path draws a continuous anti-aliased stroke, and where points bunch up (the camera
+    moved slowly) the stroke is brighter. Differentiable in the point positions (the weights are
+    bilinear in them), so a loss on a blurred image reaches the path.
+
+    Args:
+        points: kernel-pixel coordinates ``(x, y)`` from the top-left pixel's centre; points
+            beyond ``[0, size - 1]`` are clamped onto the border.
+        size: side of the square kernels.
+
+    Returns:
+        Kernels that are non-negative and sum to 1.
+
+    Shape:
+        - points: :math:`(N, P, 2)`
+        - output: :math:`(N, size, size)`
+
+    Example:
+        >>> rasterise(torch.tensor([[[1.0, 1.0], [1.5, 1.0]]]), 3)[0]
+        tensor([[0.0000, 0.0000, 0.0000],
+                [0.0000, 0.7500, 0.2500],
+                [0.0000, 0.0000, 0.0000]])
+    """
+    n = points.shape[0]
+    pts = points.clamp(0.0, size - 1.0)
+    base = pts.floor()
+    frac = pts - base
+    x0 = base[..., 0].long()
+    y0 = base[..., 1].long()
+    fx = frac[..., 0]
+    fy = frac[..., 1]
+    # The four neighbours; indices past the border only ever carry zero weight, so clamping is safe.
+    x1 = (x0 + 1).clamp(max=size - 1)
+    y1 = (y0 + 1).clamp(max=size - 1)
+    index = torch.cat([y0 * size + x0, y0 * size + x1, y1 * size + x0, y1 * size + x1], dim=1)
+    weight = torch.cat([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy], dim=1)
+    flat = torch.zeros(n, size * size, dtype=points.dtype, device=points.device)
+    flat.scatter_add_(1, index, weight)
+    total = flat.sum(dim=1, keepdim=True)
+    # Points are always inside the grid so the total is positive; the guard only keeps NaN out.
+    flat = torch.where(total > 0, flat / total.clamp_min(1e-12), _delta_flat(n, size, flat))
+    return flat.view(n, size, size)
+
+
+def _delta_flat(n: int, size: int, like: Tensor) -> Tensor:
+    flat = torch.zeros(n, size * size, dtype=like.dtype, device=like.device)
+    centre = (size // 2) * size + size // 2
+    flat[:, centre] = 1.0
+    return flat
+
+
+def _resample_polyline(path: Tensor) -> Tensor:
+    """Insert evenly spaced points on every segment so no two samples are far apart.
+
+    Each vertex stands for an equal slice of exposure time, so every segment gets the same number
+    of samples: where the camera moves slowly the samples bunch up and the kernel is brighter.
+
+    Shape:
+        - path: :math:`(N, T, 2)`
+        - output: :math:`(N, (T - 1) m + 1, 2)` for the smallest ``m`` meeting the spacing bound.
+    """
+    seg = path[:, 1:] - path[:, :-1]
+    longest = float(seg.norm(dim=-1).max()) if seg.numel() else 0.0
+    m = max(1, min(256, math.ceil(longest / _MAX_SAMPLE_SPACING)))
+    if m == 1:
+        return path
+    t = torch.arange(m, dtype=path.dtype, device=path.device) / m
+    dense = path[:, :-1, None, :] + seg[:, :, None, :] * t[None, None, :, None]
+    return torch.cat([dense.flatten(1, 2), path[:, -1:]], dim=1)
+
+
+def _fit_to_kernel(path: Tensor, size: int, extent: Tensor) -> Tensor:
+    """Scale paths to a target extent and centre them on the kernel.
+
+    The larger side of each path's bounding box is scaled to ``extent`` pixels. The path is then
+    shifted so its centre of mass sits on the kernel centre (the blur does not move the image),
+    unless that would push it over the border, in which case it is shifted just enough to fit.
+
+    Shape:
+        - path: :math:`(N, P, 2)`; extent: :math:`(N,)`
+        - output: :math:`(N, P, 2)` in kernel-pixel coordinates.
+    """
+    lo = path.amin(dim=1)
+    hi = path.amax(dim=1)
+    span = (hi - lo).amax(dim=1)
+    scale = torch.where(span > 1e-9, extent / span.clamp_min(1e-9), torch.zeros_like(span))
+    path = (path - lo[:, None]) * scale[:, None, None]
+    lo = torch.zeros_like(lo)
+    hi = path.amax(dim=1)
+    centroid = path.mean(dim=1)
+    centre = (size - 1) / 2.0
+    shift = torch.minimum(torch.maximum(centre - centroid, -lo), (size - 1) - hi)
+    return path + shift[:, None]
+
+
+def _trajectory_kernels(
+    size: int, intensity: Tensor, max_extent: Tensor, generator: torch.Generator | None
+) -> Tensor:
+    """Batched camera-shake kernels; see :func:`trajectory_kernels`. All inputs are (N,)."""
+    n = intensity.shape[0]
+    t = _TRAJECTORY_VERTICES
+    gen_device = generator.device if generator is not None else torch.device("cpu")
+
+    def randn(*shape: int) -> Tensor:
+        return torch.randn(*shape, generator=generator, device=gen_device)
+
+    def rand(*shape: int) -> Tensor:
+        return torch.rand(*shape, generator=generator, device=gen_device)
+
+    # All draws happen up front in a fixed order so the result depends only on the generator state.
+    heading0 = rand(n, 1) * (2 * math.pi)
+    wobble = randn(n, t - 1)
+    drift = randn(n, 1)
+    jerk_at = rand(n, t - 1)
+    jerk_angle = rand(n, t - 1)
+    jerk_sign = rand(n, t - 1)
+    speed_noise = randn(n, t - 1)
+    extent_u = rand(n)
+
+    k = intensity.to(gen_device)[:, None]
+    # Heading: a random walk whose total wander grows with intensity (straight line at 0), a slow
+    # steady turn (arc-shaped strokes), and rare sharp jerks that turn back on the path, which is
+    # what hand-held shake looks like at long exposures.
+    wander = wobble * (1.6 * math.pi * k / math.sqrt(t)) + drift * (0.8 * math.pi * k / t)
+    jerk_prob = 2.5 * k / t
+    jerk = (jerk_at < jerk_prob).float()
+    jerk_turn = (0.25 + 0.75 * jerk_angle) * math.pi * torch.where(jerk_sign < 0.5, -1.0, 1.0)
+    turns = wander + jerk * jerk_turn * k.clamp_min(0.3)
+    heading = torch.cat([heading0, heading0 + torch.cumsum(turns, dim=1)], dim=1)[:, :-1]
+    # Speed varies smoothly (log-normal around 1); slow parts of the path collect more light.
+    log_speed = torch.cumsum(speed_noise * (0.25 * k), dim=1)
+    log_speed = log_speed - log_speed.mean(dim=1, keepdim=True)
+    speed = log_speed.clamp(-1.2, 1.2).exp()
+    steps = torch.stack([torch.cos(heading), torch.sin(heading)], dim=-1) * speed[..., None]
+    path = torch.cat([torch.zeros(n, 1, 2, device=gen_device), torch.cumsum(steps, dim=1)], dim=1)
+
+    # Larger shakes span more of the kernel: from 25-45 % of it at intensity 0 to 60-100 % at 1.
+    frac = (0.25 + 0.35 * k[:, 0]) + (0.2 + 0.2 * k[:, 0]) * extent_u
+    extent = (max_extent.to(gen_device) * frac).clamp(0.0, size - 1.0)
+    path = _fit_to_kernel(path, size, extent)
+    path = _resample_polyline(path)
+    return rasterise(path, size)
+
+
+def trajectory_kernels(
+    n: int,
+    size: int,
+    intensity: float | tuple[float, float] = 0.5,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Random camera-shake blur kernels from smooth random-walk trajectories.
+
+    A trajectory is a walk of equal time steps whose heading wanders more, turns more sharply and
+    whose speed varies more as ``intensity`` grows: ``0`` gives a short straight stroke, ``1`` a
+    long tangled one. Each trajectory is scaled to fill part of the kernel (more with intensity),
+    centred on its centre of mass and drawn with sub-pixel bilinear splatting, so every size from
+    3 upwards gives a valid kernel: non-negative, summing to 1 and free of NaN.
+
+    Args:
+        n: number of kernels.
+        size: side of the square kernels (any int >= 1; odd sizes keep the blur centred).
+        intensity: shake strength in [0, 1], or a ``(low, high)`` range sampled per kernel.
+        generator: random source; the same seed gives the same kernels.
+
+    Returns:
+        float32 kernels.
+
+    Shape:
+        - output: :math:`(n, size, size)`
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> trajectory_kernels(4, 33, (0.2, 0.8), generator=g).shape
+        torch.Size([4, 33, 33])
+    """
+    _check_size(size)
+    lo, hi = as_range(intensity, "intensity")
+    if not 0.0 <= lo <= hi <= 1.0:
+        raise ValueError(f"intensity must lie in [0, 1], got {intensity!r}")
+    device = generator.device if generator is not None else torch.device("cpu")
+    k = uniform(n, lo, hi, generator, device)
+    extent = torch.full((n,), size - 1.0, device=device)
+    return _trajectory_kernels(size, k, extent, generator)
+
+
+def trajectory_kernel(
+    size: int, intensity: float = 0.5, generator: torch.Generator | None = None
+) -> Tensor:
+    """One camera-shake kernel; see :func:`trajectory_kernels`.
+
+    Shape:
+        - output: :math:`(size, size)`
+    """
+    return trajectory_kernels(1, size, intensity, generator)[0]
+
+
+def gaussian_kernel(size: int, sigma: float | Tensor) -> Tensor:
+    """Isotropic Gaussian kernel(s) (kornia), normalised to sum 1.
+
+    Args:
+        size: side of the square kernel; even sizes are centred between pixels.
+        sigma: standard deviation in pixels (> 0), or a tensor of them for a batch.
+
+    Shape:
+        - output: :math:`(size, size)` for a float sigma, :math:`(N, size, size)` for sigma (N,).
+    """
+    _check_size(size)
+    sig = torch.as_tensor(sigma, dtype=torch.float32)
+    if (sig <= 0).any():
+        raise ValueError(f"sigma must be > 0, got {sigma!r}")
+    batch = sig.reshape(-1, 1).expand(-1, 2)
+    kernel = kornia.filters.get_gaussian_kernel2d(size, batch, force_even=True)
+    return kernel[0] if sig.ndim == 0 else kernel
+
+
+def linear_motion_kernel(size: int, length: float, angle_deg: float) -> Tensor:
+    """A straight motion-blur stroke, anti-aliased, of sub-pixel ``length``, centred.
+
+    kornia's ``get_motion_kernel2d`` ties the stroke length to an odd kernel size; this draws the
+    same line with the trajectory rasteriser so any length fits in any size.
+
+    Args:
+        size: side of the square kernel.
+        length: stroke length in pixels (clipped to ``size - 1``; 0 gives a delta).
+        angle_deg: direction, counter-clockwise from the +x axis.
+
+    Shape:
+        - output: :math:`(size, size)`
+    """
+    _check_size(size)
+    length = min(max(float(length), 0.0), size - 1.0)
+    theta = math.radians(angle_deg)
+    # y grows downwards in an image, so a counter-clockwise angle flips the y component.
+    direction = torch.tensor([math.cos(theta), -math.sin(theta)])
+    t = torch.linspace(-0.5, 0.5, max(2, math.ceil(length / _MAX_SAMPLE_SPACING) + 1))
+    centre = (size - 1) / 2.0
+    points = centre + t[:, None] * length * direction[None]
+    return rasterise(points[None], size)[0]
+
+
+def disk_kernel(size: int, radius: float) -> Tensor:
+    """An anti-aliased uniform disk (defocus blur), centred, normalised to sum 1.
+
+    kornia has no disk kernel; pixel coverage is approximated by a one-pixel linear ramp.
+
+    Args:
+        size: side of the square kernel.
+        radius: disk radius in pixels (clipped to ``(size - 1) / 2``; 0 gives a delta).
+
+    Shape:
+        - output: :math:`(size, size)`
+    """
+    _check_size(size)
+    radius = min(max(float(radius), 0.0), (size - 1) / 2.0)
+    coords = torch.arange(size, dtype=torch.float32) - (size - 1) / 2.0
+    dist = torch.sqrt(coords[None, :] ** 2 + coords[:, None] ** 2)
+    cover = (radius + 0.5 - dist).clamp(0.0, 1.0)
+    total = cover.sum()
+    if total <= 0:
+        return _delta_flat(1, size, cover)[0].view(size, size)
+    return cover / total
+
+
+def shake_kernels(
+    n: int,
+    kernel_size: tuple[int, int],
+    intensity: tuple[float, float],
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Camera-shake kernels of random odd sizes and intensities, centred in a common grid.
+
+    Each kernel draws its size from ``kernel_size`` (rounded up to odd) and its intensity from
+    ``intensity``, then a trajectory scaled to its own size (see :func:`trajectory_kernels`);
+    the grid is the largest size drawn. Draw order: sizes, intensities, trajectories.
+
+    Args:
+        n: number of kernels.
+        kernel_size: ``(low, high)`` kernel sides.
+        intensity: ``(low, high)`` shake strengths in [0, 1].
+        generator: random source; the same seed gives the same kernels.
+
+    Shape:
+        - output: :math:`(n, k, k)` on the CPU, ``k`` the largest size drawn.
+    """
+    cpu = torch.device("cpu")
+    sizes = odd_sizes(n, *kernel_size, generator, cpu)
+    strength = uniform(n, *intensity, generator, cpu)
+    grid = int(sizes.max())
+    return _trajectory_kernels(grid, strength, sizes.float() - 1.0, generator).cpu()
