@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import build_module
 from hydra.utils import instantiate
 
 from realblur_gan.config import available_schemes, stage_order
@@ -432,7 +433,7 @@ def test_panels_are_stamped_with_the_batch_counter_of_the_scalars(tiny_config, t
     from lightning.pytorch.loggers import CSVLogger
 
     cfg = tiny_config("joint", "+stages.joint.module.panel_every_n_steps=1")
-    module = instantiate(cfg.stages.joint.module)
+    module = build_module(cfg, "joint")
     module.panel_dir = str(tmp_path / "panels")
     module.val_lpips = False
     trainer = L.Trainer(

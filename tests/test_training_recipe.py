@@ -12,6 +12,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from conftest import build_module
 from hydra.utils import instantiate
 
 from realblur_gan.losses import FFTAmplitudeLoss, PSNRLoss
@@ -72,7 +73,7 @@ def _fit_dbgan(
     cfg, epochs: int, callbacks: list[L.Callback] | None = None
 ) -> tuple[L.LightningModule, L.Trainer]:
     """The DBGAN stage of ``cfg`` trained for ``epochs`` x 2 batches, nothing written."""
-    module = instantiate(cfg.stages.dbgan.module)  # no init_from: BGAN is untrained here
+    module = build_module(cfg, "dbgan")  # no earlier stage: BGAN is untrained here
     trainer = L.Trainer(
         max_epochs=epochs,
         limit_train_batches=2,
