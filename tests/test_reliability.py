@@ -691,7 +691,7 @@ def _train_cli(*args: str, cwd: Path, env_extra: dict[str, str] | None = None):
         ("model.dbgan_g.norm=group", "model.dbgan_g.norm='group': must be one of"),
         ("model.bgan_g.net.kernel_size=4", "model.bgan_g.net.kernel_size=4: must be odd"),
         (
-            "model.bgan_content_weight=1 loss.bgan.terms.content.fn.factor=0",
+            "loss.bgan.terms.content.weight=1 loss.bgan.terms.content.fn.factor=0",
             "loss.bgan.terms.content.fn.factor=0: must be",
         ),
         (
