@@ -10,7 +10,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import random
 from pathlib import Path
+from typing import Any
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -126,6 +128,17 @@ def build_module(cfg: DictConfig, name: str) -> torch.nn.Module:
     with open_dict(cfg):
         cfg.stages[name].init_from = {}
     return build_stage(cfg, name)
+
+
+def quiet_trainer(**kwargs: Any) -> L.Trainer:
+    """A Trainer for a test: no logger, no checkpoints, no progress bar, no model summary."""
+    return L.Trainer(
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        **kwargs,
+    )
 
 
 class ModeMarkingBlur(torch.nn.Module):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import lightning as L
 import pytest
 import torch
-from conftest import build_module
+from conftest import build_module, quiet_trainer
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, Dataset
@@ -43,15 +43,11 @@ def fit(
     val: DataLoader | None = None,
     callbacks: list[L.Callback] | None = None,
 ) -> L.Trainer:
-    trainer = L.Trainer(
+    trainer = quiet_trainer(
         max_epochs=epochs,
         limit_train_batches=batches,
         limit_val_batches=0 if val is None else None,
         num_sanity_val_steps=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         callbacks=callbacks,
     )
     trainer.fit(module, DataLoader(RandomTriplets(), batch_size=2), val)

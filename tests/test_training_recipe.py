@@ -12,7 +12,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from conftest import build_module
+from conftest import build_module, quiet_trainer
 from hydra.utils import instantiate
 
 from realblur_gan.losses import FFTAmplitudeLoss, PSNRLoss
@@ -74,15 +74,8 @@ def _fit_dbgan(
 ) -> tuple[L.LightningModule, L.Trainer]:
     """The DBGAN stage of ``cfg`` trained for ``epochs`` x 2 batches, nothing written."""
     module = build_module(cfg, "dbgan")  # no earlier stage: BGAN is untrained here
-    trainer = L.Trainer(
-        max_epochs=epochs,
-        limit_train_batches=2,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=callbacks,
+    trainer = quiet_trainer(
+        max_epochs=epochs, limit_train_batches=2, limit_val_batches=0, callbacks=callbacks
     )
     trainer.fit(module, datamodule=instantiate(cfg.data))
     return module, trainer
