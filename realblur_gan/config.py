@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import difflib
 import importlib
-import math
 import re
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from realblur_gan.errors import ArgumentError, UserError
+from realblur_gan.errors import ArgumentError, UserError, check_range
 
 
 def _config_dir() -> Path:
@@ -238,8 +237,7 @@ def config_mistake(err: BaseException, cfg: DictConfig) -> ConfigError | None:
     seen: BaseException | None = err
     while seen is not None:
         if isinstance(seen, ArgumentError):
-            where = f"{key}.{seen.argument}" if key else seen.argument
-            return ConfigError(f"{typed_key(cfg, where)}={seen.value!r}: {seen.allowed}")
+            return argument_mistake(seen, key, cfg)
         if isinstance(seen, InstantiationException):
             text = str(seen)
             inner = _full_key(text)
@@ -256,6 +254,14 @@ def config_mistake(err: BaseException, cfg: DictConfig) -> ConfigError | None:
                 return ConfigError(f"{where}={target!r}: {why}")
         seen = seen.__cause__
     return None
+
+
+def argument_mistake(err: ArgumentError, key: str, cfg: DictConfig) -> ConfigError:
+    """A constructor's :class:`~realblur_gan.errors.ArgumentError` as one line naming the key
+    the user types: ``key`` is the config node the constructor was built from.
+    """
+    where = f"{key}.{err.argument}" if key else err.argument
+    return ConfigError(f"{typed_key(cfg, where)}={err.value!r}: {err.allowed}")
 
 
 def instantiate_checked(node: Any, cfg: DictConfig) -> Any:
@@ -290,34 +296,21 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
-def _check(
-    cfg: DictConfig,
-    key: str,
-    *,
-    low: float | None = None,
-    high: float | None = None,
-    low_open: bool = False,
-    high_open: bool = False,
-    integer: bool = False,
-    optional: bool = False,
-) -> None:
-    """Refuse ``cfg.<key>`` unless it is a number in the range (absent keys pass)."""
+def _check(cfg: DictConfig, key: str, **bounds: Any) -> None:
+    """Refuse ``cfg.<key>`` unless it is a number within ``bounds`` (absent keys pass).
+
+    Args:
+        cfg: The composed config.
+        key: A dotted key of ``cfg``.
+        **bounds: :func:`~realblur_gan.errors.check_range`'s (``low``, ``high``, ``integer``...).
+    """
     value = OmegaConf.select(cfg, key, default="__absent__")
-    if value == "__absent__" or (value is None and optional):
+    if value == "__absent__":
         return
-    number = _number(value)
-    kind = "an integer" if integer else "a number"
-    left = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
-    right = "" if high is None else f"{'<' if high_open else '<='} {high:g}"
-    allowed = " and ".join(p for p in (left, right) if p) or "finite"
-    ok = number is not None and math.isfinite(number) and not (integer and number != int(number))
-    if ok and low is not None:
-        ok = number > low if low_open else number >= low
-    if ok and high is not None:
-        ok = number < high if high_open else number <= high
-    if not ok:
-        null = " or null" if optional else ""
-        raise ConfigError(f"{key}={value!r}: must be {kind} {allowed}{null}; fix the override")
+    try:
+        check_range(key, value, **bounds)
+    except ArgumentError as err:
+        raise ConfigError(f"{err}; fix the override") from None
 
 
 def _check_kernel_size(cfg: DictConfig, key: str) -> None:
@@ -399,6 +392,8 @@ def _check_objectives(cfg: DictConfig) -> None:
     import torch
     from hydra.utils import instantiate
 
+    from realblur_gan.objective import check_weights
+
     checked: set[str] = set()
     for name, stage in (cfg.get("stages") or {}).items():
         for key, node in (stage.get("module") or {}).items():
@@ -409,6 +404,10 @@ def _check_objectives(cfg: DictConfig) -> None:
             if source in checked:  # one objective shared by several stages
                 continue
             checked.add(source)
+            try:
+                check_weights(node.get("adv_weight", 1.0), node.get("terms"))
+            except ArgumentError as err:
+                raise argument_mistake(err, f"stages.{name}.module.{key}", cfg) from None
             terms = [t for t in (node.get("terms") or {}).values() if isinstance(t, DictConfig)]
             specs = [node.get("adversarial")]
             specs += [t.get("fn") for t in terms if _number(t.get("weight", 1.0)) != 0.0]
@@ -422,6 +421,43 @@ def _check_objectives(cfg: DictConfig) -> None:
                     mistake = config_mistake(err, cfg)
                     if mistake is not None:
                         raise mistake from err
+
+
+def _check_data(cfg: DictConfig) -> None:
+    """Build the data module, so that a value it refuses (a batch size, a crop, a ratio) is
+    reported naming its key before anything trains. Building reads no file: the folders are
+    listed in ``setup``. The data module's constructor is the one place its bounds are checked.
+    """
+    node = cfg.get("data")
+    if not isinstance(node, DictConfig) or "_target_" not in node:
+        return
+    instantiate_checked(node, cfg)
+
+
+def _missing_keys(node: DictConfig | ListConfig, prefix: str) -> list[str]:
+    """Keys holding ``???``, found without resolving interpolations (those may need Hydra's
+    runtime, which a config made by ``compose()`` lacks)."""
+    keys = list(node.keys()) if isinstance(node, DictConfig) else range(len(node))
+    found = []
+    for key in keys:
+        where = f"{prefix}[{key}]" if isinstance(key, int) else f"{prefix}{'.' * bool(prefix)}{key}"
+        if OmegaConf.is_missing(node, key):
+            found.append(where)
+        elif not OmegaConf.is_interpolation(node, key):
+            child = node[key]
+            if isinstance(child, DictConfig | ListConfig):
+                found += _missing_keys(child, where)
+    return found
+
+
+def _check_missing(cfg: DictConfig) -> None:
+    """Every ``???`` of the chosen config files has a value (``data.sharp_dir``, ``data_root``)."""
+    missing = sorted(_missing_keys(cfg, ""))
+    if missing:
+        raise ConfigError(
+            f"{', '.join(missing)}: not set; give {'it' if len(missing) == 1 else 'each'} a value "
+            f"on the command line, e.g. {missing[0]}=..."
+        )
 
 
 def _check_clip_precision(cfg: DictConfig) -> None:
@@ -489,16 +525,10 @@ def validate_config(cfg: DictConfig) -> None:
     Raises:
         ConfigError: One line naming the key, the value and the allowed range.
     """
-    _check(cfg, "data.batch_size", low=1, integer=True)
-    _check(cfg, "data.val_batch_size", low=1, integer=True)
-    _check(cfg, "data.crop_size", low=1, integer=True)
-    _check(cfg, "data.val_crop_size", low=1, integer=True, optional=True)
-    _check(cfg, "data.resize", low=1, integer=True, optional=True)
-    _check(cfg, "data.num_workers", low=0, integer=True)
-    _check(cfg, "data.val_fraction", low=0, high=1, low_open=True, high_open=True)
-    _check(cfg, "data.timeout", low=0, low_open=True)
+    _check_missing(cfg)
     for blur in ("synthetic_blur", "val_blur"):
         _check_kernel_size(cfg, f"data.{blur}.kernel_size")
+    _check_data(cfg)
     _check(cfg, "checkpoint_every_n_batches", low=0, integer=True, optional=True)
     if "stages" in cfg:
         stage_order(cfg)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ __all__ = [
     "CheckpointError",
     "DataError",
     "UserError",
+    "check_range",
     "cli_logging",
     "debug_requested",
     "error_text",
@@ -81,6 +83,49 @@ class ArgumentError(ValueError):
 
     def __str__(self) -> str:
         return f"{self.argument}={self.value!r}: {self.allowed}"
+
+
+def check_range(
+    argument: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    integer: bool = False,
+    optional: bool = False,
+) -> None:
+    """Refuse ``value`` unless it is a finite number in the range (or None when ``optional``).
+
+    The one wording of a numeric bound: a constructor calls it on its own arguments, and the
+    config checks call it on the values they read (both name the key the user types).
+
+    Args:
+        argument: The argument's name (or config key), for the message.
+        value: The value given.
+        low, high: Bounds; None leaves that side open-ended.
+        low_open, high_open: Whether the bound itself is excluded.
+        integer: Whether the value must be a whole number.
+        optional: Whether None is allowed.
+
+    Raises:
+        ArgumentError: e.g. ``batch_size=0: must be an integer >= 1``.
+    """
+    if value is None and optional:
+        return
+    number = None if isinstance(value, bool) or not isinstance(value, int | float) else value
+    ok = number is not None and math.isfinite(number) and not (integer and number != int(number))
+    if ok and low is not None:
+        ok = number > low if low_open else number >= low
+    if ok and high is not None:
+        ok = number < high if high_open else number <= high
+    if not ok:
+        left = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
+        right = "" if high is None else f"{'<' if high_open else '<='} {high:g}"
+        allowed = " and ".join(p for p in (left, right) if p) or "finite"
+        kind = "an integer" if integer else "a number"
+        raise ArgumentError(argument, value, f"must be {kind} {allowed}{' or null' * optional}")
 
 
 class CheckpointError(UserError, ValueError):

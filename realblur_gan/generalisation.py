@@ -394,18 +394,21 @@ def run_benchmark(
     grid_names: Sequence[str] = (),
     map_iterations: int | None = 2000,
     seed: int = 0,
+    cache: str | os.PathLike[str] | None = None,
 ) -> BenchmarkResult:
     """Score ``restore`` on every part and write ``metrics.csv``, ``summary.json`` and the grid.
 
     Args:
         restore: ``blurry (1, 3, H, W) -> restored (1, 3, H, W)``, both in [0, 1].
         data: the parts' folders.
-        out: output folder; the synthetic pairs and MAP crops are cached below it.
+        out: output folder.
         parts: which of :data:`PARTS` to run.
         limit: score only the first N images of each part (quick checks).
         grid_names: real photos (names relative to ``data.real``, no extension) for the grid.
         map_iterations: blind MAP's budget per grid crop; None leaves the MAP column out.
         seed: seed of the synthetic part's blur.
+        cache: where the synthetic pairs and MAP crops are kept between runs (default:
+            ``out/cache``; several models scored one after another can share one).
 
     Returns:
         Rows, part summaries and the grid path.
@@ -414,6 +417,7 @@ def run_benchmark(
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    cache = out / "cache" if cache is None else Path(cache)
     result = BenchmarkResult()
     for part in parts:
         if part not in PARTS:
@@ -422,12 +426,12 @@ def run_benchmark(
         if part == "gopro" and data.gopro is not None:
             rows = _paired(part, data.gopro, restore, limit)
         elif part == "synthetic" and data.held_out_photos is not None:
-            pairs = held_out_pairs(data.held_out_photos, out / "cache" / "synthetic", seed)
+            pairs = held_out_pairs(data.held_out_photos, cache / "synthetic", seed)
             rows = _paired(part, pairs, restore, limit)
         elif part == "real" and data.real is not None:
             rows, outputs = _unpaired(data.real, restore, limit)
             if grid_names:
-                map_cache = None if map_iterations is None else out / "cache" / "map"
+                map_cache = None if map_iterations is None else cache / "map"
                 result.grid = write_grid(
                     outputs,
                     grid_names,

@@ -33,6 +33,11 @@ log = logging.getLogger(__name__)
 Logits = Tensor | list[Tensor]
 
 
+def _at_least_float32(x: Tensor) -> Tensor:
+    """``x`` in float32 when it is of lower precision (autocast's bfloat16), else as it is."""
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
+
+
 class AdversarialLoss(nn.Module):
     """Base of the adversarial losses: applies a per-scale loss and averages over scales.
 
@@ -451,7 +456,7 @@ class PSNRLoss(nn.Module):
         Returns:
             Scalar loss.
         """
-        mse = ((pred.float() - target.float()) ** 2).flatten(1).mean(dim=1)
+        mse = ((_at_least_float32(pred) - _at_least_float32(target)) ** 2).flatten(1).mean(dim=1)
         return 10.0 * torch.log10(mse + self.eps).mean()
 
 
@@ -477,8 +482,8 @@ class FFTAmplitudeLoss(nn.Module):
         Returns:
             Scalar loss.
         """
-        amp_p = torch.fft.rfft2(pred.float(), norm="ortho").abs()
-        amp_t = torch.fft.rfft2(target.float(), norm="ortho").abs()
+        amp_p = torch.fft.rfft2(_at_least_float32(pred), norm="ortho").abs()
+        amp_t = torch.fft.rfft2(_at_least_float32(target), norm="ortho").abs()
         return (amp_p - amp_t).abs().mean()
 
 

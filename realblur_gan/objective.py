@@ -10,6 +10,7 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 
+from realblur_gan.errors import check_range
 from realblur_gan.pretrained import MissingPretrainedWeights
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class GANObjective(nn.Module):
     ) -> None:
         super().__init__()
         self.name = name
+        check_weights(adv_weight, terms)  # before anything is built
         self.adversarial = _build(adversarial)
         self.adv_weight = float(adv_weight)
         self.terms = nn.ModuleDict()
@@ -113,6 +115,24 @@ class GANObjective(nn.Module):
             parts[name] = fn(pyramid if takes_pyramid else pred, target)
             total = total + self.weights[name] * parts[name]
         return total, parts
+
+
+def check_weights(adv_weight: Any, terms: Mapping[str, Any] | None) -> None:
+    """Refuse a weight that is not a finite number >= 0 (0 turns its term off).
+
+    A negative weight would make a generator maximise its loss, and a non-finite one poisons
+    every step; both are refused before anything trains.
+
+    Args:
+        adv_weight: The adversarial term's weight.
+        terms: ``{name: {"weight": ...}}`` as :class:`GANObjective` takes them.
+
+    Raises:
+        ArgumentError: naming ``adv_weight`` or ``terms.<name>.weight``.
+    """
+    check_range("adv_weight", adv_weight, low=0)
+    for term, spec in (terms or {}).items():
+        check_range(f"terms.{term}.weight", spec.get("weight", 1.0), low=0)
 
 
 def _missing_weights(err: BaseException | None) -> MissingPretrainedWeights | None:

@@ -43,22 +43,14 @@ from realblur_gan.validation import RestorationMetrics
 
 
 def compose_config(overrides: list[str], out_dir: Path) -> DictConfig:
-    """The training config of the separate scheme, DBGAN on synthetic pairs only."""
-    args = [
-        "+scheme=separate",
-        "logger=none",
-        "trainer.enable_progress_bar=false",
-        "stages.dbgan.module.bgan_g=null",
-        "~stages.dbgan.init_from",
-        *overrides,
-    ]
+    """The training config of DBGAN alone on synthetic pairs (``+scheme=dbgan``)."""
+    args = ["+scheme=dbgan", "logger=none", "trainer.enable_progress_bar=false", *overrides]
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("train", overrides=args)
     with open_dict(cfg):
         cfg.paths.output_dir = str(out_dir)
         # Outside @hydra.main there is no hydra:runtime; the CLI's default is ./data.
         cfg.paths.data_dir = os.environ.get("REALBLUR_GAN_DATA", str(Path.cwd() / "data"))
-        cfg.stages.dbgan.init_from = {}
     return cfg
 
 

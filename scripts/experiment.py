@@ -2,16 +2,21 @@
 
 Zhang et al. (CVPR 2020) argue that a deblurring net is only as good as the blur it is trained
 on. This script trains the same DBGAN (same net, same number of training batches, same data
-sizes, same seed) five times, changing only where its blurry training input comes from, and
-scores each on the same real-blur validation pairs (GoPro-style frame averages from a window of
-frames that no condition trains on):
+sizes, same seed) five times, changing only where its blurry training input comes from. Each
+condition is an experiment file, ``conf/experiment/<name>.yaml``, which names its scheme and
+can be run alone (``python -m realblur_gan +experiment=<name>``):
 
-    a  naive synthetic blur      DBGAN only; sharp frames blurred by SimpleBlur kernels
-    b  realistic synthetic blur  DBGAN only; sharp frames through CameraPipelineBlur
-    c  BGAN, separate scheme     pretrain_bgan -> bgan (vs the unpaired real blur) -> dbgan
-    d  BGAN, joint scheme        pretrain_bgan -> joint (BGAN and DBGAN trained together)
-    e  paired real blur          DBGAN only; real frame averages paired with their middle frame
-                                 (the oracle: what c and d try to approach without pairs)
+    a  naive_blur     DBGAN only; sharp frames blurred by SimpleBlur kernels
+    b  camera_blur    DBGAN only; sharp frames through CameraPipelineBlur
+    c  bgan_separate  pretrain_bgan -> bgan (vs the unpaired real blur) -> dbgan
+    d  bgan_joint     pretrain_bgan -> joint (BGAN and DBGAN trained together)
+    e  real_pairs     DBGAN only; real frame averages paired with their middle frame
+                      (the oracle: what c and d try to approach without pairs)
+
+Each final DBGAN is scored with ``realblur-evaluate``'s code on the real-blur validation pairs
+(whole frame averages of a window no condition trains on) and on the generalisation benchmark's
+scenes and photos it never saw (``realblur_gan.generalisation``: real GoPro blur of other
+scenes, camera blur of held-out photos).
 
 Usage::
 
@@ -19,21 +24,20 @@ Usage::
     python scripts/experiment.py --budget gpu --frames /data/GOPRO_Large_all/train \\
         --set data.split_by=sequences --set data.train_stride=10
     python scripts/experiment.py --conditions a,e --budget smoke --logger none
-    python scripts/experiment.py --conditions a,b --set b:+data.synthetic_blur.gamma=2.4
+    python scripts/experiment.py --conditions a,b --set b:data.synthetic_blur.kernel_size=[5,31]
 
 Each condition is one ``realblur_gan.train.run`` into ``<out>/<condition>/`` (its own
 checkpoints, panels, W&B runs); the conditions run one after another in this process. A
-condition whose ``result.json`` exists is skipped (rerun the same command after an interruption;
-an interrupted condition resumes from its checkpoints); ``--force`` trains it again. At the end
-``<out>`` holds ``results.csv``, ``results.md`` (also printed), ``results.png`` (PSNR per
-condition, the blurry input as a line) and ``grid.png`` (one validation crop restored by every
-condition's final DBGAN).
+condition whose ``result.json`` exists is not trained again (rerun the same command after an
+interruption; an interrupted condition resumes from its checkpoints); ``--force`` retrains it.
+At the end ``<out>`` holds ``results.csv`` (per validation image and condition), ``results.md``
+(also printed), ``results.png`` (PSNR per condition, the blurry input as a line) and
+``grid.png`` (one validation crop restored by every condition's final DBGAN).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import json
 import logging
@@ -59,140 +63,90 @@ from realblur_gan.ownership import claim_folder, new_folder
 if TYPE_CHECKING:
     import torch
     from omegaconf import DictConfig
-    from PIL import ImageDraw, ImageFont
+
+    from realblur_gan.generalisation import BenchmarkData
 
 log = logging.getLogger("experiment")
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_FRAMES = REPO.parent / "shared" / "data" / "gopro_frames"
+SHARED_DATA = REPO.parent / "shared" / "data"
+SHARED_FRAMES = SHARED_DATA / "gopro_frames"
 RESULT_FILE = "result.json"
 MANIFEST_FILE = "experiment.json"
-
-# Every condition composes these first: the frames data, with the sharp window as synthetic pairs
-# unless the condition says otherwise.
-BASE_OVERRIDES = ("data=gopro_frames", "data.train_pairs=synthetic")
-# DBGAN alone, on the synthetic pairs only: no BGAN to build or load.
-DBGAN_ONLY = ("stage_order=[dbgan]", "stages.dbgan.module.bgan_g=null", "~stages.dbgan.init_from")
-SIMPLE_BLUR = "data.synthetic_blur._target_=realblur_gan.blur.SimpleBlur"
+# The generalisation benchmark's parts with ground truth (the real photos' part has none).
+BENCH_PARTS = ("gopro", "synthetic")
+BENCH_TILE = 512
 
 
 @dataclass(frozen=True)
 class Condition:
-    """One source of DBGAN's blurry training input.
+    """One source of DBGAN's blurry training input: an experiment file and its labels.
 
     Attributes:
         key: One letter, a to e (the output folder and the row of the table).
+        experiment: The experiment file composed (``+experiment=``), which names the scheme.
         name: Short label for plots and run names.
         description: One line for the table.
-        scheme: The scheme file composed (``+scheme=``).
-        stages: The stages run, in order.
-        dbgan_stage: The stage that trains DBGAN; its length is the shared DBGAN budget.
-        overrides: Hydra overrides that make this condition.
     """
 
     key: str
+    experiment: str
     name: str
     description: str
-    scheme: str
-    stages: tuple[str, ...]
-    dbgan_stage: str
-    overrides: tuple[str, ...]
 
     @property
-    def bgan_stages(self) -> tuple[str, ...]:
-        """Stages that train only BGAN: extra cost this condition needs, not DBGAN budget."""
-        return tuple(s for s in self.stages if s != self.dbgan_stage)
+    def label(self) -> str:
+        """The condition's row name in the tables (``a: naive``)."""
+        return f"{self.key}: {self.name}"
 
 
 CONDITIONS: dict[str, Condition] = {
     c.key: c
     for c in (
-        Condition(
-            "a",
-            "naive",
-            "naive synthetic blur (SimpleBlur kernels), DBGAN only",
-            "separate",
-            ("dbgan",),
-            "dbgan",
-            (*DBGAN_ONLY, SIMPLE_BLUR),
-        ),
-        Condition(
-            "b",
-            "camera",
-            "realistic synthetic blur (CameraPipelineBlur), DBGAN only",
-            "separate",
-            ("dbgan",),
-            "dbgan",
-            # Replaced, not merged: SimpleBlur's kernel_size must not leak into the camera's
-            # arguments (the camera runs with its constructor defaults).
-            (
-                *DBGAN_ONLY,
-                "~data.synthetic_blur",
-                "+data.synthetic_blur._target_=realblur_gan.camera.CameraPipelineBlur",
-            ),
-        ),
-        Condition(
-            "c",
-            "BGAN sep.",
-            "BGAN learned from unpaired real blur, separate scheme",
-            "separate",
-            ("pretrain_bgan", "bgan", "dbgan"),
-            "dbgan",
-            (SIMPLE_BLUR,),
-        ),
-        Condition(
-            "d",
-            "BGAN joint",
-            "BGAN learned from unpaired real blur, joint scheme",
-            "joint",
-            ("pretrain_bgan", "joint"),
-            "joint",
-            (SIMPLE_BLUR,),
-        ),
-        Condition(
-            "e",
-            "real pairs",
-            "paired real blur (oracle), DBGAN only",
-            "separate",
-            ("dbgan",),
-            "dbgan",
-            (*DBGAN_ONLY, "data.train_pairs=real"),
-        ),
+        Condition("a", "naive_blur", "naive", "naive synthetic blur (SimpleBlur), DBGAN only"),
+        Condition("b", "camera_blur", "camera", "camera-pipeline synthetic blur, DBGAN only"),
+        Condition("c", "bgan_separate", "BGAN sep.", "BGAN from unpaired real blur, separate"),
+        Condition("d", "bgan_joint", "BGAN joint", "BGAN from unpaired real blur, joint"),
+        Condition("e", "real_pairs", "real pairs", "paired real blur (oracle), DBGAN only"),
     )
 }
 
 
 @dataclass(frozen=True)
 class Budget:
-    """Training batches per stage kind; DBGAN's count is the one shared by every condition.
+    """Training batches per stage kind, and the data sizes they are counted in.
 
     Attributes:
-        dbgan: Batches of the stage that trains DBGAN (``dbgan``, or ``joint`` for d).
+        dbgan: Batches of the stage that trains DBGAN (every condition's last stage).
         pretrain_bgan: Batches of BGAN's pre-training on synthetic pairs (c, d).
-        bgan: Batches of BGAN against the real blur (c).
-        validations: About how many validations each stage logs on its way (the final one is
-            always made).
+        bgan: Batches of BGAN against the real blur (c; d's joint stage freezes BGAN after as
+            many).
+        validations: About how many validations each stage logs on its way.
+        overrides: Hydra overrides every condition gets (crop and batch sizes).
+        bench_images: Images scored per benchmark part (None: all).
     """
 
     dbgan: int
     pretrain_bgan: int
     bgan: int
     validations: int = 4
-
-    def batches(self, stage: str, dbgan_stage: str) -> int:
-        if stage == dbgan_stage:
-            return self.dbgan
-        return {"pretrain_bgan": self.pretrain_bgan, "bgan": self.bgan}[stage]
+    overrides: tuple[str, ...] = ()
+    bench_images: int | None = None
 
 
-# cpu: all five conditions within 60 minutes on a 2-core CPU, default nets, 256 px crops of the
-# shared frames. Scaled from a smoke run there (one thread, machine shared, load ~4.5): about
-# 5.5 s per DBGAN batch, 6.5 per joint batch, 2.3 per BGAN batch, ~15 s fixed per condition and
-# ~3 s per validation. 100 DBGAN batches: a, b, e ~10 min each, c ~12, d ~13; ~55 min in all
-# (less with two free threads). Multiples of the epoch sizes there (5 DBGAN, 6 BGAN batches).
+# cpu: all five conditions, trained and scored, in about 51 minutes on the 2-core CPU, predicted
+# from per-batch costs measured there (docs/experiment.md: about 3.8 s per DBGAN batch of all
+# five, ~7 min of BGAN stages, scoring and start-up). 128 px crops of 8, and the BGAN stages
+# of the 1500-batch runs that ranked the conditions; lengths are multiples of the epochs there
+# (3 synthetic, 2 real-pair batches of 8).
 BUDGETS: dict[str, Budget] = {
-    "smoke": Budget(dbgan=2, pretrain_bgan=2, bgan=2, validations=1),
-    "cpu": Budget(dbgan=100, pretrain_bgan=48, bgan=36),
+    "smoke": Budget(dbgan=2, pretrain_bgan=2, bgan=2, validations=1, bench_images=1),
+    "cpu": Budget(
+        dbgan=700,
+        pretrain_bgan=99,
+        bgan=81,
+        overrides=("data.crop_size=128", "data.batch_size=8"),
+    ),
     # Not timed here: sized for a GPU hour or so with the default nets.
     "gpu": Budget(dbgan=6000, pretrain_bgan=2000, bgan=2000, validations=10),
 }
@@ -244,6 +198,12 @@ def plan_stage(batches: int, epoch_batches: int, validations: int) -> StagePlan:
     return StagePlan(per_epoch, epochs, max(1, epochs // max(1, validations)))
 
 
+def stage_kind(stage: str, stages: Sequence[str]) -> str:
+    """The budget a stage counts against: ``dbgan`` for the last stage (the one that trains
+    DBGAN in every scheme), else its own name (``pretrain_bgan``, ``bgan``)."""
+    return "dbgan" if stage == stages[-1] else stage
+
+
 # --------------------------------------------------------------------------------------------------
 # Configs
 # --------------------------------------------------------------------------------------------------
@@ -257,7 +217,8 @@ def parse_sets(items: Sequence[str]) -> list[tuple[frozenset[str] | None, str]]:
     """Split ``--set`` values into (conditions they reach, Hydra override).
 
     ``KEY=VALUE`` reaches every condition; ``b:KEY=VALUE`` or ``a,b:KEY=VALUE`` only the
-    conditions named (a setting only one blur source has, such as the camera's).
+    conditions named: an override of those conditions' compositions (a key only their
+    experiment file has, such as the camera's).
 
     Raises:
         ValueError: no ``=``, or a prefix that names no condition.
@@ -291,7 +252,7 @@ def compose_condition(
     out_dir: Path,
     extra: Sequence[str] = (),
 ) -> DictConfig:
-    """The training config of one condition, composed as the CLI would compose it.
+    """The training config of one condition: its experiment file, composed as the CLI would.
 
     Args:
         condition: Which condition.
@@ -313,11 +274,11 @@ def compose_condition(
     from realblur_gan.config import CONFIG_DIR
 
     overrides = [
-        f"+scheme={condition.scheme}",
-        *BASE_OVERRIDES,
+        f"+experiment={condition.experiment}",
         # Names the W&B runs `<key>-<name>/<stage>` inside the experiment's group.
         f"scheme_name_={condition.key}-{condition.name.replace(' ', '_').rstrip('.')}",
-        *condition.overrides,
+        # The report scores the final DBGAN itself (whole validation frames).
+        "final_validation=false",
         *extra,
     ]
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
@@ -342,20 +303,18 @@ def compose_condition(
     return cfg
 
 
-def stage_overrides(condition: Condition, plans: dict[str, StagePlan]) -> list[str]:
-    """Trainer overrides giving every stage of ``condition`` its planned length."""
-    # A stage's trainer keys are merged into the global `trainer`, a struct config: the key must
-    # exist there first (null: Lightning's default, all batches).
-    out = ["++trainer.limit_train_batches=null"]
-    for stage in condition.stages:
-        plan = plans[stage if stage in ("pretrain_bgan", "bgan") else "dbgan"]
+def stage_overrides(stages: Sequence[str], plans: dict[str, StagePlan]) -> list[str]:
+    """Overrides giving every stage of a condition (``stages``, in order) its planned length."""
+    out = []
+    for stage in stages:
+        plan = plans[stage_kind(stage, stages)]
         out += [
             f"stages.{stage}.trainer.max_epochs={plan.epochs}",
             # `++`: added when the stage config lacks the key, replaced when it has it.
             f"++stages.{stage}.trainer.limit_train_batches={plan.per_epoch}",
             f"++stages.{stage}.trainer.check_val_every_n_epoch={plan.val_every}",
         ]
-    if "joint" in condition.stages:
+    if "joint" in stages:
         # BGAN gets the same adversarial budget in both schemes: inside the joint stage it
         # trains for the separate scheme's `bgan` batches, then stays frozen.
         out.append(f"stages.joint.module.bgan_max_steps={plans['bgan'].batches}")
@@ -385,7 +344,7 @@ def epoch_batches(cfg: DictConfig) -> tuple[int, Any]:
 
 
 # --------------------------------------------------------------------------------------------------
-# Running
+# Training
 # --------------------------------------------------------------------------------------------------
 
 
@@ -410,32 +369,10 @@ def stage_seconds(run_dir: Path, stages: Sequence[str], start: float) -> dict[st
     return out
 
 
-def evaluate_checkpoint(checkpoint: Path, val_set: Any) -> dict[str, float]:
-    """PSNR/SSIM of a checkpoint's DBGAN (EMA when kept) and of the input, per-image means.
-
-    Only used when a resumed run finished its last stage but not its final validation.
-    """
-    from realblur_gan.checkpoints import load_generator
-    from realblur_gan.inference import deblur_image
-    from realblur_gan.metrics import psnr, ssim
-
-    net = load_generator(checkpoint)
-    sums = {"val/psnr": 0.0, "val/ssim": 0.0, "val/psnr_input": 0.0, "val/ssim_input": 0.0}
-    for i in range(len(val_set)):
-        item = val_set[i]
-        blur, sharp = item["blur"][None], item["sharp"][None]
-        restored = deblur_image(net, blur, tile=None)
-        sums["val/psnr"] += float(psnr(restored, sharp)[0])
-        sums["val/ssim"] += float(ssim(restored, sharp)[0])
-        sums["val/psnr_input"] += float(psnr(blur, sharp)[0])
-        sums["val/ssim_input"] += float(ssim(blur, sharp)[0])
-    return {k: v / len(val_set) for k, v in sums.items()}
-
-
-def run_condition(
+def train_condition(
     condition: Condition, cfg: DictConfig, run_dir: Path, signature: dict[str, Any]
 ) -> dict[str, Any]:
-    """Train one condition and write its ``result.json``.
+    """Train one condition (or finish an interrupted one) and write its ``result.json``.
 
     Args:
         condition: Which condition.
@@ -444,13 +381,14 @@ def run_condition(
         signature: What must match for an earlier result to count (stage plans, overrides).
 
     Returns:
-        The result record written.
+        The result record written, not yet scored.
     """
-    from hydra.utils import instantiate
     from omegaconf import open_dict
 
+    from realblur_gan.config import stage_order
     from realblur_gan.train import run
 
+    stages = stage_order(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     resumed = (run_dir / "checkpoints").is_dir()
     if resumed:
@@ -461,45 +399,34 @@ def run_condition(
     (run_dir / "signature.json").write_text(json.dumps(signature, indent=1) + "\n")
     start_wall, start = time.time(), time.perf_counter()
     result = run(cfg)
-    seconds = time.perf_counter() - start
-    final = result.checkpoints.get(condition.dbgan_stage) or (
-        run_dir / "checkpoints" / condition.dbgan_stage / "last.ckpt"
-    )
-    metrics, val_images = dict(result.metrics), result.val_images
-    if "val/psnr" not in metrics:
-        datamodule = instantiate(cfg.data)
-        datamodule.setup("validate")
-        metrics = evaluate_checkpoint(final, datamodule.val_set)
-        val_images = len(datamodule.val_set)
     record = {
         "condition": condition.key,
-        "name": condition.name,
-        "description": condition.description,
-        "metrics": metrics,
-        "val_images": val_images,
+        "experiment": condition.experiment,
+        "stages": stages,
         # Of this launch only: a resumed condition's earlier launches are not counted.
-        "seconds": round(seconds, 2),
+        "seconds": round(time.perf_counter() - start, 2),
         "resumed": resumed,
-        "stage_seconds": stage_seconds(run_dir, condition.stages, start_wall),
-        "checkpoint": str(final),
+        "stage_seconds": stage_seconds(run_dir, stages, start_wall),
+        "checkpoint": str(result.checkpoints[stages[-1]]),
         "wandb_dirs": [str(p) for p in result.wandb_dirs],
         "signature": signature,
     }
-    (run_dir / RESULT_FILE).write_text(json.dumps(record, indent=1) + "\n")
+    write_result(run_dir, record)
     return record
 
 
 def condition_signature(
-    condition: Condition, preset: str, plans: dict[str, StagePlan], args: argparse.Namespace
+    condition: Condition,
+    stages: Sequence[str],
+    budget: Budget,
+    plans: dict[str, StagePlan],
+    args: argparse.Namespace,
 ) -> dict[str, Any]:
     """What a stored result must have been trained with to be reused."""
     return {
-        "preset": preset,
-        "stages": {
-            s: vars(plans[s if s in ("pretrain_bgan", "bgan") else "dbgan"])
-            for s in condition.stages
-        },
-        "set": sets_for(condition, args.sets),
+        "preset": args.budget,
+        "stages": {s: vars(plans[stage_kind(s, stages)]) for s in stages},
+        "set": [*budget.overrides, *sets_for(condition, args.sets)],
         "frames": str(args.frames),
     }
 
@@ -509,294 +436,294 @@ def load_result(run_dir: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def write_result(run_dir: Path, record: dict[str, Any]) -> None:
+    (run_dir / RESULT_FILE).write_text(json.dumps(record, indent=1) + "\n")
+
+
 # --------------------------------------------------------------------------------------------------
-# Report: table, bar plot, grid
+# Scoring: realblur-evaluate's scores on the validation pairs, then the generalisation benchmark
 # --------------------------------------------------------------------------------------------------
 
 
-def _fmt(value: float | None, digits: int) -> str:
-    return "n/a" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+@dataclass
+class Scoring:
+    """What every condition is scored on, the same in every launch that reports together.
 
+    Attributes:
+        val_dir: The validation pairs (``blur/`` + ``sharp/``, whole frame averages).
+        bench: The benchmark's folders, or None when its data is absent.
+        bench_images: Images per benchmark part (None: all).
+        cache: Where the benchmark's blurred held-out photos are kept between conditions.
+        lpips: LPIPS module, or None.
+        lpips_note: Why LPIPS is absent (None when present).
+    """
 
-def table_rows(
-    results: list[dict[str, Any]], input_lpips: float | None = None
-) -> list[dict[str, Any]]:
-    """One row for the blurry input, then one per condition, with the table's columns."""
-    first = results[0]["metrics"]
-    rows = [
-        {
-            "condition": "input",
-            "description": "the blurry validation input itself (no restoration)",
-            "psnr": first.get("val/psnr_input"),
-            "ssim": first.get("val/ssim_input"),
-            "lpips": input_lpips,
-            "gain_db": 0.0,
-            "dbgan_batches": 0,
-            "bgan_batches": 0,
-            "extra_training": "",
-            "wall_min": None,
+    val_dir: Path
+    bench: BenchmarkData | None
+    bench_images: int | None
+    cache: Path
+    lpips: Any = None
+    lpips_note: str | None = None
+
+    def rows(self, method: Any) -> list[dict[str, Any]]:
+        """``realblur-evaluate``'s per-image rows of one method on the validation pairs."""
+        from realblur_gan.evaluate import evaluate
+
+        found = evaluate(
+            self.val_dir / "sharp",
+            [method],
+            self.val_dir / "blur",
+            lpips=self.lpips,
+            progress=False,
+        )
+        return found.rows
+
+    @property
+    def signature(self) -> dict[str, Any]:
+        """What a stored score must have been made with to be reused."""
+        bench = None if self.bench is None else [str(p) for p in dataclasses.astuple(self.bench)]
+        return {
+            "val_dir": str(self.val_dir),
+            "bench": bench,
+            "bench_images": self.bench_images,
+            "lpips": self.lpips is not None,
         }
+
+
+def make_scoring(val_dir: Path, bench_root: Path | None, budget: Budget, out: Path) -> Scoring:
+    """The validation pairs, the benchmark's parts that exist, and LPIPS when its weights do."""
+    from realblur_gan.generalisation import BenchmarkData
+    from realblur_gan.losses import LPIPSLoss
+    from realblur_gan.pretrained import MissingPretrainedWeights
+
+    bench = None
+    if bench_root is not None:
+        found = BenchmarkData.from_root(bench_root)
+        if found.gopro is not None or found.held_out_photos is not None:
+            bench = dataclasses.replace(found, real=None)
+    if bench is None:
+        log.warning(
+            "benchmark: no gopro_pairs_other_scenes/ or natural/CBSD68/ under %s; the conditions "
+            "are scored on the validation pairs only (pass --bench-data DIR)",
+            bench_root,
+        )
+    scoring = Scoring(val_dir, bench, budget.bench_images, out / "generalisation_cache")
+    try:
+        scoring.lpips = LPIPSLoss()
+    except MissingPretrainedWeights as err:
+        scoring.lpips_note = " ".join(str(err).split())
+    return scoring
+
+
+def score_condition(record: dict[str, Any], scoring: Scoring, run_dir: Path) -> dict[str, Any]:
+    """Score a condition's final DBGAN (EMA weights when kept) and store it in its record.
+
+    ``record["val"]``: per-image rows of :func:`realblur_gan.evaluate.evaluate` on the whole
+    validation frames; ``record["benchmark"]``: the benchmark's part summaries (none without
+    its data). Both are kept in ``result.json``, so a resumed launch scores nothing again.
+    """
+    from realblur_gan.checkpoints import load_generator
+    from realblur_gan.evaluate import model_method
+    from realblur_gan.generalisation import run_benchmark
+    from realblur_gan.inference import deblur_image
+
+    condition = CONDITIONS[record["condition"]]
+    net = load_generator(record["checkpoint"])
+    record["val"] = scoring.rows(model_method(net, condition.label, tile=None, overlap=0))
+    record["benchmark"] = []
+    if scoring.bench is not None:
+        result = run_benchmark(
+            lambda blurry: deblur_image(net, blurry, BENCH_TILE),
+            scoring.bench,
+            run_dir / "generalisation",
+            parts=BENCH_PARTS,
+            limit=scoring.bench_images,
+            cache=scoring.cache,
+        )
+        record["benchmark"] = [dataclasses.asdict(part) for part in result.parts]
+    record["scoring"] = scoring.signature
+    write_result(run_dir, record)
+    return record
+
+
+def _mean(rows: Sequence[dict[str, Any]], key: str) -> float:
+    values = [float(r[key]) for r in rows if key in r]
+    return math.fsum(values) / len(values) if values else math.nan
+
+
+# --------------------------------------------------------------------------------------------------
+# Report: tables, bar plot, grid
+# --------------------------------------------------------------------------------------------------
+
+
+def ranking_table(results: list[dict[str, Any]], input_psnr: float) -> str:
+    """One row per condition: its scores, gains and training cost, in condition order."""
+    lines = [
+        "| condition | DBGAN's training blur | PSNR (dB) | gain (dB) | unseen scenes, real blur "
+        "(gain) | held-out photos, camera blur (gain) | DBGAN batches | extra BGAN batches "
+        "| wall (min) |",
+        "|---|---|---:|---:|---:|---:|---:|---|---:|",
     ]
     for r in results:
-        m, stages = r["metrics"], r["signature"]["stages"]
         condition = CONDITIONS[r["condition"]]
-        dbgan = stages[condition.dbgan_stage]
-        bgan = {s: stages[s] for s in condition.bgan_stages}
-        extra = " + ".join(f"{s} {p['per_epoch'] * p['epochs']}" for s, p in bgan.items())
-        if condition.dbgan_stage == "joint":
+        psnr = _mean(r["val"], "psnr")
+        bench = {p["part"]: p for p in r["benchmark"]}
+        cells = []
+        for part in BENCH_PARTS:
+            p = bench.get(part)
+            cells.append("n/a" if p is None else f"{p['psnr']:.2f} ({p['gain']:+.2f})")
+        stages = r["signature"]["stages"]
+        plans = {s: p["per_epoch"] * p["epochs"] for s, p in stages.items()}
+        last = r["stages"][-1]
+        extra = " + ".join(f"{s} {n}" for s, n in plans.items() if s != last) or "none"
+        if last == "joint":
             extra += " (+ the first joint batches, as many as c's bgan stage)"
-        rows.append(
-            {
-                "condition": r["condition"],
-                "description": r["description"],
-                "psnr": m.get("val/psnr"),
-                "ssim": m.get("val/ssim"),
-                "lpips": m.get("val/lpips"),
-                "gain_db": m.get("val/psnr", math.nan) - m.get("val/psnr_input", math.nan),
-                "dbgan_batches": dbgan["per_epoch"] * dbgan["epochs"],
-                "bgan_batches": sum(p["per_epoch"] * p["epochs"] for p in bgan.values()),
-                "extra_training": extra,
-                "wall_min": r["seconds"] / 60,
-            }
+        lines.append(
+            f"| {condition.label} | {condition.description} | {psnr:.2f} | "
+            f"{psnr - input_psnr:+.2f} | {cells[0]} | {cells[1]} | {plans[last]} | {extra} | "
+            f"{r['seconds'] / 60:.1f} |"
         )
-    return rows
-
-
-def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: "" if v is None else v for k, v in row.items()})
-
-
-def markdown_table(rows: list[dict[str, Any]]) -> str:
-    lines = [
-        "| condition | description | PSNR (dB) | SSIM | LPIPS | gain over input (dB) "
-        "| DBGAN batches | extra BGAN batches | wall (min) |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        # The input row has no training: its training columns stay empty.
-        trained = ["", "", "", ""]
-        if r["condition"] != "input":
-            trained = [
-                f"{r['gain_db']:+.2f}",
-                str(r["dbgan_batches"]),
-                r["extra_training"] or "none",
-                f"{r['wall_min']:.1f}",
-            ]
-        cells = [
-            r["condition"],
-            r["description"],
-            _fmt(r["psnr"], 2),
-            _fmt(r["ssim"], 4),
-            _fmt(r["lpips"], 4),
-            *trained,
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-def _font(size: int) -> ImageFont.ImageFont:
-    from PIL import ImageFont
-
-    # Pillow's bundled font (no system fonts needed); the bitmap one on builds without FreeType.
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # pragma: no cover - Pillow < 10.1
-        return ImageFont.load_default()
-
-
-def _text_size(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.ImageFont) -> tuple[int, int]:
-    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-    return right - left, bottom - top
 
 
 PLOT_SIZE = (720, 420)
 
 
-def bar_plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
-    """PSNR per condition as bars, the blurry input as a dashed line, drawn with PIL."""
-    width, height = PLOT_SIZE
-    left, right, top, bottom = 70, 20, 64, 60
-    from PIL import Image, ImageDraw
+def bar_plot(bars: list[tuple[str, float]], reference: float, path: Path, title: str) -> None:
+    """PSNR per condition as bars, the blurry input as a dashed red line, drawn with PIL."""
+    from PIL import Image, ImageDraw, ImageFont
 
+    (width, height), (left, right, top, bottom) = PLOT_SIZE, (50, 20, 50, 40)
     image = Image.new("RGB", PLOT_SIZE, "white")
     draw = ImageDraw.Draw(image)
-    font, small = _font(14), _font(12)
-    bars = [r for r in rows if r["condition"] != "input" and r["psnr"] is not None]
-    reference = rows[0]["psnr"]
-    values = [r["psnr"] for r in bars] + ([reference] if reference is not None else [])
+    font = ImageFont.load_default()
+    values = [v for _, v in bars] + [reference]
     lo, hi = math.floor(min(values) - 1), math.ceil(max(values) + 1)
-    plot_h = height - top - bottom
 
     def y_of(value: float) -> float:
-        return top + plot_h * (hi - value) / (hi - lo)
+        return top + (height - top - bottom) * (hi - value) / (hi - lo)
 
-    draw.text((width // 2, 18), title, fill="black", font=font, anchor="mm")
-    # Axes and y ticks: about six labelled steps whatever the range.
+    draw.text((width // 2, 16), f"{title} (PSNR, dB)", fill="black", font=font, anchor="mm")
     draw.line([(left, top), (left, height - bottom), (width - right, height - bottom)], "black")
-    step = max(1, math.ceil((hi - lo) / 6))
-    for tick in range(lo, hi + 1, step):
-        y = y_of(tick)
-        draw.line([(left - 5, y), (left, y)], "black")
-        draw.line([(left + 1, y), (width - right, y)], (230, 230, 230))
-        draw.text((left - 8, y), str(tick), fill="black", font=small, anchor="rm")
-    # The y label, written sideways.
-    label = Image.new("RGB", (_text_size(draw, "PSNR (dB)", font)[0] + 4, 18), "white")
-    ImageDraw.Draw(label).text((2, 0), "PSNR (dB)", fill="black", font=font)
-    label = label.rotate(90, expand=True)
-    image.paste(label, (8, top + (plot_h - label.height) // 2))
-
+    for tick in range(lo, hi + 1, max(1, math.ceil((hi - lo) / 6))):
+        draw.line([(left + 1, y_of(tick)), (width - right, y_of(tick))], (230, 230, 230))
+        draw.text((left - 6, y_of(tick)), str(tick), fill="black", font=font, anchor="rm")
     slot = (width - left - right) / max(1, len(bars))
-    for i, r in enumerate(bars):
-        x0 = left + slot * (i + 0.2)
-        x1 = left + slot * (i + 0.8)
-        y = y_of(r["psnr"])
+    for i, (name, value) in enumerate(bars):
+        x0, x1, y = left + slot * (i + 0.2), left + slot * (i + 0.8), y_of(value)
         draw.rectangle([x0, y, x1, height - bottom - 1], fill=(70, 110, 170), outline="black")
-        draw.text(((x0 + x1) / 2, y - 4), f"{r['psnr']:.2f}", fill="black", font=small, anchor="md")
-        name = f"{r['condition']}: {CONDITIONS[r['condition']].name}"
-        draw.text(((x0 + x1) / 2, height - bottom + 8), name, fill="black", font=small, anchor="ma")
-    draw.text((width // 2, height - 18), "condition", fill="black", font=font, anchor="mm")
-    if reference is not None:
-        y = y_of(reference)
-        for x in range(left, width - right, 12):  # dashed
-            draw.line([(x, y), (min(x + 6, width - right), y)], fill=(200, 30, 30), width=2)
-        # The legend sits above the plot area, where no bar value can cover it.
-        legend_y = top - 14
-        x0 = width - right - 190
-        draw.line([(x0, legend_y), (x0 + 24, legend_y)], fill=(200, 30, 30), width=2)
-        text = f"blurry input {reference:.2f} dB"
-        draw.text((x0 + 30, legend_y), text, fill=(200, 30, 30), font=small, anchor="lm")
+        draw.text(((x0 + x1) / 2, y - 4), f"{value:.2f}", fill="black", font=font, anchor="md")
+        draw.text(((x0 + x1) / 2, height - bottom + 8), name, fill="black", font=font, anchor="ma")
+    y = y_of(reference)
+    for x in range(left, width - right, 12):  # dashed
+        draw.line([(x, y), (min(x + 6, width - right), y)], fill=(200, 30, 30), width=2)
+    text = f"blurry input {reference:.2f} dB"
+    draw.text((width - right, top - 10), text, fill=(200, 30, 30), font=font, anchor="rm")
     image.save(path)
 
 
-GRID_PAD, GRID_LABEL, GRID_MIN_TILE = 4, 20, 128
-
-
-def pick_val_item(val_set: Any) -> int:
-    """The validation pair with the most blur (lowest input PSNR): where conditions differ."""
-    from realblur_gan.metrics import psnr
-
-    scores = []
-    for i in range(len(val_set)):
-        item = val_set[i]
-        scores.append(float(psnr(item["blur"][None], item["sharp"][None])[0]))
-    return min(range(len(scores)), key=scores.__getitem__)
-
-
-def grid_size(tile_h: int, tile_w: int, n_tiles: int) -> tuple[int, int]:
-    """(width, height) of ``grid.png`` for validation crops of ``tile_h x tile_w``."""
-    scale = max(1, math.ceil(GRID_MIN_TILE / min(tile_h, tile_w)))
-    th, tw = tile_h * scale, tile_w * scale
-    return n_tiles * (tw + GRID_PAD) + GRID_PAD, th + GRID_LABEL + 2 * GRID_PAD
+GRID_CROP = 256
 
 
 def make_grid(
-    item: dict[str, Any], results: list[dict[str, Any]], path: Path
-) -> list[tuple[str, float | None]]:
-    """Blurry input | each condition's restoration | sharp, labelled, in one PNG.
+    blur: torch.Tensor, sharp: torch.Tensor, results: list[dict[str, Any]], path: Path
+) -> list[tuple[str, float]]:
+    """Blurry input | each condition's restoration | sharp: the centre crop, in one PNG.
 
-    Small crops are enlarged by a whole factor (nearest neighbour) so the labels fit.
+    Every net restores the whole frame (as scored); the grid shows its centre, at most
+    :data:`GRID_CROP` px a side.
 
     Returns:
-        (label, PSNR of the tile against the sharp crop) per tile.
+        (column, PSNR of its crop against the sharp crop) per column but the sharp one.
     """
-    from PIL import Image, ImageDraw
+    from torchvision.utils import save_image
 
     from realblur_gan.checkpoints import load_generator
+    from realblur_gan.evaluate import score_pair
     from realblur_gan.inference import deblur_image
-    from realblur_gan.metrics import psnr
+    from realblur_gan.panels import make_panel
 
-    blur, sharp = item["blur"][None], item["sharp"][None]
-    tiles: list[tuple[str, torch.Tensor]] = [("input", blur)]
+    (h, w), side = blur.shape[-2:], min(GRID_CROP, *blur.shape[-2:])
+    top, left = (h - side) // 2, (w - side) // 2
+
+    def crop(x: torch.Tensor) -> torch.Tensor:
+        return x[..., top : top + side, left : left + side]
+
+    columns = {"input": crop(blur)}
     for r in results:
         net = load_generator(r["checkpoint"])  # EMA weights when the run kept them
-        tiles.append((r["condition"], deblur_image(net, blur, tile=None)))
-    tiles.append(("sharp", sharp))
-    _, _, h, w = blur.shape
-    width, height = grid_size(h, w, len(tiles))
-    scale = max(1, math.ceil(GRID_MIN_TILE / min(h, w)))
-    canvas = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(canvas)
-    font = _font(12)
-    scores: list[tuple[str, float | None]] = []
-    for i, (name, tensor) in enumerate(tiles):
-        array = (tensor[0].clamp(0, 1) * 255).round().byte()
-        if array.shape[0] == 1:
-            array = array.expand(3, -1, -1)
-        tile = Image.fromarray(array.permute(1, 2, 0).numpy())
-        tile = tile.resize((w * scale, h * scale), Image.NEAREST)
-        x = GRID_PAD + i * (w * scale + GRID_PAD)
-        canvas.paste(tile, (x, GRID_LABEL + GRID_PAD))
-        score = None if name == "sharp" else float(psnr(tensor, sharp)[0])
-        scores.append((name, score))
-        text = name if score is None else f"{name}  {score:.2f} dB"
-        draw.text(
-            (x + w * scale / 2, GRID_LABEL / 2 + 2), text, fill="black", font=font, anchor="mm"
-        )
-    canvas.save(path)
+        columns[r["condition"]] = crop(deblur_image(net, blur, tile=None))
+    scores = [(name, score_pair(x, crop(sharp))["psnr"]) for name, x in columns.items()]
+    save_image(make_panel({**columns, "sharp": crop(sharp)}), path)
     return scores
-
-
-def input_lpips(val_set: Any) -> float | None:
-    """Mean LPIPS of the blurry input, when the AlexNet weights are present (else None)."""
-    import torch
-
-    from realblur_gan.losses import LPIPSLoss
-    from realblur_gan.pretrained import MissingPretrainedWeights
-
-    try:
-        lpips = LPIPSLoss()
-    except MissingPretrainedWeights:
-        return None
-    with torch.no_grad():
-        values = [
-            float(lpips(val_set[i]["blur"][None], val_set[i]["sharp"][None]))
-            for i in range(len(val_set))
-        ]
-    return sum(values) / len(values)
 
 
 def report(
     out: Path,
     results: list[dict[str, Any]],
-    val_set: Any,
+    scoring: Scoring,
     header: list[str],
+    dbgan_batches: int,
 ) -> str:
-    """Write results.csv, results.md, results.png and grid.png; return the markdown table."""
-    lpips_in = input_lpips(val_set) if any("val/lpips" in r["metrics"] for r in results) else None
-    rows = table_rows(results, lpips_in)
-    write_csv(rows, out / "results.csv")
-    table = markdown_table(rows)
-    index = pick_val_item(val_set)
-    item = val_set[index]
-    scores = make_grid(item, results, out / "grid.png")
-    dbgan = rows[1]["dbgan_batches"]
-    bar_plot(rows, out / "results.png", f"DBGAN validation PSNR, {dbgan} DBGAN batches each")
-    grid_line = ", ".join(f"{n} {s:.2f} dB" for n, s in scores if s is not None)
-    text = "\n".join(
-        [
-            "# realblur-gan: DBGAN trained on five sources of blur",
-            "",
-            *header,
-            "",
-            table,
-            "",
-            "PSNR/SSIM/LPIPS: DBGAN's final weights (EMA when kept) on the real-blur validation "
-            "pairs, averaged per image; gain: PSNR minus the blurry input's. Every condition "
-            "trains DBGAN for the same number of batches; the BGAN stages of c and d are extra "
-            "training those conditions need (their wall time includes it).",
-            "",
-            "![PSNR per condition](results.png)  ![grid](grid.png)",
-            "",
-            f"grid.png: validation pair `{item['name']}` (the most blurred of {len(val_set)}): "
-            f"input | {' | '.join(r['condition'] for r in results)} | sharp; {grid_line}.",
-            "",
-        ]
-    )
-    (out / "results.md").write_text(text)
+    """Write results.csv, results.md, results.png and grid.png; return the ranking table."""
+    from realblur_gan.baselines import identity
+    from realblur_gan.data.io import read_image
+    from realblur_gan.evaluate import Method, ScoreOptions, markdown_table, write_csv
+    from realblur_gan.generalisation import PartSummary, format_table
+
+    blurry = Method("input (blurry)", lambda key, blur, kernel: identity(blur))
+    inputs = scoring.rows(blurry)
+    rows = inputs + [row for r in results for row in r["val"]]
+    write_csv(out / "results.csv", rows)
+    labels = [blurry.label, *(CONDITIONS[r["condition"]].label for r in results)]
+    # Every record here was scored with this LPIPS or without it (its scoring signature says).
+    val_table = markdown_table(rows, labels, ScoreOptions(), scoring.lpips_note)
+    input_psnr = _mean(inputs, "psnr")
+    table = ranking_table(results, input_psnr)
+
+    bars = [(CONDITIONS[r["condition"]].label, _mean(r["val"], "psnr")) for r in results]
+    title = f"DBGAN on the validation pairs, {dbgan_batches} DBGAN batches each"
+    bar_plot(bars, input_psnr, out / "results.png", title)
+    worst = min(inputs, key=lambda row: float(row["psnr"]))
+    key = str(worst["image"])
+    pair = [
+        read_image(scoring.val_dir / side / f"{key}.png")[0][None] for side in ("blur", "sharp")
+    ]
+    scores = make_grid(*pair, results, out / "grid.png")
+    grid_line = ", ".join(f"{n} {s:.2f} dB" for n, s in scores)
+
+    bench = []
+    for r in results:
+        if r["benchmark"]:
+            parts = [PartSummary(**part) for part in r["benchmark"]]
+            bench += [f"**{CONDITIONS[r['condition']].label}**", "", format_table(parts), ""]
+    text = [
+        "# realblur-gan: DBGAN trained on five sources of blur",
+        "",
+        *header,
+        "",
+        table,
+        "",
+        "PSNR: DBGAN's final weights (EMA when kept) on the real-blur validation pairs (whole "
+        f"frames, {len(inputs)} pairs), per-image mean; gain: PSNR minus the blurry input's "
+        f"({input_psnr:.2f} dB). The benchmark columns: real GoPro blur of scenes no condition "
+        "saw and camera blur of held-out photos (`realblur_gan.generalisation`). Every condition "
+        "trains DBGAN for the same number of batches; the BGAN stages of c and d are extra "
+        "training those conditions need (their wall time includes it).",
+        "",
+        "## Validation pairs (`realblur-evaluate`)",
+        "",
+        val_table,
+        "",
+        "![PSNR per condition](results.png)  ![grid](grid.png)",
+        "",
+        f"grid.png: validation pair `{key}` (the most blurred of {len(inputs)}), centre crop: "
+        f"input | {' | '.join(r['condition'] for r in results)} | sharp; {grid_line}.",
+        "",
+    ]
+    if bench:
+        text += ["## Generalisation benchmark, per condition", "", *bench]
+    (out / "results.md").write_text("\n".join(text))
     return table
 
 
@@ -814,14 +741,19 @@ def default_frames() -> Path | None:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    conditions = "\n".join(f"  {c.key}  {c.description}" for c in CONDITIONS.values())
+    conditions = "\n".join(
+        f"  {c.key}  {c.experiment:<14} {c.description}" for c in CONDITIONS.values()
+    )
     budgets = ", ".join(
-        f"{name} ({b.dbgan} DBGAN batches; BGAN {b.pretrain_bgan} + {b.bgan})"
+        f"{name} ({b.dbgan} DBGAN batches; BGAN {b.pretrain_bgan} + {b.bgan}"
+        f"{'; ' + ' '.join(b.overrides) if b.overrides else ''})"
         for name, b in BUDGETS.items()
     )
     parser = argparse.ArgumentParser(
         prog="python scripts/experiment.py",
-        description=__doc__.splitlines()[0] + "\n\nconditions:\n" + conditions,
+        description=__doc__.splitlines()[0]
+        + "\n\nconditions (conf/experiment/<file>.yaml):\n"
+        + conditions,
         formatter_class=HelpFormatter,
         epilog="examples:\n"
         "  python scripts/experiment.py                               # all five, --budget cpu\n"
@@ -843,7 +775,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--budget",
         choices=sorted(BUDGETS),
         default="cpu",
-        help=f"preset stage lengths: {budgets}",
+        help=f"preset stage lengths and data sizes: {budgets}",
     )
     parser.add_argument(
         "--batches",
@@ -857,8 +789,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="[CONDITIONS:]KEY=VALUE",
-        help="Hydra override passed to every condition (repeatable), e.g. --set seed=1; "
-        "with a prefix only to those conditions, e.g. --set b:+data.synthetic_blur.gamma=2.4",
+        help="Hydra override passed to every condition (repeatable), e.g. --set seed=1; with a "
+        "prefix only to those conditions' compositions, e.g. "
+        "--set b:data.synthetic_blur.kernel_size=[5,31]",
+    )
+    parser.add_argument(
+        "--bench-data",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="the generalisation benchmark's data (gopro_pairs_other_scenes/, natural/CBSD68/) "
+        "(default: $REALBLUR_GAN_BENCH_DATA, else ../shared/data beside the checkout); absent: "
+        "scored on the validation pairs only",
     )
     parser.add_argument(
         "--logger",
@@ -911,6 +853,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.bench_data is None:
+        args.bench_data = Path(os.environ.get("REALBLUR_GAN_BENCH_DATA") or SHARED_DATA)
     try:
         budget = parse_batches(args.batches, BUDGETS[args.budget])
         args.sets = parse_sets(args.set)
@@ -970,30 +914,28 @@ def run_experiment(
         )
         return 2
 
-    # Epoch sizes of both training sets (synthetic pairs, real pairs): the DBGAN epoch is capped
-    # by the smaller one so every condition trains DBGAN on exactly the same number of batches.
     def config(condition: Condition, *more: str) -> DictConfig:
         return compose_condition(
             condition,
             args.frames,
             data_dir,
             out / condition.key,
-            [*more, *sets_for(condition, args.sets)],
+            [*budget.overrides, *more, *sets_for(condition, args.sets)],
         )
 
-    from realblur_gan.config import ConfigError, validate_config
+    from realblur_gan.config import stage_order, validate_config
 
+    configs: dict[str, DictConfig] = {}
     try:
-        # Every chosen condition composed and checked once up front, before any frame is
-        # rendered: a bad --set (a key, or a value such as lr=nan) fails here, in one line, not
-        # after an hour of training the conditions before it.
-        for key in keys:
-            validate_config(config(CONDITIONS[key], "logger=none"))
-    except (OverrideError, ConfigError) as err:
-        print(
-            f"error: condition {key}: {err}" if isinstance(err, ConfigError) else f"error: {err}",
-            file=sys.stderr,
-        )
+        # Every condition composed and checked once up front, before any frame is rendered: a
+        # bad --set (a key, or a value such as lr=nan) fails here, in one line, not after an
+        # hour of training the conditions before it. a and e size the epochs below.
+        for key in dict.fromkeys([*keys, "a", "e"]):
+            configs[key] = config(CONDITIONS[key], "logger=none")
+            validate_config(configs[key])
+    except (OverrideError, UserError) as err:
+        prefix = "" if isinstance(err, OverrideError) else f"condition {key}: "
+        print(f"error: {prefix}{err}", file=sys.stderr)
         return 2
     # One W&B group for every run of the experiment, kept across resumed launches.
     manifest.setdefault("group", f"experiment-{stamp}")
@@ -1002,12 +944,10 @@ def run_experiment(
     )
     manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
     group = manifest["group"]
-    try:
-        synthetic, datamodule = epoch_batches(config(CONDITIONS["a"], "logger=none"))
-        real, _ = epoch_batches(config(CONDITIONS["e"], "logger=none"))
-    except OverrideError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    # Epoch sizes of both training sets (synthetic pairs, real pairs): the DBGAN epoch is capped
+    # by the smaller one so every condition trains DBGAN on exactly the same number of batches.
+    synthetic, datamodule = epoch_batches(configs["a"])
+    real, _ = epoch_batches(configs["e"])
     plans = {
         "pretrain_bgan": plan_stage(budget.pretrain_bgan, synthetic, budget.validations),
         "bgan": plan_stage(budget.bgan, synthetic, budget.validations),
@@ -1020,44 +960,47 @@ def run_experiment(
         real,
         {k: vars(v) for k, v in plans.items()},
     )
+    scoring = make_scoring(Path(datamodule.val_dir), args.bench_data, budget, out)
+
+    def signature(key: str) -> dict[str, Any]:
+        stages = stage_order(configs[key])
+        return condition_signature(CONDITIONS[key], stages, budget, plans, args)
 
     for key in keys:
         condition = CONDITIONS[key]
         run_dir = out / key
-        signature = condition_signature(condition, args.budget, plans, args)
-        done = load_result(run_dir)
-        if done is not None and not args.force:
-            if done["signature"] != signature:
+        record = load_result(run_dir)
+        if record is not None and not args.force:
+            if record["signature"] != signature(key):
                 print(
                     f"error: {run_dir} holds a result trained with other settings "
-                    f"({done['signature']}); use --force to retrain it or another --out",
+                    f"({record['signature']}); use --force to retrain it or another --out",
                     file=sys.stderr,
                 )
                 return 2
-            log.info("%s: finished earlier (%s), skipped", key, run_dir / RESULT_FILE)
-            continue
-        if args.force and run_dir.exists():
-            shutil.rmtree(run_dir)
-        started = run_dir / "signature.json"
-        if started.exists() and json.loads(started.read_text()) != signature:
-            print(
-                f"error: {run_dir} holds an interrupted run with other settings; use --force "
-                "to start it again or another --out",
-                file=sys.stderr,
+            log.info("%s: trained earlier (%s), not trained again", key, run_dir / RESULT_FILE)
+        else:
+            if args.force and run_dir.exists():
+                shutil.rmtree(run_dir)
+            started = run_dir / "signature.json"
+            if started.exists() and json.loads(started.read_text()) != signature(key):
+                print(
+                    f"error: {run_dir} holds an interrupted run with other settings; use --force "
+                    "to start it again or another --out",
+                    file=sys.stderr,
+                )
+                return 2
+            log.info("%s: %s (+experiment=%s)", key, condition.description, condition.experiment)
+            stages = stage_order(configs[key])
+            cfg = config(
+                condition, *stage_overrides(stages, plans), *logger_overrides(args.logger, group)
             )
-            return 2
-        log.info("%s: %s", key, condition.description)
-        cfg = config(
-            condition, *stage_overrides(condition, plans), *logger_overrides(args.logger, group)
-        )
-        record = run_condition(condition, cfg, run_dir, signature)
-        log.info(
-            "%s: %.2f dB (input %.2f dB) in %.1f min",
-            key,
-            record["metrics"].get("val/psnr", math.nan),
-            record["metrics"].get("val/psnr_input", math.nan),
-            record["seconds"] / 60,
-        )
+            record = train_condition(condition, cfg, run_dir, signature(key))
+        if record.get("scoring") != scoring.signature:
+            record = score_condition(record, scoring, run_dir)
+        gains = [f"validation {_mean(record['val'], 'psnr'):.2f} dB"]
+        gains += [f"{p['part']} {p['gain']:+.2f} dB" for p in record["benchmark"]]
+        log.info("%s: %s; trained in %.1f min", key, ", ".join(gains), record["seconds"] / 60)
 
     # The report covers every condition with a result here, also from earlier launches, as long
     # as it was trained with this budget (others are named and left out).
@@ -1066,18 +1009,21 @@ def run_experiment(
         record = load_result(out / key)
         if record is None:
             continue
-        if record["signature"] != condition_signature(condition, args.budget, plans, args):
+        if key not in configs:
+            configs[key] = config(condition, "logger=none")
+        if record["signature"] != signature(key):
             log.warning("%s: trained with other settings; left out of the report", key)
             continue
+        if record.get("scoring") != scoring.signature:
+            record = score_condition(record, scoring, out / key)
         results.append(record)
     header = [
-        f"- frames: `{args.frames}`; budget `{args.budget}` {args.batches}; extra overrides: "
-        f"{' '.join(args.set) or 'none'}",
+        f"- frames: `{args.frames}`; budget `{args.budget}` {args.batches}; overrides: "
+        f"{' '.join([*budget.overrides, *args.set]) or 'none'}",
         f"- DBGAN: {plans['dbgan'].batches} batches ({plans['dbgan'].epochs} epoch(s) of "
-        f"{plans['dbgan'].per_epoch}) in every condition; validation: "
-        f"{len(datamodule.val_set)} real-blur pairs never trained on",
+        f"{plans['dbgan'].per_epoch}) in every condition",
     ]
-    table = report(out, results, datamodule.val_set, header)
+    table = report(out, results, scoring, header, plans["dbgan"].batches)
     print(f"\n{table}\n\nresults in {out}", flush=True)
     return 0
 

@@ -10,7 +10,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import random
 from pathlib import Path
+from typing import Any
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -61,13 +63,31 @@ def same_random_start() -> None:
     np.random.seed(0)
 
 
+# `--dtype` choices; gradchecks take float64 whatever is chosen.
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--device", default="cpu", help="device for tensor tests (cpu or cuda)")
+    parser.addoption(
+        "--dtype",
+        default="float32",
+        choices=tuple(DTYPES),
+        help="dtype for tensor tests (gradchecks always take float64)",
+    )
 
 
 @pytest.fixture
 def device(request: pytest.FixtureRequest) -> torch.device:
     return torch.device(request.config.getoption("--device"))
+
+
+@pytest.fixture
+def dtype(request: pytest.FixtureRequest) -> torch.dtype:
+    """The dtype of tensor tests: ``--dtype``, float32 by default, as training runs. Gradchecks
+    take float64 (``@pytest.mark.parametrize("dtype", [torch.float64])``): finite differences
+    in float32 are too coarse for ``torch.autograd.gradcheck``."""
+    return DTYPES[request.config.getoption("--dtype")]
 
 
 @pytest.fixture(scope="session")
@@ -97,6 +117,52 @@ def tiny_config(tmp_path: Path, demo_cache: Path):
         return make_config(scheme, tmp_path / "run", demo_cache, list(overrides))
 
     return factory
+
+
+def build_module(cfg: DictConfig, name: str) -> torch.nn.Module:
+    """Stage ``name``'s module as a training run builds it (``realblur_gan.train.build_stage``:
+    the stage's effective optimiser settings, its nets' configs, the perf switches), with no
+    earlier stage's weights to load (``init_from`` emptied: no earlier stage ran here)."""
+    from realblur_gan.train import build_stage
+
+    with open_dict(cfg):
+        cfg.stages[name].init_from = {}
+    return build_stage(cfg, name)
+
+
+def quiet_trainer(**kwargs: Any) -> L.Trainer:
+    """A Trainer for a test: no logger, no checkpoints, no progress bar, no model summary."""
+    return L.Trainer(
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        **kwargs,
+    )
+
+
+class ModeMarkingBlur(torch.nn.Module):
+    """A stand-in BGAN (``_target_: conftest.ModeMarkingBlur``) that blurs to 0.25 in training
+    mode and 0.75 in eval mode."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor(0.0))
+
+    def forward(self, sharp: torch.Tensor) -> torch.Tensor:
+        return torch.full_like(sharp, 0.25 if self.training else 0.75) + 0.0 * self.w
+
+
+class OvershootingBlur(torch.nn.Module):
+    """A stand-in BGAN (``_target_: conftest.OvershootingBlur``) whose output leaves [0, 1] in
+    training and eval mode alike."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.tensor(3.0))
+
+    def forward(self, sharp: torch.Tensor) -> torch.Tensor:
+        return sharp * self.scale - 1.0
 
 
 # A generator small enough to load, run and save in milliseconds, and its stored config.

@@ -2,7 +2,7 @@
 
 Each test runs the script's ``main()`` with ``--budget smoke`` (two batches per stage), tiny nets
 and no logger, on 40 frames of 48x64 px of a texture panning across the picture (all five
-conditions take about 10 s on one CPU thread).
+conditions take about 15 s on one CPU thread), scored on a tiny generalisation benchmark.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -37,18 +38,8 @@ TINY_SET = [
     "trainer.enable_progress_bar=false",
     "trainer.log_every_n_steps=1",
 ]
-COLUMNS = [
-    "condition",
-    "description",
-    "psnr",
-    "ssim",
-    "lpips",
-    "gain_db",
-    "dbgan_batches",
-    "bgan_batches",
-    "extra_training",
-    "wall_min",
-]
+# realblur-evaluate's per-image columns (LPIPS only where its weights are installed).
+COLUMNS = ["image", "method", "psnr", "ssim", "dy", "dx"]
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +49,23 @@ def experiment():
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The generalisation benchmark's layout, tiny: two real-blur pairs, two held-out photos."""
+    root = tmp_path_factory.mktemp("bench")
+    rng = np.random.default_rng(1)
+    for i in range(2):
+        sharp = rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)
+        for side, image in (("sharp", sharp), ("blur", (sharp // 2 + 64).astype(np.uint8))):
+            folder = root / "gopro_pairs_other_scenes" / side
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(folder / f"pair{i}.png")
+        photos = root / "natural" / "CBSD68"
+        photos.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (48, 40, 3), dtype=np.uint8)).save(photos / f"{i}.png")
+    return root
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +81,10 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def run_main(experiment, clip: Path, out: Path, conditions: str, *more: str) -> int:
+def run_main(
+    experiment, clip: Path, out: Path, conditions: str, *more: str, bench: Path | None = None
+) -> int:
+    """``main()`` on the clip; without ``bench`` the benchmark's data is absent (skipped)."""
     argv = [
         "--frames",
         str(clip),
@@ -81,6 +92,8 @@ def run_main(experiment, clip: Path, out: Path, conditions: str, *more: str) -> 
         str(out),
         "--data-dir",
         str(out.parent / "data"),
+        "--bench-data",
+        str(bench or out.parent / "no_bench"),
         "--budget",
         "smoke",
         "--logger",
@@ -98,39 +111,55 @@ def read_rows(out: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+def ranking(out: Path) -> dict[str, list[str]]:
+    """The ranking table of results.md: condition label -> its cells."""
+    lines = (out / "results.md").read_text().split("\n\n")
+    table = next(block for block in lines if block.startswith("| condition |"))
+    return {
+        row[0]: row[1:]
+        for row in (line.strip("| ").split(" | ") for line in table.splitlines()[2:])
+    }
+
+
 def check_outputs(experiment, out: Path, keys: list[str]) -> list[dict[str, str]]:
     rows = read_rows(out)
-    assert list(rows[0]) == COLUMNS
-    assert [r["condition"] for r in rows] == ["input", *keys]
-    for row in rows[1:]:
-        assert float(row["psnr"]) > 0 and 0 < float(row["ssim"]) <= 1
-        # Identical DBGAN budget: two smoke batches in every condition.
-        assert int(row["dbgan_batches"]) == 2
-        assert float(row["gain_db"]) == pytest.approx(
-            float(row["psnr"]) - float(rows[0]["psnr"]), abs=1e-6
-        )
-    markdown = (out / "results.md").read_text()
-    table = [line for line in markdown.splitlines() if line.startswith("| ")]
-    assert len(table) == 1 + 1 + len(keys)  # header, input, conditions
+    assert [c for c in rows[0] if c != "lpips"] == COLUMNS
+    labels = [experiment.CONDITIONS[k].label for k in keys]
+    # Every condition scored on the same three whole validation frames, the input too.
+    by_method = {m: [r for r in rows if r["method"] == m] for m in ["input (blurry)", *labels]}
+    assert [r["method"] for r in rows] == [m for m, own in by_method.items() for _ in own]
+    images = [r["image"] for r in by_method["input (blurry)"]]
+    assert len(images) == 3
+    for label in labels:
+        assert [r["image"] for r in by_method[label]] == images
+        assert all(float(r["psnr"]) > 0 and 0 < float(r["ssim"]) <= 1 for r in by_method[label])
+    table = ranking(out)
+    assert list(table) == labels
+    input_psnr = sum(float(r["psnr"]) for r in by_method["input (blurry)"]) / 3
+    for label, cells in table.items():
+        psnr = sum(float(r["psnr"]) for r in by_method[label]) / 3
+        assert float(cells[1]) == pytest.approx(psnr, abs=0.006)
+        assert float(cells[2]) == pytest.approx(psnr - input_psnr, abs=0.011)
+        assert cells[5] == "2"  # identical DBGAN budget: two smoke batches in every condition
     with Image.open(out / "results.png") as plot:
         assert plot.size == experiment.PLOT_SIZE
-    # input | conditions | sharp, each a 32 px crop shown enlarged to 128 px.
+    # input | conditions | sharp: the whole 48x64 validation frames' 48 px centre square.
     with Image.open(out / "grid.png") as grid:
-        assert grid.size == experiment.grid_size(32, 32, len(keys) + 2)
-        assert grid.size == ((len(keys) + 2) * (128 + 4) + 4, 128 + 20 + 8)
+        assert grid.size == ((len(keys) + 2) * (48 + 2) + 2, 48 + 4)
     return rows
 
 
 def test_all_five_conditions_then_resume_skips_them(
-    experiment, clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    experiment, clip: Path, bench: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "exp"
-    assert run_main(experiment, clip, out, "a,b,c,d,e") == 0
+    assert run_main(experiment, clip, out, "a,b,c,d,e", bench=bench) == 0
     rows = check_outputs(experiment, out, list("abcde"))
-    assert "| input |" in capsys.readouterr().out
+    assert "| a: naive |" in capsys.readouterr().out
     # c pre-trains BGAN and trains it against real blur, d pre-trains it: extra cost, reported.
-    extra = {r["condition"]: int(r["bgan_batches"]) for r in rows[1:]}
-    assert extra == {"a": 0, "b": 0, "c": 4, "d": 2, "e": 0}
+    extra = {label[0]: cells[6] for label, cells in ranking(out).items()}
+    assert extra["a"] == extra["b"] == extra["e"] == "none"
+    assert extra["c"] == "pretrain_bgan 2 + bgan 2" and extra["d"].startswith("pretrain_bgan 2 ")
     stages = {
         "a": {"dbgan"},
         "b": {"dbgan"},
@@ -142,16 +171,28 @@ def test_all_five_conditions_then_resume_skips_them(
         result = json.loads((out / key / "result.json").read_text())
         assert set(result["stage_seconds"]) == names
         assert Path(result["checkpoint"]).parent.name == ("joint" if key == "d" else "dbgan")
-        assert set(result["metrics"]) >= {"val/psnr", "val/ssim", "val/psnr_input"}
-    # b: the camera with its constructor defaults (no SimpleBlur option leaks in); e: real pairs.
-    data = {k: OmegaConf.load(out / k / "config.yaml").data for k in "abe"}
-    assert data["a"].synthetic_blur._target_ == "realblur_gan.blur.SimpleBlur"
-    assert dict(data["b"].synthetic_blur) == {"_target_": "realblur_gan.camera.CameraPipelineBlur"}
-    assert (data["a"].train_pairs, data["e"].train_pairs) == ("synthetic", "real")
+        # Scored on both benchmark parts, one image each (the smoke budget's limit).
+        parts = {p["part"]: p for p in result["benchmark"]}
+        assert set(parts) == {"gopro", "synthetic"}
+        assert all(p["images"] == 1 and math.isfinite(p["gain"]) for p in parts.values())
+        assert (out / key / "generalisation" / "metrics.csv").is_file()
+    # The held-out photos are blurred once for all five conditions.
+    assert (out / "generalisation_cache" / "synthetic" / "pairs.json").is_file()
+    table = ranking(out)
+    gain = float(json.loads((out / "a" / "result.json").read_text())["benchmark"][0]["gain"])
+    assert table["a: naive"][3].endswith(f"({gain:+.2f})")
+    # What each condition trained on, read back from the run's own config: a and b differ only
+    # in the synthetic blur, e trains on real pairs, c and d on BGAN's blur of the sharp frames.
+    data = {k: OmegaConf.load(out / k / "config.yaml").data for k in "abcde"}
+    assert data["a"].synthetic_blur._target_.endswith("SimpleBlur")
+    assert data["b"].synthetic_blur._target_.endswith("CameraPipelineBlur")
+    assert data["b"].synthetic_blur.saturation_factor is None  # daylight frames
+    assert [data[k].train_pairs for k in "abcde"] == ["synthetic"] * 4 + ["real"]
 
-    # A rerun trains nothing: the finished conditions are read back, the report rebuilt.
+    # A rerun trains and scores nothing: the finished conditions are read back, the report
+    # rebuilt.
     stamps = {k: (out / k / "result.json").stat().st_mtime_ns for k in "abcde"}
-    assert run_main(experiment, clip, out, "a,b,c,d,e") == 0
+    assert run_main(experiment, clip, out, "a,b,c,d,e", bench=bench) == 0
     assert {k: (out / k / "result.json").stat().st_mtime_ns for k in "abcde"} == stamps
     assert read_rows(out) == rows
 
@@ -167,16 +208,15 @@ def test_a_later_launch_adds_conditions_to_the_report(
     assert run_main(experiment, clip, out, "e") == 0
     check_outputs(experiment, out, ["e"])
     # Interrupted after the last stage, before its result was written: nothing is retrained,
-    # the final DBGAN is scored from its checkpoint (as the run's own validation scored it).
+    # the final DBGAN is scored from its checkpoint, as it was the first time.
     result = out / "e" / "result.json"
     before = json.loads(result.read_text())
     result.unlink()
     assert run_main(experiment, clip, out, "e") == 0
     after = json.loads(result.read_text())
     assert after["stage_seconds"] == {}
-    for key in ("val/psnr", "val/ssim", "val/psnr_input"):
-        assert after["metrics"][key] == pytest.approx(before["metrics"][key], abs=1e-4)
-    assert after["val_images"] == before["val_images"] == 3
+    assert after["val"] == before["val"] and len(after["val"]) == 3
+    assert after["benchmark"] == before["benchmark"] == []  # no benchmark data: skipped
     first = (out / "e" / "result.json").stat().st_mtime_ns
     assert run_main(experiment, clip, out, "a") == 0
     check_outputs(experiment, out, ["a", "e"])
@@ -220,12 +260,35 @@ def test_both_bgan_schemes_get_the_same_adversarial_budget(experiment) -> None:
         "bgan": experiment.plan_stage(6, 3, validations=1),
         "dbgan": experiment.plan_stage(10, 5, validations=1),
     }
-    joint = experiment.stage_overrides(experiment.CONDITIONS["d"], plans)
+    joint = experiment.stage_overrides(["pretrain_bgan", "joint"], plans)
     assert "stages.joint.module.bgan_max_steps=6" in joint
     assert "stages.joint.trainer.max_epochs=2" in joint
-    separate = experiment.stage_overrides(experiment.CONDITIONS["c"], plans)
+    separate = experiment.stage_overrides(["pretrain_bgan", "bgan", "dbgan"], plans)
     assert "stages.bgan.trainer.max_epochs=2" in separate
+    assert "stages.dbgan.trainer.max_epochs=2" in separate  # the last stage: DBGAN's budget
     assert not any("bgan_max_steps" in item for item in separate)
+
+
+@pytest.mark.parametrize("key", ["a", "b", "c", "d", "e"])
+def test_each_condition_is_an_experiment_file_that_brings_its_scheme(
+    experiment, tmp_path: Path, key: str
+) -> None:
+    from realblur_gan.config import stage_order, validate_config
+
+    condition = experiment.CONDITIONS[key]
+    cfg = experiment.compose_condition(condition, tmp_path, tmp_path, tmp_path / key)
+    validate_config(cfg)
+    expected = {
+        "a": ["dbgan"],
+        "b": ["dbgan"],
+        "c": ["pretrain_bgan", "bgan", "dbgan"],
+        "d": ["pretrain_bgan", "joint"],
+        "e": ["dbgan"],
+    }[key]
+    assert stage_order(cfg) == expected
+    # DBGAN alone is a scheme of its own: no BGAN to build or load.
+    if expected == ["dbgan"]:
+        assert cfg.stages.dbgan.module.bgan_g is None and not cfg.stages.dbgan.init_from
 
 
 def test_a_prefixed_set_reaches_only_the_conditions_it_names(experiment) -> None:
@@ -246,16 +309,16 @@ def test_a_prefixed_set_reaches_only_the_conditions_it_names(experiment) -> None
 
 
 def test_the_camera_setting_composes_for_b_and_is_refused_for_a(experiment, tmp_path: Path) -> None:
-    # b's camera runs with its constructor defaults, so its keys are added with `+`.
-    override = "+data.synthetic_blur.saturation_factor=null"
+    # b's experiment file writes the camera's settings: a prefixed --set changes one of them.
+    override = "data.synthetic_blur.saturation_factor=[1.5,3.0]"
     b = experiment.compose_condition(
         experiment.CONDITIONS["b"], tmp_path, tmp_path, tmp_path / "b", [override]
     )
     assert b.data.synthetic_blur._target_.endswith("CameraPipelineBlur")
-    assert b.data.synthetic_blur.saturation_factor is None
+    assert list(b.data.synthetic_blur.saturation_factor) == [1.5, 3.0]
     with pytest.raises(experiment.OverrideError) as caught:
         experiment.compose_condition(
-            experiment.CONDITIONS["a"], tmp_path, tmp_path, tmp_path / "a", [override[1:]]
+            experiment.CONDITIONS["a"], tmp_path, tmp_path, tmp_path / "a", [override]
         )
     message = str(caught.value)
     assert len(message.splitlines()) == 1
@@ -266,15 +329,17 @@ def test_the_camera_setting_composes_for_b_and_is_refused_for_a(experiment, tmp_
 def test_a_set_one_condition_cannot_take_stops_before_any_training(
     experiment, clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # a's SimpleBlur has kernel_size; b's camera node, replaced whole, has no such key.
+    # b's camera has a saturation boost; a's SimpleBlur has no such key.
     out = tmp_path / "exp"
-    code = run_main(experiment, clip, out, "a,b", "--set", "data.synthetic_blur.kernel_size=9")
+    code = run_main(
+        experiment, clip, out, "b,a", "--set", "data.synthetic_blur.saturation_factor=2"
+    )
     assert code == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and err.startswith("error: condition b:")
-    assert "use +data.synthetic_blur.kernel_size=9" in err  # Hydra's fix, kept
+    assert len(err.splitlines()) == 1 and err.startswith("error: condition a:")
+    assert "use +data.synthetic_blur.saturation_factor=2" in err  # Hydra's fix, kept
     assert "b:KEY=VALUE" in err
-    # a comes first and could train, but every condition is composed before any trains.
+    # b comes first and could train, but every condition is composed before any trains.
     assert not (out / "a").exists() and not (out / "b").exists()
 
 
@@ -282,18 +347,19 @@ def test_a_prefixed_set_trains_only_its_condition_with_it(
     experiment, clip: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "exp"
-    prefixed = "b:+data.synthetic_blur.saturation_factor=null"
+    prefixed = "b:data.synthetic_blur.saturation_factor=2.0"
     assert run_main(experiment, clip, out, "a,b", "--set", prefixed) == 0
     signature = {k: json.loads((out / k / "result.json").read_text())["signature"] for k in "ab"}
-    assert "+data.synthetic_blur.saturation_factor=null" in signature["b"]["set"]
+    assert "data.synthetic_blur.saturation_factor=2.0" in signature["b"]["set"]
     assert not any("saturation" in s for s in signature["a"]["set"])
     trained = OmegaConf.load(out / "b" / "config.yaml")
-    assert trained.data.synthetic_blur.saturation_factor is None
+    assert trained.data.synthetic_blur.saturation_factor == 2.0
 
 
 def test_every_conditions_wandb_runs_share_the_experiments_group(
     experiment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from realblur_gan.config import stage_order
     from realblur_gan.train import _build_loggers
 
     monkeypatch.setenv("WANDB_MODE", "offline")
@@ -306,7 +372,7 @@ def test_every_conditions_wandb_runs_share_the_experiments_group(
             tmp_path / key,
             experiment.logger_overrides("wandb", group),
         )
-        stage = condition.dbgan_stage
+        stage = stage_order(cfg)[-1]
         (logger,) = _build_loggers(cfg, stage)
         assert logger._wandb_init["group"] == group
         name = logger._wandb_init["name"]

@@ -384,19 +384,24 @@ def test_bad_options_fail_at_instantiation(tmp_path: Path, option: dict, match: 
 # --------------------------------------------------------------------------------------------------
 
 
+# data=gopro_frames shrunk to the tiny clip.
+TINY_FRAMES = [
+    "data=gopro_frames",
+    "data.n_frames=[3,5]",
+    "data.gap=2",
+    "data.downscale=1",
+    "data.crop_size=32",
+    "data.val_crop_size=32",
+    "data.num_workers=0",
+    "data.synthetic_blur.kernel_size=[3,5]",
+]
+
+
+@pytest.mark.parametrize("channels", [1, 3])
 def test_config_one_override_or_env(
-    clip_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    clip_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, channels: int
 ) -> None:
-    args = [
-        "data=gopro_frames",
-        "data.n_frames=[3,5]",
-        "data.gap=2",
-        "data.downscale=1",
-        "data.crop_size=32",
-        "data.val_crop_size=32",
-        "data.num_workers=0",
-        "data.synthetic_blur.kernel_size=[3,5]",
-    ]
+    args = [*TINY_FRAMES, f"model.image_channels={channels}"]
     monkeypatch.setenv("REALBLUR_GAN_FRAMES", str(clip_root))
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         from_env = compose("train", overrides=args)
@@ -410,5 +415,10 @@ def test_config_one_override_or_env(
     dm = instantiate(cfg.data)
     dm.setup()
     assert dm.cache_folder.parent == tmp_path / "frames_cache"
-    assert set(first_batches(dm, 1)[0]) == TRAIN_KEYS
-    assert set(next(iter(dm.val_dataloader()))) == EVAL_KEYS
+    batch = first_batches(dm, 1)[0]
+    assert set(batch) == TRAIN_KEYS
+    val = next(iter(dm.val_dataloader()))
+    assert set(val) == EVAL_KEYS
+    # The batches follow the nets' channels (before, gray nets got RGB batches from here).
+    assert {batch[key].shape[1] for key in TRAIN_KEYS} == {channels}
+    assert val["blur"].shape[1] == val["sharp"].shape[1] == channels

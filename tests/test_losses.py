@@ -317,3 +317,59 @@ def test_lowpass_and_pyramid_losses_live_in_losses() -> None:
     )
     # On one output a PyramidLoss is its inner loss, exactly.
     assert torch.equal(PyramidLoss(nn.MSELoss())(x, y), nn.MSELoss()(x, y))
+
+
+# --- gradchecks (float64) --------------------------------------------------------------------
+
+
+def _leaf(
+    shape: tuple[int, ...], device: torch.device, dtype: torch.dtype, seed: int
+) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(shape, generator=g, dtype=dtype).to(device).requires_grad_(True)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64])
+@pytest.mark.parametrize("loss_cls", [RelativisticLSGANLoss, RelativisticBCELoss])
+def test_relativistic_forms_gradcheck_in_real_and_fake_logits(
+    loss_cls: type, device: torch.device, dtype: torch.dtype
+) -> None:
+    # D's loss carries gradient into C(r) and C(f); G's into C(f) through both of its terms
+    # (the second through the mean E_f C(f)), and none into C(r), which it detaches: on one
+    # scale and on two.
+    loss = loss_cls()
+    real, fake = _leaf((2, 1, 3, 3), device, dtype, 0), _leaf((2, 1, 4, 4), device, dtype, 1)
+    assert torch.autograd.gradcheck(loss.d_loss, (real, fake))
+    assert torch.autograd.gradcheck(lambda f: loss.g_loss(real, f), (fake,))
+    assert torch.autograd.grad(loss.g_loss(real, fake), real, allow_unused=True)[0] is None
+    r1, f1 = _leaf((2, 1, 2, 2), device, dtype, 2), _leaf((2, 1, 2, 2), device, dtype, 3)
+
+    def two_scales(f0: torch.Tensor, f1: torch.Tensor) -> torch.Tensor:
+        return loss.g_loss([real, r1], [f0, f1])
+
+    assert torch.autograd.gradcheck(two_scales, (fake, f1))
+    assert torch.autograd.gradcheck(lambda r0, r1: loss.d_loss([r0, r1], [fake, f1]), (real, r1))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64])
+@pytest.mark.parametrize("term", ["content", "frequency"])
+def test_dbgan_content_terms_gradcheck(term: str, device: torch.device, dtype: torch.dtype) -> None:
+    # DBGAN's default content and frequency terms, on prediction and target alike (float64 all
+    # the way: the terms promote only lower precisions to float32).
+    from realblur_gan.losses import FFTAmplitudeLoss, PSNRLoss
+
+    loss_cls = {"content": PSNRLoss, "frequency": FFTAmplitudeLoss}[term]
+    pred, target = _leaf((2, 3, 6, 8), device, dtype, 0), _leaf((2, 3, 6, 8), device, dtype, 1)
+    assert loss_cls()(pred, target).dtype == dtype
+    assert torch.autograd.gradcheck(loss_cls(), (pred, target))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64])
+def test_pyramid_and_lowpass_terms_gradcheck(device: torch.device, dtype: torch.dtype) -> None:
+    from realblur_gan.losses import LowPassL1Loss, PSNRLoss, PyramidLoss
+
+    target = _leaf((1, 3, 8, 8), device, dtype, 0)
+    coarse, fine = _leaf((1, 3, 4, 4), device, dtype, 1), _leaf((1, 3, 8, 8), device, dtype, 2)
+    pyramid = PyramidLoss(PSNRLoss())
+    assert torch.autograd.gradcheck(lambda c, f, t: pyramid([c, f], t), (coarse, fine, target))
+    assert torch.autograd.gradcheck(LowPassL1Loss(factor=2), (fine, target))

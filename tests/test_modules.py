@@ -5,10 +5,11 @@ from __future__ import annotations
 import lightning as L
 import pytest
 import torch
-from hydra.utils import instantiate
+from conftest import build_module, quiet_trainer
+from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, Dataset
 
-from realblur_gan.errors import ArgumentError
+from realblur_gan.config import ConfigError
 from realblur_gan.modules import DeblurGAN, JointGAN
 from realblur_gan.schedules import cosine, linear_decay
 
@@ -34,17 +35,18 @@ class RandomTriplets(Dataset):
 
 
 def fit(
-    module: L.LightningModule, batches: int, epochs: int = 1, val: DataLoader | None = None
+    module: L.LightningModule,
+    batches: int,
+    epochs: int = 1,
+    val: DataLoader | None = None,
+    callbacks: list[L.Callback] | None = None,
 ) -> L.Trainer:
-    trainer = L.Trainer(
+    trainer = quiet_trainer(
         max_epochs=epochs,
         limit_train_batches=batches,
         limit_val_batches=0 if val is None else None,
         num_sanity_val_steps=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
+        callbacks=callbacks,
     )
     trainer.fit(module, DataLoader(RandomTriplets(), batch_size=2), val)
     return trainer
@@ -59,8 +61,7 @@ def changed(net: torch.nn.Module, before: list[torch.Tensor]) -> bool:
 
 
 def joint_module(tiny_config, *overrides: str) -> JointGAN:
-    cfg = tiny_config("joint", *overrides)
-    return instantiate(cfg.stages.joint.module)
+    return build_module(tiny_config("joint", *overrides), "joint")
 
 
 def test_joint_step_updates_all_four_nets(tiny_config):
@@ -88,8 +89,7 @@ def test_dbgan_loss_reaches_bgan_only_when_configured(tiny_config, grad_to_bgan)
 
 
 def test_separate_dbgan_stage_keeps_bgan_frozen_in_eval_mode(tiny_config):
-    cfg = tiny_config("separate")
-    module: DeblurGAN = instantiate(cfg.stages.dbgan.module)
+    module: DeblurGAN = build_module(tiny_config("separate"), "dbgan")
     before = snapshot(module.bgan_g)
     fit(module, batches=2)
     assert not changed(module.bgan_g, before)
@@ -196,24 +196,19 @@ def test_coarse_to_fine_generator_gets_pyramid_loss_at_every_scale():
     assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
 
 
-class OvershootingBlur(torch.nn.Module):
-    """A stand-in BGAN whose output leaves [0, 1] in train and eval mode alike."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.scale = torch.nn.Parameter(torch.tensor(3.0))
-
-    def forward(self, sharp: torch.Tensor) -> torch.Tensor:
-        return sharp * self.scale - 1.0
-
-
 @pytest.mark.parametrize("scheme", ["joint", "separate"])
 def test_dbgan_trains_on_blur_clamped_to_unit_range_in_both_schemes(tiny_config, scheme):
-    cfg = tiny_config(scheme, "loss.bgan.adv_weight=0", "~loss.bgan.terms")
-    stage = cfg.stages["joint" if scheme == "joint" else "dbgan"].module
+    stage = "joint" if scheme == "joint" else "dbgan"
     # BGAN's blur only: with synthetic pairs mixed in, the whole 2-image batch was synthetic
     # (no clamped pixel) in 1 of 16 unseeded runs.
-    module = instantiate(stage, bgan_g=OvershootingBlur(), synthetic_ratio=0.0)
+    cfg = tiny_config(
+        scheme,
+        "loss.bgan.adv_weight=0",
+        "~loss.bgan.terms",
+        f"stages.{stage}.module.synthetic_ratio=0.0",
+    )
+    cfg.model.bgan_g = {"_target_": "conftest.OvershootingBlur"}
+    module = build_module(cfg, stage)
     seen: list[torch.Tensor] = []
     module.dbgan_g.register_forward_pre_hook(lambda _, args: seen.append(args[0].detach()))
     fit(module, batches=1)
@@ -252,7 +247,8 @@ def test_bgan_d_decides_whether_blurgan_conditions_it(tiny_config):
         ("pretrain_bgan", "bgan_d", False),
         ("bgan", "bgan_d_conditional", True),
     ]:
-        module = instantiate(cfg.stages[stage].module, bgan_d=instantiate(cfg.model[d_key]))
+        OmegaConf.update(cfg, f"stages.{stage}.module.bgan_d", f"${{model.{d_key}}}")
+        module = build_module(cfg, stage)
         assert module.conditional is conditional
         conds: list[torch.Tensor | None] = []
         module.bgan_d.register_forward_pre_hook(
@@ -275,32 +271,25 @@ def test_profiler_ranges_name_every_part_of_a_joint_step(tiny_config):
 
 
 def test_stages_say_whether_they_read_the_synthetic_pairs(tiny_config) -> None:
-    joint = instantiate(tiny_config("joint").stages.joint.module)
+    joint = build_module(tiny_config("joint"), "joint")
     assert joint.synthetic_ratio == 0.0 and not joint.reads_synthetic_pairs
-    cfg = tiny_config("separate", "stages.dbgan.module.bgan_g=null")
-    assert instantiate(cfg.stages.dbgan.module).reads_synthetic_pairs  # pairs are all it has
-    assert instantiate(tiny_config("separate").stages.dbgan.module).reads_synthetic_pairs
-
-
-class ModeMarkingBlur(torch.nn.Module):
-    """A stand-in BGAN that blurs to 0.25 in training mode and 0.75 in eval mode."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.w = torch.nn.Parameter(torch.tensor(0.0))
-
-    def forward(self, sharp: torch.Tensor) -> torch.Tensor:
-        return torch.full_like(sharp, 0.25 if self.training else 0.75) + 0.0 * self.w
+    alone = build_module(tiny_config("dbgan"), "dbgan")
+    assert alone.bgan_g is None and alone.reads_synthetic_pairs  # pairs are all it has
+    assert build_module(tiny_config("separate"), "dbgan").reads_synthetic_pairs
 
 
 @pytest.mark.parametrize(("blur_eval", "expected"), [(True, 0.75), (False, 0.25)])
 def test_joint_dbgan_trains_on_an_eval_mode_sample_of_bgan(tiny_config, blur_eval, expected):
     """By default DBGAN gets what a frozen BGAN would give it (a learnable camera's averaged
     statistics); BGAN itself still plays its D in training mode."""
-    cfg = tiny_config("joint", "loss.bgan.adv_weight=0", "~loss.bgan.terms")
-    module = instantiate(
-        cfg.stages.joint.module, bgan_g=ModeMarkingBlur(), dbgan_blur_eval=blur_eval
+    cfg = tiny_config(
+        "joint",
+        "loss.bgan.adv_weight=0",
+        "~loss.bgan.terms",
+        f"stages.joint.module.dbgan_blur_eval={blur_eval}",
     )
+    cfg.model.bgan_g = {"_target_": "conftest.ModeMarkingBlur"}
+    module = build_module(cfg, "joint")
     seen: list[torch.Tensor] = []
     module.dbgan_g.register_forward_pre_hook(lambda _, args: seen.append(args[0].detach()))
     fit(module, batches=1)
@@ -308,17 +297,51 @@ def test_joint_dbgan_trains_on_an_eval_mode_sample_of_bgan(tiny_config, blur_eva
     assert module.bgan_g.training  # handed back in training mode
 
 
-def test_only_a_bgan_whose_eval_mode_differs_gets_the_extra_sample(tiny_config):
-    # The default learnable camera asks for it; a pixel BGAN (model=paper) keeps one forward.
-    assert instantiate(tiny_config("joint").stages.joint.module).dbgan_blur_eval
-    cfg = tiny_config("joint", "model=paper")
-    assert cfg.stages.joint.module.dbgan_blur_eval is False
+def bgan_modes_per_batch(module: JointGAN, batches: int) -> list[list[bool]]:
+    """BGAN generator's training flag at each of its forwards, per training batch."""
+    modes: list[list[bool]] = []
+    module.bgan_g.register_forward_pre_hook(lambda net, _: modes[-1].append(net.training))
+
+    class Batches(L.Callback):
+        def on_train_batch_start(self, *args) -> None:
+            modes.append([])
+
+    fit(module, batches, callbacks=[Batches()])
+    return modes
 
 
-def test_only_the_learnable_camera_is_frozen_early_in_the_joint_stage(tiny_config):
-    # Its few statistics fit within a few hundred batches; a pixel BGAN trains to the end.
-    assert instantiate(tiny_config("joint").stages.joint.module).bgan_max_steps == 160
-    assert tiny_config("joint", "model=paper").stages.joint.module.bgan_max_steps is None
+def test_the_learnable_camera_gives_dbgan_an_eval_mode_sample_and_a_pixel_bgan_does_not(
+    tiny_config,
+):
+    # The default learnable camera renders its averaged statistics in eval mode: DBGAN trains
+    # on a second, eval-mode sample. A pixel BGAN (+experiment=pixel_bgan) keeps one forward.
+    camera = build_module(tiny_config("joint"), "joint")
+    assert bgan_modes_per_batch(camera, 2) == [[True, False], [True, False]]
+    pixel = build_module(
+        tiny_config(None, "+experiment=pixel_bgan", "model=nafnet", "model.bgan_g.net.width=4"),
+        "joint",
+    )
+    assert bgan_modes_per_batch(pixel, 2) == [[True], [True]]
+
+
+def test_the_learnable_camera_is_frozen_early_in_the_joint_stage_and_a_pixel_bgan_is_not(
+    tiny_config,
+):
+    # Its few statistics fit within a few hundred batches (160); a pixel BGAN trains to the end.
+    # Started at batch 160, as a resumed run would be: the camera trains no more.
+    camera = build_module(tiny_config("joint"), "joint")
+    camera.iteration.fill_(160)
+    before = snapshot(camera.bgan_g)
+    assert bgan_modes_per_batch(camera, 1) == [[False]]  # DBGAN's eval-mode sample only
+    assert not changed(camera.bgan_g, before)
+    pixel = build_module(
+        tiny_config(None, "+experiment=pixel_bgan", "model=nafnet", "model.bgan_g.net.width=4"),
+        "joint",
+    )
+    pixel.iteration.fill_(100_000)
+    before = snapshot(pixel.bgan_g)
+    assert bgan_modes_per_batch(pixel, 1) == [[True]]
+    assert changed(pixel.bgan_g, before)
 
 
 def test_joint_bgan_freezes_after_its_step_budget_and_dbgan_goes_on(tiny_config):
@@ -345,6 +368,8 @@ def test_joint_bgan_freezes_after_its_step_budget_and_dbgan_goes_on(tiny_config)
 
 
 def test_a_negative_bgan_step_budget_is_refused(tiny_config):
-    make = instantiate(tiny_config("joint").stages.joint.module, _partial_=True)
-    with pytest.raises(ArgumentError, match=r"bgan_max_steps=-1: use a batch count >= 0"):
-        make(bgan_max_steps=-1)
+    cfg = tiny_config("joint", "stages.joint.module.bgan_max_steps=-1")
+    with pytest.raises(
+        ConfigError, match=r"^stages\.joint\.module\.bgan_max_steps=-1: use a batch count >= 0"
+    ):
+        build_module(cfg, "joint")

@@ -188,14 +188,7 @@ def test_channels_last_equals_contiguous() -> None:
 def test_model_config_builds_and_runs() -> None:
     cfg = OmegaConf.create({"model": OmegaConf.load(CONFIG_DIR / "model" / "nafnet.yaml")})
     default = OmegaConf.load(CONFIG_DIR / "model" / "default.yaml")
-    # The same nets; the BGAN-stage hints are optional (absent: the stages' own defaults).
-    optional = {
-        "bgan_content_weight",
-        "bgan_pretrain_epochs",
-        "bgan_eval_blur_for_dbgan",
-        "bgan_joint_steps",
-    }
-    assert set(cfg.model) == set(default) - optional
+    assert set(cfg.model) == set(default)  # the same nets, nothing else
     x = torch.rand(1, 3, 29, 35)
     for key in ("bgan_g", "dbgan_g"):
         net = instantiate(cfg.model[key])

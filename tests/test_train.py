@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import build_module
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -32,25 +33,28 @@ def _cli(*args: str, cwd: Path, env_extra: dict[str, str] | None = None):
     )
 
 
-def test_schemes_are_joint_and_separate():
-    assert available_schemes() == ["joint", "separate"]
+def test_schemes_are_dbgan_joint_and_separate():
+    assert available_schemes() == ["dbgan", "joint", "separate"]
 
 
-@pytest.mark.parametrize("scheme", ["joint", "separate"])
+@pytest.mark.parametrize("scheme", ["dbgan", "joint", "separate"])
 def test_every_stage_of_each_scheme_instantiates(tiny_config, scheme):
     cfg = tiny_config(scheme)
     expected = {
+        "dbgan": {"dbgan": DeblurGAN},
         "joint": {"pretrain_bgan": BlurGAN, "joint": JointGAN},
         "separate": {"pretrain_bgan": BlurGAN, "bgan": BlurGAN, "dbgan": DeblurGAN},
     }[scheme]
     assert stage_order(cfg) == list(expected)
     for name, cls in expected.items():
-        module = instantiate(cfg.stages[name].module)
+        module = build_module(cfg, name)
         assert isinstance(module, cls)
         sharp = torch.rand(2, 3, 32, 32)
         with torch.no_grad():
             out = module.bgan_g(sharp) if isinstance(module, BlurGAN) else module(sharp)
         assert out.shape == sharp.shape
+    if scheme == "dbgan":  # DBGAN alone: no BGAN built, every training input a synthetic pair
+        assert module.bgan_g is None and module.synthetic_ratio == 1.0
 
 
 @pytest.mark.parametrize(
@@ -433,7 +437,7 @@ def test_panels_are_stamped_with_the_batch_counter_of_the_scalars(tiny_config, t
     from lightning.pytorch.loggers import CSVLogger
 
     cfg = tiny_config("joint", "+stages.joint.module.panel_every_n_steps=1")
-    module = instantiate(cfg.stages.joint.module)
+    module = build_module(cfg, "joint")
     module.panel_dir = str(tmp_path / "panels")
     module.val_lpips = False
     trainer = L.Trainer(

@@ -12,6 +12,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from conftest import build_module, quiet_trainer
 from hydra.utils import instantiate
 
 from realblur_gan.losses import FFTAmplitudeLoss, PSNRLoss
@@ -72,16 +73,9 @@ def _fit_dbgan(
     cfg, epochs: int, callbacks: list[L.Callback] | None = None
 ) -> tuple[L.LightningModule, L.Trainer]:
     """The DBGAN stage of ``cfg`` trained for ``epochs`` x 2 batches, nothing written."""
-    module = instantiate(cfg.stages.dbgan.module)  # no init_from: BGAN is untrained here
-    trainer = L.Trainer(
-        max_epochs=epochs,
-        limit_train_batches=2,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=callbacks,
+    module = build_module(cfg, "dbgan")  # no earlier stage: BGAN is untrained here
+    trainer = quiet_trainer(
+        max_epochs=epochs, limit_train_batches=2, limit_val_batches=0, callbacks=callbacks
     )
     trainer.fit(module, datamodule=instantiate(cfg.data))
     return module, trainer

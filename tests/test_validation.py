@@ -8,7 +8,7 @@ import math
 import lightning as L
 import pytest
 import torch
-from hydra.utils import instantiate
+from conftest import build_module
 from torch.utils.data import DataLoader, Dataset
 
 from realblur_gan.metrics import PSNR_CAP_DB, psnr, ssim
@@ -106,7 +106,7 @@ def validate(module: L.LightningModule) -> dict[str, float]:
 def test_deblurring_validation_on_sizes_off_the_stride(tiny_config):
     # Strides 4 (DBGAN) and 1 (the shake BGAN, in the panel): 4 divides neither 37 nor 53.
     cfg = tiny_config("joint", "model.dbgan_g.depth=2", "optim.ema_decay=null")
-    module = instantiate(cfg.stages.joint.module)
+    module = build_module(cfg, "joint")
     module.val_lpips = False
     assert (module.dbgan_g.stride, module.bgan_g.stride) == (4, 1)
     metrics = validate(module)
@@ -129,7 +129,7 @@ def test_deblurring_validation_on_sizes_off_the_stride(tiny_config):
 
 
 def test_blur_validation_on_sizes_off_the_stride(tiny_config):
-    module = instantiate(tiny_config("separate").stages.pretrain_bgan.module)
+    module = build_module(tiny_config("separate"), "pretrain_bgan")
     metrics = validate(module)
     assert list(metrics) == ["val/bgan_psnr_vs_real_blur"]
     assert math.isfinite(metrics["val/bgan_psnr_vs_real_blur"])

@@ -45,7 +45,7 @@ from realblur_gan.data.datasets import (
 )
 from realblur_gan.data.io import ImageFolderError, ImageReadError, list_images
 from realblur_gan.data.resumable import EpochKeySampler, KeyedDataset, ResumableDataLoader
-from realblur_gan.errors import DataError
+from realblur_gan.errors import ArgumentError, DataError, check_range
 
 log = logging.getLogger(__name__)
 
@@ -320,12 +320,28 @@ class BlurDataModule(L.LightningDataModule):
                 raise DataError(f"data.{option} must be one of {allowed}, got {value!r}")
         if len(pair_folders) != 2 or pair_folders[0].lower() == pair_folders[1].lower():
             raise DataError(f"data.pair_folders must name two folders, got {list(pair_folders)}")
+        # The one check of each bound: a config reaches it through validate_config, which builds
+        # the data module and names the key (`data.batch_size=0: must be an integer >= 1`).
+        for argument, value, bounds in (
+            ("batch_size", batch_size, {"low": 1, "integer": True}),
+            ("val_batch_size", val_batch_size, {"low": 1, "integer": True}),
+            ("crop_size", crop_size, {"low": 1, "integer": True}),
+            ("val_crop_size", val_crop_size, {"low": 1, "integer": True, "optional": True}),
+            ("resize", resize, {"low": 1, "integer": True, "optional": True}),
+            ("num_workers", num_workers, {"low": 0, "integer": True}),
+            (
+                "val_fraction",
+                val_fraction,
+                {"low": 0, "high": 1, "low_open": True, "high_open": True},
+            ),
+            ("real_pairs_ratio", real_pairs_ratio, {"low": 0, "high": 1}),
+            ("timeout", timeout, {"low": 0, "low_open": True}),
+        ):
+            check_range(argument, value, **bounds)
         if resize is not None and resize < crop_size:
-            raise DataError(f"data.resize ({resize}) must be at least data.crop_size ({crop_size})")
-        if not 0.0 < val_fraction < 1.0:
-            raise DataError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
-        if not 0.0 <= real_pairs_ratio <= 1.0:
-            raise DataError(f"data.real_pairs_ratio must be in [0, 1], got {real_pairs_ratio}")
+            raise ArgumentError(
+                "resize", resize, f"must be at least crop_size ({crop_size}) or null"
+            )
         if real_pairs_ratio > 0.0 and real_pairs_dir is None:
             raise DataError("data.real_pairs_ratio > 0 needs data.real_pairs_dir (paired folders)")
         self.sharp_dir = as_folders(sharp_dir)

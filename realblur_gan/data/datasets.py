@@ -396,12 +396,6 @@ class UnpairedTrainSet(Dataset):
             raise DataError("UnpairedTrainSet needs sharp images with synthetic_blur, or pairs")
         if not real_blur:
             raise DataError("UnpairedTrainSet needs at least one real blurry image")
-        if small_images not in SMALL_IMAGE_MODES:
-            raise DataError(
-                f"small_images must be one of {SMALL_IMAGE_MODES}, got {small_images!r}"
-            )
-        if resize is not None and resize < crop_size:
-            raise DataError(f"resize ({resize}) must be at least crop_size ({crop_size})")
         self.sharp = list(sharp or [])
         self.real_blur = list(real_blur)
         self.pairs = None if pairs is None else [as_pair(p) for p in pairs]
