@@ -289,6 +289,9 @@ def _single_log_handler() -> None:
         for handler in list(logger.handlers):
             if isinstance(handler, logging.StreamHandler):
                 logger.removeHandler(handler)
+                # Lightning 2.6 also stops its records at its own logger: without its handler
+                # they must go on up to the root's, or they are lost.
+                logger.propagate = True
 
 
 class _OnceFilter(logging.Filter):
