@@ -75,6 +75,7 @@ from realblur_gan.metrics import (
     shift_tolerant,
     ssim,
 )
+from realblur_gan.threads import use_available_cpus
 
 logger = logging.getLogger(__name__)
 
@@ -557,6 +558,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (``realblur-evaluate``); returns the exit status."""
     args = build_parser().parse_args(argv)
     cli_logging(args.verbose)
+    use_available_cpus()
     options = ScoreOptions(args.shift, args.crop_border, args.y_channel)
     try:
         if args.shift < 0 or args.crop_border < 0:

@@ -43,6 +43,7 @@ from realblur_gan.errors import (
 )
 from realblur_gan.generator_options import add_generator_options, generator_from_options
 from realblur_gan.inference import DEFAULT_OVERLAP, DEFAULT_TILE, deblur_image, pick_device
+from realblur_gan.threads import use_available_cpus
 
 logger = logging.getLogger(__name__)
 
@@ -276,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (``realblur-deblur``); returns the exit status."""
     args = build_parser().parse_args(argv)
     cli_logging(args.verbose)
+    use_available_cpus()
     suffix = None
     if args.ext:
         suffix = args.ext if args.ext.startswith(".") else f".{args.ext}"

@@ -31,6 +31,7 @@ from realblur_gan.data.io import ImageInfo, ImageReadError, read_image, write_im
 from realblur_gan.errors import cli_logging
 from realblur_gan.inference import pick_device
 from realblur_gan.predict import InputError, resolve_inputs
+from realblur_gan.threads import use_available_cpus
 
 logger = logging.getLogger(__name__)
 
@@ -188,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status (0 ok, 1 some failed, 2 bad usage)."""
     args = build_parser().parse_args(argv)
     cli_logging(args.verbose)
+    use_available_cpus()
     try:
         if args.iterations is not None and args.iterations < 1:
             raise BlindError(f"--iterations {args.iterations}: pass a budget >= 1")
