@@ -65,7 +65,14 @@ from realblur_gan.errors import (
     writable_dir,
 )
 from realblur_gan.generator_options import add_generator_options, generator_from_options
-from realblur_gan.inference import DEFAULT_OVERLAP, DEFAULT_TILE, deblur_image, pick_device
+from realblur_gan.inference import (
+    DEFAULT_OVERLAP,
+    DEFAULT_TILE,
+    Tile,
+    deblur_image,
+    parse_tile,
+    pick_device,
+)
 from realblur_gan.metrics import (
     best_shift,
     crop_border,
@@ -75,6 +82,7 @@ from realblur_gan.metrics import (
     shift_tolerant,
     ssim,
 )
+from realblur_gan.runtime import RUNTIMES, forward_runner
 from realblur_gan.threads import use_available_cpus
 
 logger = logging.getLogger(__name__)
@@ -224,16 +232,19 @@ def restored_folder_method(folder: Path) -> Method:
 def model_method(
     net: nn.Module,
     label: str,
-    tile: int | None,
+    tile: Tile,
     overlap: int,
     bf16: bool = False,
     self_ensemble: bool = False,
+    runtime: str = "auto",
 ) -> Method:
     """Run a generator on each blurry image (see :func:`~realblur_gan.inference.deblur_image`)."""
 
     def restore(key: str, blur: Tensor | None, kernel: Tensor | None) -> Tensor:
         assert blur is not None
-        return deblur_image(net, blur, tile, overlap, bf16=bf16, self_ensemble=self_ensemble)
+        return deblur_image(
+            net, blur, tile, overlap, bf16=bf16, self_ensemble=self_ensemble, runtime=runtime
+        )
 
     return Method(label, restore)
 
@@ -503,9 +514,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-lpips", action="store_true", help="skip LPIPS")
     parser.add_argument("--lpips-net", default="alex", help="LPIPS backbone: alex, vgg, squeeze")
     parser.add_argument("--lpips-weights", default=None, help="backbone weight file")
-    parser.add_argument("--tile", type=int, default=DEFAULT_TILE, help="tile side; 0 = no tiles")
+    parser.add_argument(
+        "--tile", type=parse_tile, default=DEFAULT_TILE, help="tile side; 0 = no tiles; auto"
+    )
     parser.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help="tile overlap (px)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    parser.add_argument(
+        "--bf16", action="store_true", help="--checkpoint: bfloat16 autocast (CUDA, native CPUs)"
+    )
+    parser.add_argument("--runtime", choices=RUNTIMES, default="auto", help="forward pass runtime")
     parser.add_argument(
         "--self-ensemble",
         action="store_true",
@@ -573,9 +590,18 @@ def main(argv: list[str] | None = None) -> int:
             label = f"{args.net} ({args.checkpoint.name})"
             if args.self_ensemble:
                 label += ", self-ensemble x8"
+            if args.bf16:
+                label += ", bf16"
+            forward_runner(net, device, args.runtime, args.bf16)  # one that cannot run: now
             methods.append(
                 model_method(
-                    net, label, args.tile or None, args.overlap, self_ensemble=args.self_ensemble
+                    net,
+                    label,
+                    args.tile or None,
+                    args.overlap,
+                    bf16=args.bf16,
+                    self_ensemble=args.self_ensemble,
+                    runtime=args.runtime,
                 )
             )
         names = [n.strip() for n in args.baselines.split(",") if n.strip()]

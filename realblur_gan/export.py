@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import os
@@ -40,7 +41,14 @@ from realblur_gan.inference import net_channels
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ONNX_TOLERANCE", "ExportError", "check_onnx", "export_onnx", "export_safetensors"]
+__all__ = [
+    "ONNX_TOLERANCE",
+    "ExportError",
+    "check_onnx",
+    "export_onnx",
+    "export_safetensors",
+    "onnx_model_bytes",
+]
 
 ONNX_OPSET = 17
 # Largest |onnxruntime - PyTorch| accepted on [0, 1] outputs: float32 rounding differs between
@@ -80,13 +88,45 @@ def export_safetensors(
     return weights, sidecar
 
 
+def onnx_model_bytes(net: nn.Module, size: int | None = None, opset: int = ONNX_OPSET) -> bytes:
+    """``net`` as an ONNX model (input ``image``, output ``restored``), dynamic batch, height
+    and width, in memory.
+
+    Uses the TorchScript exporter (``dynamo=False``), which handles the U-Net's size-dependent
+    upsampling with dynamic axes; it needs the ``onnx`` package (not ``onnxscript``).
+
+    Args:
+        net: the generator (exported in eval mode).
+        size: side of the example input (a multiple of the stride); default ``8 * stride``.
+        opset: ONNX opset (>= 17).
+    """
+    stride = int(getattr(net, "stride", 1))
+    size = size or 8 * max(stride, 4)
+    example = torch.rand(1, net_channels(net), size, size)
+    axes = {0: "batch", 2: "height", 3: "width"}
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        # The size checks inside the nets become constants in the trace: that is intended.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            net,
+            (example,),
+            buffer,
+            input_names=["image"],
+            output_names=["restored"],
+            dynamic_axes={"image": axes, "restored": axes},
+            opset_version=opset,
+            training=torch.onnx.TrainingMode.EVAL,
+            dynamo=False,
+        )
+    return buffer.getvalue()
+
+
 def export_onnx(
     net: nn.Module, path: str | os.PathLike[str], size: int | None = None, opset: int = ONNX_OPSET
 ) -> Path:
-    """Export to ONNX with dynamic batch, height and width (input ``image``, output ``restored``).
-
-    Uses the TorchScript exporter (``dynamo=False``), which handles the U-Net's size-dependent
-    upsampling with dynamic axes.
+    """Export to ONNX (:func:`onnx_model_bytes`) with the stride and range in its metadata.
 
     Args:
         net: the generator in eval mode.
@@ -101,29 +141,12 @@ def export_onnx(
         - image: :math:`(B, C, H, W)` in [0, 1], H and W multiples of the net's stride
         - restored: :math:`(B, C, H, W)`
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    stride = int(getattr(net, "stride", 1))
-    size = size or 8 * max(stride, 4)
-    example = torch.rand(1, net_channels(net), size, size)
-    axes = {0: "batch", 2: "height", 3: "width"}
-    with warnings.catch_warnings():
-        # The size checks inside the nets become constants in the trace: that is intended.
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(
-            net.eval(),
-            (example,),
-            str(path),
-            input_names=["image"],
-            output_names=["restored"],
-            dynamic_axes={"image": axes, "restored": axes},
-            opset_version=opset,
-            dynamo=False,
-        )
     import onnx
 
-    model = onnx.load(str(path))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = onnx.load_model_from_string(onnx_model_bytes(net.eval(), size, opset))
+    stride = int(getattr(net, "stride", 1))
     for key, value in {"stride": str(stride), "range": "[0, 1]"}.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value

@@ -113,11 +113,15 @@ def ranges_table(rows: list[dict[str, Any]]) -> str:
 
 
 def infer_table(rows: list[dict[str, Any]]) -> str:
-    out = ["| image | tiling | ms / MP | ms / image | peak RSS GB |", "|---|---|---:|---:|---:|"]
+    out = [
+        "| case | image | path | ms / image | ms / MP | GFLOP/s | matmul GFLOP/s | ÷ matmul "
+        "| peak RSS GB |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
-        tiling = f"{r['tile']} px tiles, overlap {r['overlap']}" if r["tile"] else "whole image"
         out.append(
-            f"| {r['image']} | {tiling} | {r['ms_per_mp']:.0f} | {r['ms']:.0f} | "
+            f"| {r['case']} | {r['image']} | {r['path']} | {r['ms']:.0f} | {r['ms_per_mp']:.0f} | "
+            f"{r['gflops']:.0f} | {r['matmul_gflops']:.0f} | {100 * r['ratio']:.0f} % | "
             f"{r['peak_rss_gb']:.2f} |"
         )
     return "\n".join(out)
