@@ -37,6 +37,7 @@ from realblur_gan.data.datasets import (
     load,
     probe_image,
 )
+from realblur_gan.data.decoded import DecodedCache
 from realblur_gan.data.io import ImageFolderError, ImageReadError, list_images
 from realblur_gan.data.resumable import EpochKeySampler, KeyedDataset, ResumableDataLoader
 from realblur_gan.errors import DataError
@@ -222,6 +223,9 @@ class BlurDataModule(L.LightningDataModule):
             hanging (workers > 0 only).
         pin_memory: Page-locked batches, for faster copies to a GPU.
         cache_images: Keep decoded training images in memory (small datasets, e.g. the demo).
+        decoded_cache: Folder where each training photo is decoded once and from which crops
+            are read (:class:`~realblur_gan.data.decoded.DecodedCache`; large photos); None
+            decodes every photo for every crop.
 
     Shape:
         - training batch: ``sharp``, ``blur_syn``, ``blur_real`` :math:`(B, C, S, S)`
@@ -256,6 +260,7 @@ class BlurDataModule(L.LightningDataModule):
         timeout: float = 120.0,
         pin_memory: bool = False,
         cache_images: bool = False,
+        decoded_cache: str | Path | None = None,
     ) -> None:
         super().__init__()
         # Option errors surface here, when Hydra instantiates the module, not epochs later.
@@ -301,6 +306,7 @@ class BlurDataModule(L.LightningDataModule):
         self.pair_folders = (str(pair_folders[0]), str(pair_folders[1]))
         self.ab_blur_side = ab_blur_side
         self.cache_images = cache_images
+        self.decoded_cache = None if decoded_cache is None else DecodedCache(decoded_cache)
         self._synthetic_pairs = True
         self.resize = resize
         self.flip = flip
@@ -368,6 +374,7 @@ class BlurDataModule(L.LightningDataModule):
             resize=self.resize,
             small_images=self.small_images,
             cache=self.cache_images,
+            decoded=self.decoded_cache,
         )
         self.train_set.synthetic = self._synthetic_pairs
         if len(self.train_set) < self.batch_size:

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from realblur_gan.data.decoded import DecodedCache
 from realblur_gan.data.io import ImageReadError, read_image, to_channels
 from realblur_gan.errors import DataError
 
@@ -332,6 +333,8 @@ class UnpairedTrainSet(Dataset):
             "skip" (replaced by the next usable item, with a warning).
         cache: Keep every decoded image in memory after its first use (small datasets such as
             the demo's: decoding is then paid once, not once per crop).
+        decoded: Decode each photo once into this on-disk cache and read only the crop from it
+            (large photos; :mod:`realblur_gan.data.decoded`). The same crops as without it.
 
     Attributes:
         synthetic: Whether items carry ``blur_syn``. A stage that never reads the synthetic
@@ -354,6 +357,7 @@ class UnpairedTrainSet(Dataset):
         resize: int | None = None,
         small_images: SmallImages = "pad",
         cache: bool = False,
+        decoded: DecodedCache | None = None,
     ) -> None:
         if pairs is None and (synthetic_blur is None or not sharp):
             raise DataError("UnpairedTrainSet needs sharp images with synthetic_blur, or pairs")
@@ -377,6 +381,7 @@ class UnpairedTrainSet(Dataset):
         self.small_images = small_images
         self.synthetic = True
         self._cache: dict[Path, torch.Tensor] | None = {} if cache else None
+        self._decoded = decoded
         kernel = getattr(synthetic_blur, "kernel_size", (0, 0))
         kernel = (kernel,) if isinstance(kernel, int) else kernel
         self.margin = int(max(kernel)) // 2 if self.pairs is None else 0
@@ -406,17 +411,35 @@ class UnpairedTrainSet(Dataset):
 
     def _load(self, path: Path) -> torch.Tensor:
         if self._cache is None:
+            if self._decoded is not None:
+                return to_channels(
+                    DecodedCache.to_float(self._decoded.samples(path)), self.channels
+                )
             return load(path, self.channels)
         if path not in self._cache:
             self._cache[path] = load(path, self.channels)
         return self._cache[path]
 
+    def _crop(self, path: Path, size: int) -> torch.Tensor:
+        """A random ``size`` x ``size`` window of the photo at ``path`` (resized or padded as
+        configured): from the decoded cache, only the window is converted (the same window, by
+        the same random draws as :func:`random_crop`)."""
+        if self._decoded is not None and self.resize is None and self._cache is None:
+            samples = self._decoded.samples(path)
+            _, h, w = samples.shape
+            if h >= size and w >= size:
+                top = int(torch.randint(0, h - size + 1, ()))
+                left = int(torch.randint(0, w - size + 1, ()))
+                window = samples[:, top : top + size, left : left + size]
+                return to_channels(DecodedCache.to_float(window), self.channels)
+        (image,) = self._fit([self._load(path)], path, size)
+        return random_crop([image], size)[0]
+
     def _synthesised(self, index: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         path = self.sharp[index]
         # Blur a crop with a margin, then cut the margin: no border artefacts in the pair.
         big = self.crop_size + 2 * self.margin
-        (sharp,) = self._fit([self._load(path)], path, big)
-        (region,) = random_crop([sharp], big)
+        region = self._crop(path, big)
         m, size = self.margin, self.crop_size
         if not self.synthetic:
             return region[:, m : m + size, m : m + size], None
@@ -424,9 +447,7 @@ class UnpairedTrainSet(Dataset):
         return region[:, m : m + size, m : m + size], blurred[:, m : m + size, m : m + size]
 
     def _real(self, index: int) -> torch.Tensor:
-        path = self.real_blur[index]
-        (real,) = self._fit([self._load(path)], path, self.crop_size)
-        return random_crop([real], self.crop_size)[0]
+        return self._crop(self.real_blur[index], self.crop_size)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         sharp, blur_syn = self._skip_items(

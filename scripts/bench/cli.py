@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,11 +26,12 @@ from hydra.errors import HydraException
 from realblur_gan.errors import UserError, error_text
 
 from . import delegated, report
+from .feed import feed_cases, time_feed
 from .machine import describe
 from .stages import SWITCHES, Case, stage_schemes
 from .steps import Budget, Notes, time_case
 
-PARTS = ("train", "switches", "infer", "blur", "data")
+PARTS = ("train", "switches", "infer", "blur", "data", "feed")
 # Parts of the old single-file script that are gone, and where their numbers are now.
 REMOVED_PARTS = {
     "profile": "every train row now carries its torch.profiler ranges (ranges_ms)",
@@ -225,6 +227,14 @@ def run(opts: Options) -> dict[str, Any]:
         result["rows"] += rows
         print("\n## Training dataloader (conf/data/folders.yaml)\n")
         print(report.data_table(rows))
+
+    if "feed" in opts.parts:
+        cache = Path(tempfile.gettempdir()) / "realblur_bench"
+        cases = feed_cases(cache, opts.quick)
+        rows = [time_feed(case, budget, notes, batches=2 if opts.quick else 4) for case in cases]
+        result["rows"] += rows
+        print("\n## The data side of a DeblurGAN step (its real datamodule and Trainer)\n")
+        print(report.feed_table(rows))
 
     if opts.json is not None:
         opts.json.parent.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,10 @@
 """Time one case: real training steps of a stage through a Lightning ``Trainer``, then profile.
 
-One ``Trainer.fit`` runs, in order: ``warmup`` dropped steps, ``repeats`` timed steps (no
-profiler: its per-operator cost would inflate them), ``profile_steps`` steps and
-``val_batches`` validation batches under ``torch.profiler`` (:mod:`bench.ranges`).
+One ``Trainer.fit`` runs, in order: one step whose FLOPs are counted (``floor.FlopCount``),
+``warmup`` dropped steps, ``repeats`` timed steps (no profiler: its per-operator cost would
+inflate them), ``profile_steps`` steps and ``val_batches`` validation batches under
+``torch.profiler`` (:mod:`bench.ranges`). A float32 matmul timed before and after the fit is the
+floor the step's FLOP rate is compared with (:mod:`bench.floor`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import torch
 from realblur_gan.errors import UserError
 
 from .batches import loader, random_batches
+from .floor import FlopCount, matmul_gflops
 from .machine import contention, peak_memory_gb, reset_peak_memory, synchronize
 from .ranges import ProfileWindow, summarise
 from .stages import Case, build_module, case_config, stage_trainer, variant
@@ -134,7 +137,8 @@ def time_case(case: Case, budget: Budget, notes: Notes) -> dict[str, Any]:
         "batch": case.batch,
         "device": str(budget.device),
     }
-    timed = budget.warmup + budget.repeats
+    counted = 1  # the first step, whose FLOPs are counted
+    timed = counted + budget.warmup + budget.repeats
     with tempfile.TemporaryDirectory() as tmp, notes.quiet():
         root = Path(tmp)
         cfg, typed = case_config(case, budget.overrides, root)
@@ -146,6 +150,7 @@ def time_case(case: Case, budget: Budget, notes: Notes) -> dict[str, Any]:
             row["target"] = str(cfg.stages[case.stage].module._target_)
             row["nets"] = sorted(getattr(module, "net_configs", {}))
             timer = StepTimer(budget.device)
+            flops = FlopCount(at=0)
             window = ProfileWindow(first=timed, device=budget.device)
             trainer = stage_trainer(
                 cfg,
@@ -154,7 +159,7 @@ def time_case(case: Case, budget: Budget, notes: Notes) -> dict[str, Any]:
                 budget.device,
                 train_batches=timed + budget.profile_steps,
                 val_batches=budget.val_batches,
-                callbacks=[timer, window],
+                callbacks=[flops, timer, window],
                 root=root,
             )
             channels = int(cfg.model.image_channels)
@@ -163,15 +168,22 @@ def time_case(case: Case, budget: Budget, notes: Notes) -> dict[str, Any]:
                 budget.val_batches, case.batch, case.size, channels, validation=True, seed=1
             )
             row["mem_at_start_gb"] = reset_peak_memory(budget.device)
+            floor = matmul_gflops(budget.device)
             with contention(row):
                 trainer.fit(
                     module,
                     train_dataloaders=loader(train),
                     val_dataloaders=loader(val) if val else None,
                 )
-            row.update(stats_ms(timer.step_s[budget.warmup : timed]))
-            row["warmup_ms"] = [round(1000 * s, 1) for s in timer.step_s[: budget.warmup]]
-            row["loop_ms"] = stats_ms(timer.gap_s[budget.warmup : timed])["ms"]
+            floor = (floor + matmul_gflops(budget.device)) / 2
+            first = counted + budget.warmup
+            row.update(stats_ms(timer.step_s[first:timed]))
+            row["warmup_ms"] = [round(1000 * s, 1) for s in timer.step_s[counted:first]]
+            row["loop_ms"] = stats_ms(timer.gap_s[first:timed])["ms"]
+            row["gflop_per_step"] = flops.gflop
+            row["gflops"] = flops.gflop / (row["ms"] / 1000)
+            row["matmul_gflops"] = floor
+            row["floor_ratio"] = row["gflops"] / floor
             row["peak_mem_gb"] = peak_memory_gb(budget.device)
             row["images_per_s"] = 1000.0 * case.batch / row["ms"]
             row.update(summarise(window.events()))
