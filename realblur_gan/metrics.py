@@ -236,13 +236,13 @@ def ssim_at_shifts(
     """:func:`ssim` of every shift of :func:`shift_grid` on its :func:`shift_overlap`, at once.
 
     Equal to the loop ``ssim(*shift_overlap(pred, target, dy, dx))`` (each overlap
-    reflect-padded on its own) within float32 rounding, about 30x faster on a 1280x720 RGB pair
-    at ±5 px. An overlap's SSIM map splits in two: the pixels farther than the window radius
-    ``r`` from its edges, whose windows see no padding, so that their local means and variances
-    are those of the whole images (filtered once for all shifts) and only the mean product
-    ``E[pt]`` is filtered per shift (stacked over ``dx`` as channels of one convolution); and a
-    frame ``r`` pixels wide, computed from strips ``2r`` wide that the padding reaches exactly as
-    it reaches the overlap.
+    reflect-padded on its own) within float32 rounding; ~7x faster on 480x320 RGB pairs at ±5 px
+    (``scripts/bench_load.py``). An overlap's SSIM map splits in two: the pixels farther than
+    the window radius ``r`` from its edges, whose windows see no padding, so that their local
+    means and variances are those of the whole images (filtered once for all shifts) and only
+    the mean product ``E[pt]`` is filtered per shift (stacked over ``dx`` as channels of one
+    convolution); and a frame ``r`` pixels wide, computed from strips ``2r`` wide that the
+    padding reaches exactly as it reaches the overlap.
 
     Shape:
         - pred, target: :math:`(B, C, H, W)`
@@ -298,12 +298,22 @@ def _ssim_interior_sums(
         for first in range(top, bottom - 2 * r, band):
             last = min(first + band, bottom - 2 * r)
             # Target rows [first, last + 2r) times pred moved by (dy, dx), zero where pred ends.
-            moved = p.new_zeros(b, len(dxs), c, last - first + 2 * r, w)
+            # Made in channels-last layout, the layout the convolution reads.
+            products = torch.empty(
+                b, len(dxs) * c, last - first + 2 * r, w, memory_format=torch.channels_last
+            )
+            moved = products.unflatten(1, (len(dxs), c))
+            target = t[..., first : last + 2 * r, :]
             for j, dx in enumerate(dxs):
                 left, right = max(-dx, 0), w + min(-dx, 0)
                 rows = slice(first + dy, last + 2 * r + dy)
-                moved[:, j, ..., left:right] = p[..., rows, left + dx : right + dx]
-            products = moved.mul_(t[:, None, :, first : last + 2 * r]).flatten(1, 2)
+                moved[:, j, ..., :left] = 0.0
+                moved[:, j, ..., right:] = 0.0
+                torch.mul(
+                    p[..., rows, left + dx : right + dx],
+                    target[..., left:right],
+                    out=moved[:, j, ..., left:right],
+                )
             mean_pt = _blur_valid(products, window).unflatten(1, (len(dxs), c))
             rows_t, rows_p = slice(first, last), slice(first + dy, last + dy)
             for j, dx in enumerate(dxs):
