@@ -138,7 +138,7 @@ def _window_sums(x: torch.Tensor, max_shift: int, sign: int) -> torch.Tensor:
     h, w = x.shape[-2:]
     # Summed-area table with a zero first row and column: any rectangle in four reads.
     table = F.pad(x.cumsum(-2).cumsum(-1), (1, 0, 1, 0))
-    span = torch.arange(-max_shift, max_shift + 1) * sign
+    span = torch.arange(-max_shift, max_shift + 1, device=x.device) * sign
     top, bottom = span.clamp(min=0), h + span.clamp(max=0)
     left, right = span.clamp(min=0), w + span.clamp(max=0)
     rows = lambda index: table[:, index]  # noqa: E731
@@ -168,10 +168,11 @@ def psnr_at_shifts(
     size = (h + k, w + k)  # zero-padded so that lags up to ±k do not wrap around
     spectrum = torch.fft.rfft2(p, s=size) * torch.fft.rfft2(t, s=size).conj()
     correlation = torch.fft.irfft2(spectrum, s=size).sum(1)  # [dy, dx] = Σ p[y+dy, x+dx] t[y, x]
-    lags = torch.arange(-k, k + 1)
+    lags = torch.arange(-k, k + 1, device=p.device)
     cross = correlation[:, lags % size[0]][:, :, lags % size[1]].flatten(1)
     squares = _window_sums(p.pow(2).sum(1), k, 1) + _window_sums(t.pow(2).sum(1), k, -1)
-    counts = torch.tensor([c * (h - abs(dy)) * (w - abs(dx)) for dy, dx in shift_grid(k)])
+    counts = [c * (h - abs(dy)) * (w - abs(dx)) for dy, dx in shift_grid(k)]
+    counts = torch.tensor(counts, device=p.device)
     mse = ((squares - 2 * cross) / counts).clamp(min=0)
     return (10.0 * torch.log10(max_val**2 / mse)).clamp(max=PSNR_CAP_DB).to(pred.dtype)
 
@@ -261,7 +262,8 @@ def ssim_at_shifts(
     totals = _ssim_interior_sums(p, t, window, max_val, k) + _ssim_frame_sums(
         p, t, window, max_val, k
     )
-    counts = torch.tensor([c * (h - abs(dy)) * (w - abs(dx)) for dy, dx in shift_grid(k)])
+    counts = [c * (h - abs(dy)) * (w - abs(dx)) for dy, dx in shift_grid(k)]
+    counts = torch.tensor(counts, device=p.device)
     return (totals / counts).to(pred.dtype)
 
 
@@ -290,7 +292,7 @@ def _ssim_interior_sums(
     dxs = range(-k, k + 1)
     # Rows per band: the stacked products of all 2k + 1 shifts of a band near 1 M values.
     band = max(1, (1 << 20) // (b * c * w * len(dxs)))
-    sums = torch.zeros(b, len(dxs), len(dxs), dtype=torch.float64)
+    sums = torch.zeros(b, len(dxs), len(dxs), dtype=torch.float64, device=p.device)
     for i, dy in enumerate(range(-k, k + 1)):
         top, bottom = max(-dy, 0), h + min(-dy, 0)  # the overlap's rows, in target coordinates
         # Window centres of the interior are target rows [top + r, bottom - r): moment rows
@@ -300,7 +302,12 @@ def _ssim_interior_sums(
             # Target rows [first, last + 2r) times pred moved by (dy, dx), zero where pred ends.
             # Made in channels-last layout, the layout the convolution reads.
             products = torch.empty(
-                b, len(dxs) * c, last - first + 2 * r, w, memory_format=torch.channels_last
+                b,
+                len(dxs) * c,
+                last - first + 2 * r,
+                w,
+                device=p.device,
+                memory_format=torch.channels_last,
             )
             moved = products.unflatten(1, (len(dxs), c))
             target = t[..., first : last + 2 * r, :]
@@ -344,7 +351,7 @@ def _ssim_frame_sums(
     """
     r = window.shape[-1] // 2
     shifts = shift_grid(k)
-    sums = torch.zeros(p.shape[0], len(shifts), dtype=torch.float64)
+    sums = torch.zeros(p.shape[0], len(shifts), dtype=torch.float64, device=p.device)
     # (which strip, the size that groups the shifts): top/bottom strips have the overlap's
     # width (|dx| decides it), left/right ones its height (|dy|).
     for side in ("top", "bottom", "left", "right"):
@@ -460,4 +467,4 @@ def best_shift(
     """
     scores, shifts = _shift_scores(metric, pred, target, max_shift)
     index = scores.argmax(1) if higher_is_better else scores.argmin(1)
-    return torch.tensor(shifts, dtype=torch.long)[index]
+    return torch.tensor(shifts, dtype=torch.long)[index.cpu()]

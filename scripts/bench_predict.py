@@ -54,12 +54,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+# What the commands do (realblur_gan/threads.py), before torch loads OpenMP: sleeping waits.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 ROOT = Path(__file__).resolve().parent.parent
-MATMUL_N = 2048
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from bench.floor import MATMUL_N, matmul_gflops  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -100,16 +105,6 @@ CASES = [
 # Not run by default: compile takes ~25 s to warm up, 12mp-t768 shows only why tiles are 512.
 DEFAULT_CASES = [c.name for c in CASES if c.name not in ("compile", "12mp-t768")]
 DEFAULT_CASES += ["cli-720p", "cli-12mp"]
-
-
-def matmul_gflops() -> float:
-    """FLOP rate of one 2048² float32 matmul (after one untimed), GFLOP/s."""
-    a = torch.randn(MATMUL_N, MATMUL_N)
-    b = torch.randn(MATMUL_N, MATMUL_N)
-    a @ b
-    start = time.perf_counter()
-    a @ b
-    return 2 * MATMUL_N**3 / (time.perf_counter() - start) / 1e9
 
 
 def load_net(net_config: Path | None, device: torch.device) -> nn.Module:
@@ -189,11 +184,11 @@ def run_case(case: Case, repeats: int, device: str, net_config: Path | None) -> 
     warmup_s = time.perf_counter() - start
     times, ratios, floors = [], [], []
     for _ in range(repeats):
-        before = matmul_gflops()
+        before = matmul_gflops(dev)
         start = time.perf_counter()
         once()
         seconds = time.perf_counter() - start
-        floor = (before + matmul_gflops()) / 2
+        floor = (before + matmul_gflops(dev)) / 2
         times.append(seconds)
         floors.append(floor)
         ratios.append(gflop / seconds / floor)
@@ -208,6 +203,7 @@ def run_case(case: Case, repeats: int, device: str, net_config: Path | None) -> 
         "warmup_s": warmup_s,
         # ru_maxrss is in KiB on Linux.
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9,
+        "peak_cuda_gb": torch.cuda.max_memory_allocated(dev) / 1e9 if dev.type == "cuda" else None,
         "threads": torch.get_num_threads(),
     }
 
@@ -285,8 +281,8 @@ def main() -> None:
     unknown = [n for n in names if n not in by_name]
     if unknown:
         raise SystemExit(f"error: --cases {','.join(unknown)}: choose from {', '.join(by_name)}")
-    if args.device == "cuda":  # onnxruntime and bf16-on-CPU cases are CPU cases
-        names = [n for n in names if not n.startswith("ort") and n != "bf16"]
+    if args.device == "cuda":  # onnxruntime, thread and OpenMP-wait cases are CPU cases
+        names = [n for n in names if not n.startswith("ort") and not n.endswith("spin")]
     net = args.net_config or "packaged DBGAN (U-Net w24 d3)"
     threads = use_available_cpus(args.threads)
     print(
@@ -294,9 +290,10 @@ def main() -> None:
         f"{args.repeats} after 1 warm-up; ratio = useful GFLOP/s ÷ {MATMUL_N}² float32 matmul "
         "GFLOP/s timed around each pass\n"
     )
+    memory = "peak CUDA GB" if args.device == "cuda" else "peak RSS GB"
     print(
         "| case | image | path | ms / image | ms / MP | GFLOP | GFLOP/s | matmul GFLOP/s "
-        "| ÷ matmul | threads | peak RSS GB |"
+        f"| ÷ matmul | threads | {memory} |"
     )
     print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     rows = []
@@ -333,7 +330,7 @@ def main() -> None:
             f"| {name} | {case.width}×{case.height} | {describe(case)} | {r['ms']:.0f} | "
             f"{r['ms'] / mp:.0f} | {r['gflop']:.0f} | {r['gflops']:.0f} | "
             f"{r['matmul_gflops']:.0f} | {100 * r['ratio']:.0f} % | {r['threads']} | "
-            f"{r['peak_rss_gb']:.2f} |",
+            f"{r['peak_cuda_gb'] if args.device == 'cuda' else r['peak_rss_gb']:.2f} |",
             flush=True,
         )
     if args.json:

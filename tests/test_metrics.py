@@ -107,7 +107,7 @@ def test_shift_overlap_shapes_and_errors() -> None:
     ids=["rgb_batch", "gray_odd_size", "small_no_interior"],
 )
 def test_all_shifts_at_once_equal_the_loop_over_shifts(
-    b: int, c: int, h: int, w: int, k: int
+    b: int, c: int, h: int, w: int, k: int, device: torch.device
 ) -> None:
     """PSNR and SSIM of every shift, vectorised, against one call per shift on its overlap.
 
@@ -117,7 +117,8 @@ def test_all_shifts_at_once_equal_the_loop_over_shifts(
     target = smooth_image(b=b, c=c, h=h, w=w, seed=3)
     gen = torch.Generator().manual_seed(4)
     pred = (target + 0.05 * torch.randn(target.shape, generator=gen)).clamp(0, 1)
-    pred = torch.roll(pred, shifts=(1, -2), dims=(2, 3))
+    pred = torch.roll(pred, shifts=(1, -2), dims=(2, 3)).to(device)
+    target = target.to(device)
     shifts = shift_grid(k)
     assert shifts[0] == (-k, -k) and shifts[1] == (-k, -k + 1) and len(shifts) == (2 * k + 1) ** 2
     for metric, at_shifts, atol in ((psnr, psnr_at_shifts, 1e-4), (ssim, ssim_at_shifts, 1e-5)):

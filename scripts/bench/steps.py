@@ -1,6 +1,6 @@
 """Time one case: real training steps of a stage through a Lightning ``Trainer``, then profile.
 
-One ``Trainer.fit`` runs, in order: one step whose FLOPs are counted (``floor.FlopCount``),
+One ``Trainer.fit`` runs, in order: one step whose FLOPs are counted (:class:`FlopCount`),
 ``warmup`` dropped steps, ``repeats`` timed steps (no profiler: its per-operator cost would
 inflate them), ``profile_steps`` steps and ``val_batches`` validation batches under
 ``torch.profiler`` (:mod:`bench.ranges`). A float32 matmul timed before and after the fit is the
@@ -23,11 +23,12 @@ from typing import Any
 
 import lightning as L
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from realblur_gan.errors import UserError
 
 from .batches import loader, random_batches
-from .floor import FlopCount, matmul_gflops
+from .floor import matmul_gflops
 from .machine import contention, peak_memory_gb, reset_peak_memory, synchronize
 from .ranges import ProfileWindow, summarise
 from .stages import Case, build_module, case_config, stage_trainer, variant
@@ -73,6 +74,35 @@ class StepTimer(L.Callback):
         synchronize(self.device)
         self._end = time.perf_counter()
         self.step_s.append(self._end - self._start)
+
+
+class FlopCount(L.Callback):
+    """FLOPs of one training batch (forward, backward and optimiser steps of every net).
+
+    Args:
+        at: Index of the batch to count; counting slows it, so it is one not timed.
+    """
+
+    def __init__(self, at: int = 0) -> None:
+        self.at = at
+        self.gflop = float("nan")
+        self._mode: FlopCounterMode | None = None
+
+    def on_train_batch_start(self, trainer: Any, module: Any, batch: Any, batch_idx: int) -> None:
+        if batch_idx == self.at:
+            self._mode = FlopCounterMode(display=False)
+            self._mode.__enter__()
+
+    def on_train_batch_end(self, trainer: Any, module: Any, *args: Any) -> None:
+        if self._mode is not None:
+            self._mode.__exit__(None, None, None)
+            self.gflop = self._mode.get_total_flops() / 1e9
+            self._mode = None
+
+    def on_exception(self, *args: Any) -> None:
+        if self._mode is not None:
+            self._mode.__exit__(None, None, None)
+            self._mode = None
 
 
 def stats_ms(seconds: Sequence[float]) -> dict[str, float]:
