@@ -136,3 +136,21 @@ def test_bf16_on_the_cpu(
         got = deblur_image(net, image, tile=None, bf16=True)
     assert "no native bfloat16" in caplog.text
     torch.testing.assert_close(got, _plain(net, image), atol=1e-4, rtol=0)
+
+
+def test_inference_commands_do_not_import_lightning() -> None:
+    """Lightning costs ~2 s and ~0.25 GB resident at import: realblur-deblur and -evaluate load
+    and run a generator without it (a 12 MP photo then fits in 1.5 GB, bench_predict.py)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import realblur_gan.predict, realblur_gan.evaluate; "
+        "from realblur_gan.checkpoints import load_generator, packaged_model; "
+        "load_generator(packaged_model()); print('lightning' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split()[-1] == "False"
+    from realblur_gan import checkpoints
+
+    assert checkpoints.AtomicCheckpointIO.__name__ == "AtomicCheckpointIO"  # made on first use
