@@ -42,19 +42,21 @@ __all__ = [
 Tile = int | Literal["auto"] | None
 DEFAULT_TILE: Tile = "auto"
 DEFAULT_OVERLAP = 32
-#: ``"auto"`` tiles images larger than WHOLE_IMAGE_PIXELS with tiles of this side: a 12 MP photo
-#: then peaks below 1.5 GB resident in ``realblur-deblur`` (``scripts/bench_predict.py``).
+#: ``"auto"`` tiles larger images with tiles of this side: a 12 MP photo then peaks below
+#: 1.5 GB resident in ``realblur-deblur`` (``scripts/bench_predict.py``).
 TILE_SIDE = 512
-#: ``"auto"`` runs images of at most this many (stride-padded) pixels in one pass: on a CPU one
-#: pass over a 1280x720 frame is ~1.25x faster than its six 512 px tiles (less overlap, larger
-#: operators), for ~0.5 GB more memory at its peak.
+#: The most pixels ``"auto"`` runs in one pass, where the runtime is faster that way
+#: (:data:`realblur_gan.runtime.ONE_PASS_PIXELS`): onnxruntime runs a 1280x720 frame 1.45x
+#: faster whole than in six 512 px tiles, for ~0.5 GB more memory at its peak.
 WHOLE_IMAGE_PIXELS = 1 << 20
 
 
-def auto_tile(height: int, width: int) -> int | None:
+def auto_tile(height: int, width: int, one_pass_pixels: int = WHOLE_IMAGE_PIXELS) -> int | None:
     """The tiling ``tile="auto"`` uses for an image of this size: None (one pass) up to
-    :data:`WHOLE_IMAGE_PIXELS`, else tiles of :data:`TILE_SIDE`."""
-    return None if height * width <= WHOLE_IMAGE_PIXELS else TILE_SIDE
+    ``one_pass_pixels`` (the runtime's, at most :data:`WHOLE_IMAGE_PIXELS`), else tiles of
+    :data:`TILE_SIDE`."""
+    whole = min(one_pass_pixels, WHOLE_IMAGE_PIXELS)
+    return None if height * width <= whole else TILE_SIDE
 
 
 def parse_tile(text: str) -> int | str:
@@ -173,7 +175,7 @@ def _restore(run: Runner, stride: int, x: Tensor, tile: Tile, overlap: int) -> T
     x = pad_to_multiple(x, stride)
     hp, wp = x.shape[-2:]
     if tile == "auto":
-        tile = auto_tile(hp, wp)
+        tile = auto_tile(hp, wp, getattr(run, "one_pass_pixels", WHOLE_IMAGE_PIXELS))
     if tile is None or (hp <= tile and wp <= tile):
         return run(x).to(x.device)[..., :h, :w]
     tile = math.ceil(tile / stride) * stride
@@ -237,8 +239,8 @@ def deblur_image(
         net: generator in eval mode with a ``stride`` attribute (1 when absent).
         image: images in [0, 1], 1 or 3 channels.
         tile: tile side in pixels (rounded up to the stride); None runs the whole image at once;
-            ``"auto"`` (the default) picks by size (:func:`auto_tile`): one pass up to 1 MP,
-            512 px tiles above, the faster choice where memory allows it.
+            ``"auto"`` (the default) picks by size and runtime (:func:`auto_tile`): one pass up
+            to 1 MP with onnxruntime or on a GPU, 512 px tiles otherwise (measured faster).
         overlap: pixels shared by neighbouring tiles (rounded up to the stride), at most
             ``tile // 2``.
         bf16: bfloat16 autocast, on CUDA and on CPUs with native bf16 (AVX512-BF16, AMX);

@@ -7,8 +7,9 @@
   rounding, ~1e-6); bf16 autocast where asked for and the device has native bf16.
 - ``"onnxruntime"``: the net exported to ONNX (``realblur_gan.export.onnx_model_bytes``) and run
   by onnxruntime's CPU kernels (NCHWc convolutions with fused activations): on the 2-core CPU this
-  project is developed on, about 70 % of the float32 matmul rate against about 55 % for torch
-  (``scripts/bench_predict.py``, ``docs/speed.md``). CPU and float32 only; onnxruntime is an
+  project is developed on, a 1280x720 frame reaches ~70 % of the float32 matmul rate against
+  ~57 % for torch and 43 % for the NCHW torch pass used before (``scripts/bench_predict.py
+  --interleave``, ``docs/speed.md``). CPU and float32 only; onnxruntime is an
   optional dependency (``pip install realblur-gan[fast]``: onnx and onnxruntime).
 - ``"auto"`` (the default): onnxruntime on the CPU in float32 when it is installed and the
   exported net reproduces torch's output within :data:`~realblur_gan.export.ONNX_TOLERANCE` at
@@ -25,6 +26,7 @@ import logging
 import os
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -34,10 +36,39 @@ from realblur_gan.errors import UserError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RUNTIMES", "Runner", "RuntimeUnavailable", "cpu_has_native_bf16", "forward_runner"]
+__all__ = [
+    "ONE_PASS_PIXELS",
+    "RUNTIMES",
+    "Runner",
+    "RuntimeUnavailable",
+    "cpu_has_native_bf16",
+    "forward_runner",
+]
 
 RUNTIMES = ("auto", "torch", "onnxruntime")
-Runner = Callable[[Tensor], Tensor]
+#: The largest image (in pixels) a runtime is measured faster on in one pass than in 512 px
+#: tiles, for ``tile="auto"``: onnxruntime's per-operator cost favours large operands (a
+#: 1280x720 frame: 1.45x its tiles), torch's oneDNN on the CPU does not (0.85x).
+ONE_PASS_PIXELS = {"onnxruntime": 1 << 20, "torch-cpu": 0, "torch-cuda": 1 << 20}
+
+
+@dataclass(frozen=True)
+class Runner:
+    """A forward pass ``x -> net(x)`` (float32) and what it is.
+
+    Attributes:
+        forward: the pass.
+        name: ``"torch"`` or ``"onnxruntime"``.
+        one_pass_pixels: images up to this many pixels run in one pass under ``tile="auto"``
+            (:data:`ONE_PASS_PIXELS`).
+    """
+
+    forward: Callable[[Tensor], Tensor]
+    name: str
+    one_pass_pixels: int
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return self.forward(x)
 
 
 class RuntimeUnavailable(UserError, ValueError):
@@ -55,6 +86,7 @@ def cpu_has_native_bf16() -> bool:
 
 def _torch_runner(net: nn.Module, device: torch.device, bf16: bool) -> Runner:
     channels_last = device.type == "cpu"
+    one_pass = ONE_PASS_PIXELS["torch-cpu" if device.type == "cpu" else "torch-cuda"]
 
     def run(x: Tensor) -> Tensor:
         x = x.to(device, non_blocking=True)
@@ -64,7 +96,7 @@ def _torch_runner(net: nn.Module, device: torch.device, bf16: bool) -> Runner:
             out = net(x)
         return out.float().contiguous()
 
-    return run
+    return Runner(run, "torch", one_pass)
 
 
 # net -> (parameter versions, runner or None when its export failed the check)
@@ -109,7 +141,7 @@ def _ort_session(net: nn.Module, ort: Any) -> Runner:
         (out,) = session.run(None, {name: x.float().contiguous().cpu().numpy()})
         return torch.from_numpy(out)
 
-    return run
+    return Runner(run, "onnxruntime", ONE_PASS_PIXELS["onnxruntime"])
 
 
 def _checked_ort_runner(net: nn.Module, ort: Any) -> Runner | None:

@@ -30,9 +30,12 @@ Cases (``--cases``, comma-separated names; default: all but ``compile``):
   most 1.5 GB).
 - ``compile``: ``torch.compile`` (inductor), its warm-up reported; not run by default.
 
+``--interleave`` runs the chosen cases in one process instead, one pass of each in turn: on a
+shared CPU the fairest comparison of close options (no memory column).
+
 Usage::
 
-    python scripts/bench_predict.py [--cases before,ort-whole,12mp] [--repeats 3]
+    python scripts/bench_predict.py [--cases before,ort-whole,12mp] [--repeats 3] [--interleave]
         [--threads N] [--device cpu] [--net-config conf/model/nafnet.yaml] [--json out.json]
 """
 
@@ -149,22 +152,24 @@ def _before(deblur_image: Callable[..., torch.Tensor], *args: Any, **kwargs: Any
         inference.forward_runner = current
 
 
-def run_case(case: Case, repeats: int, device: str, net_config: Path | None) -> dict:
-    """Time ``case`` in this process: ms, GFLOP, matmul rate, ratio, peak RSS."""
+def prepare(case: Case, net: nn.Module, dev: torch.device) -> tuple[Callable[[], None], float]:
+    """One pass of ``case`` as a call, after its set-up (export, compile, warm-up), and the
+    useful GFLOP of a pass."""
     import realblur_gan.inference as inference
     from realblur_gan.runtime import forward_runner
 
-    dev = torch.device(device)
-    net = load_net(net_config, dev)
-    runtime = case.runtime
-    if runtime == "before":
-        runtime = "torch"
+    runtime = "torch" if case.runtime == "before" else case.runtime
     if case.compile:
         net = torch.compile(net)
     image = torch.rand(1, 3, case.height, case.width, generator=torch.Generator().manual_seed(0))
     gflop = pass_gflop(net if not case.compile else net._orig_mod, case.height, case.width)
     if case.ensemble:
         gflop *= 8
+    if case.runtime != "before":
+        forward_runner(net, dev, runtime, case.bf16)  # the export (once per net) is set-up
+        deblur_image = inference.deblur_image
+    else:
+        deblur_image = functools.partial(_before, inference.deblur_image)
 
     def once() -> None:
         deblur_image(
@@ -174,37 +179,68 @@ def run_case(case: Case, repeats: int, device: str, net_config: Path | None) -> 
         if dev.type == "cuda":
             torch.cuda.synchronize()
 
-    if case.runtime != "before":
-        forward_runner(net, dev, runtime, case.bf16)  # the export (once per net) is set-up
-        deblur_image = inference.deblur_image
-    else:
-        deblur_image = functools.partial(_before, inference.deblur_image)
+    return once, gflop
+
+
+def timed_pass(once: Callable[[], None], gflop: float, dev: torch.device) -> dict[str, float]:
+    """One pass between two matmul timings: seconds, CPU seconds, matmul rate, ratio."""
+    before = matmul_gflops(dev)
+    start, cpu = time.perf_counter(), time.process_time()
+    once()
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    floor = (before + matmul_gflops(dev)) / 2
+    return {"s": seconds, "cpu_s": cpu, "floor": floor, "ratio": gflop / seconds / floor}
+
+
+def run_case(case: Case, repeats: int, device: str, net_config: Path | None) -> dict:
+    """Time ``case`` in this process: ms, GFLOP, matmul rate, ratio, peak RSS."""
+    dev = torch.device(device)
+    once, gflop = prepare(case, load_net(net_config, dev), dev)
     start = time.perf_counter()
     once()  # oneDNN/cuDNN kernel choice, onnxruntime's memory plan, compilation
     warmup_s = time.perf_counter() - start
-    times, ratios, floors = [], [], []
-    for _ in range(repeats):
-        before = matmul_gflops(dev)
-        start = time.perf_counter()
-        once()
-        seconds = time.perf_counter() - start
-        floor = (before + matmul_gflops(dev)) / 2
-        times.append(seconds)
-        floors.append(floor)
-        ratios.append(gflop / seconds / floor)
+    passes = [timed_pass(once, gflop, dev) for _ in range(repeats)]
+    times = [p["s"] for p in passes]
     return {
         "ms": 1000 * statistics.median(times),
         "ms_all": [round(1000 * t) for t in times],
+        "cpu_s": statistics.median(p["cpu_s"] for p in passes),
         "gflop": gflop,
         "gflops": gflop / statistics.median(times),
-        "matmul_gflops": statistics.median(floors),
-        "ratio": statistics.median(ratios),
-        "ratio_all": [round(r, 3) for r in ratios],
+        "matmul_gflops": statistics.median(p["floor"] for p in passes),
+        "ratio": statistics.median(p["ratio"] for p in passes),
+        "ratio_all": [round(p["ratio"], 3) for p in passes],
         "warmup_s": warmup_s,
         # ru_maxrss is in KiB on Linux.
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9,
         "peak_cuda_gb": torch.cuda.max_memory_allocated(dev) / 1e9 if dev.type == "cuda" else None,
         "threads": torch.get_num_threads(),
+    }
+
+
+def run_interleaved(
+    cases: list[Case], repeats: int, device: str, net_config: Path | None
+) -> dict[str, dict]:
+    """Time ``cases`` in one process, one pass of each in turn, ``repeats`` rounds: on a shared
+    CPU the load then falls on all of them alike, the fairest comparison of close options."""
+    dev = torch.device(device)
+    net = load_net(net_config, dev)
+    prepared = {c.name: prepare(c, net, dev) for c in cases}
+    for once, _ in prepared.values():
+        once()  # warm-up
+    passes: dict[str, list[dict[str, float]]] = {name: [] for name in prepared}
+    for _ in range(repeats):
+        for name, (once, gflop) in prepared.items():
+            passes[name].append(timed_pass(once, gflop, dev))
+    return {
+        name: {
+            "ms": 1000 * statistics.median(p["s"] for p in runs),
+            "cpu_s": statistics.median(p["cpu_s"] for p in runs),
+            "ratio": statistics.median(p["ratio"] for p in runs),
+            "ratio_all": [round(p["ratio"], 2) for p in runs],
+            "matmul_gflops": statistics.median(p["floor"] for p in runs),
+        }
+        for name, runs in passes.items()
     }
 
 
@@ -265,6 +301,12 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--net-config", type=Path, default=None, help="a model/net config")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--interleave",
+        action="store_true",
+        help="time the cases in one process, one pass of each in turn (fair under load; no "
+        "memory column; cases with their own threads or waits are left out)",
+    )
     parser.add_argument("--case", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     from realblur_gan.threads import use_available_cpus
@@ -285,6 +327,28 @@ def main() -> None:
         names = [n for n in names if not n.startswith("ort") and not n.endswith("spin")]
     net = args.net_config or "packaged DBGAN (U-Net w24 d3)"
     threads = use_available_cpus(args.threads)
+    if args.interleave:
+        chosen = [by_name[n] for n in names if n not in CLI_CASES]
+        chosen = [c for c in chosen if c.threads is None and c.wait_policy is None]
+        print(
+            f"# deblur_image on {args.device}, {net}, {threads} threads, the cases in turn in "
+            f"one process, {args.repeats} rounds after a warm-up; ratio = useful GFLOP/s ÷ "
+            f"{MATMUL_N}² float32 matmul GFLOP/s timed around each pass\n"
+        )
+        print("| case | image | path | ms / image (median) | CPU s / image | matmul GFLOP/s "
+              "| ÷ matmul (median) | ÷ matmul, each round |")  # fmt: skip
+        print("|---|---|---|---:|---:|---:|---:|---|")
+        results = run_interleaved(chosen, args.repeats, args.device, args.net_config)
+        for case in chosen:
+            r = results[case.name]
+            print(
+                f"| {case.name} | {case.width}×{case.height} | {describe(case)} | {r['ms']:.0f} "
+                f"| {r['cpu_s']:.2f} | {r['matmul_gflops']:.0f} | {100 * r['ratio']:.0f} % | "
+                f"{', '.join(f'{100 * x:.0f}' for x in r['ratio_all'])} |"
+            )
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2))
+        return
     print(
         f"# deblur_image on {args.device}, {net}, {threads} threads by default, median of "
         f"{args.repeats} after 1 warm-up; ratio = useful GFLOP/s ÷ {MATMUL_N}² float32 matmul "

@@ -154,3 +154,28 @@ def test_inference_commands_do_not_import_lightning() -> None:
     from realblur_gan import checkpoints
 
     assert checkpoints.AtomicCheckpointIO.__name__ == "AtomicCheckpointIO"  # made on first use
+
+
+@pytest.mark.parametrize(("which", "calls"), [("torch", 4), ("onnxruntime", 1)])
+def test_tile_auto_follows_the_runtime(
+    nets: dict[str, nn.Module], monkeypatch: pytest.MonkeyPatch, which: str, calls: int
+) -> None:
+    """A 600x600 image: one pass in onnxruntime (faster whole up to 1 MP), 512 px tiles in
+    torch on the CPU (faster tiled); above 1 MP both tile."""
+    import realblur_gan.inference as inference
+
+    seen = []
+    make = inference.forward_runner
+
+    def counting(*args: object, **kwargs: object) -> runtime.Runner:
+        run = make(*args, **kwargs)
+        return runtime.Runner(
+            lambda x: seen.append(x.shape) or run(x), run.name, run.one_pass_pixels
+        )
+
+    monkeypatch.setattr(inference, "forward_runner", counting)
+    deblur_image(nets["unet"], torch.rand(1, 3, 600, 600), runtime=which)
+    assert len(seen) == calls
+    seen.clear()
+    deblur_image(nets["unet"], torch.rand(1, 3, 1032, 1032), runtime=which)
+    assert len(seen) == 9 and max(s[-1] for s in seen) <= 512
