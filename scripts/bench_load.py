@@ -89,7 +89,7 @@ def make_inputs(root: Path, pairs: int) -> dict[str, list[str]]:
             "--out",
             out,
             "--iterations",
-            "40",
+            "100",
         ],
     }
 
