@@ -17,6 +17,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from realblur_gan.threads import passive_waits
+
+# Every command (realblur-deblur, -evaluate, -train, python -m realblur_gan.*) imports this
+# package before torch, and OpenMP reads its wait policy once, when torch loads it: sleeping
+# rather than spinning waits, unless the environment already chose (realblur_gan.threads).
+passive_waits()
+
 __version__ = "0.1.0"
 __all__ = ["Deblurrer", "__version__"]
 

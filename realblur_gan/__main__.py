@@ -150,6 +150,9 @@ def main() -> None:
     if problem:
         print(problem, file=sys.stderr)
         raise SystemExit(2)
+    from realblur_gan.threads import use_available_cpus
+
+    use_available_cpus()
     _hydra_entry()
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import logging
 import os
@@ -43,7 +44,14 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ONNX_TOLERANCE", "ExportError", "check_onnx", "export_onnx", "export_safetensors"]
+__all__ = [
+    "ONNX_TOLERANCE",
+    "ExportError",
+    "check_onnx",
+    "export_onnx",
+    "export_safetensors",
+    "onnx_model_bytes",
+]
 
 ONNX_OPSET = 17
 # Largest |onnxruntime - PyTorch| accepted on [0, 1] outputs: float32 rounding differs between
@@ -109,13 +117,52 @@ def export_safetensors(
     return weights, sidecar
 
 
+def onnx_model_bytes(net: nn.Module, size: int | None = None, opset: int = ONNX_OPSET) -> bytes:
+    """``net`` as an ONNX model (input ``image``, output ``restored``), dynamic batch, height
+    and width, in memory.
+
+    Uses the TorchScript exporter (``dynamo=False``), which handles the U-Net's size-dependent
+    upsampling with dynamic axes; it needs the ``onnx`` package (not ``onnxscript``).
+
+    Args:
+        net: the generator (exported in eval mode).
+        size: side of the example input (a multiple of the stride); default ``8 * stride``.
+        opset: ONNX opset (>= 17).
+    """
+    import torch
+
+    from realblur_gan.inference import net_channels
+
+    stride = int(getattr(net, "stride", 1))
+    size = size or 8 * max(stride, 4)
+    # Any values trace the same graph; a seeded example keeps the export reproducible.
+    example = torch.rand(
+        1, net_channels(net), size, size, generator=torch.Generator().manual_seed(0)
+    )
+    axes = {0: "batch", 2: "height", 3: "width"}
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        # The size checks inside the nets become constants in the trace: that is intended.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            net,
+            (example,),
+            buffer,
+            input_names=["image"],
+            output_names=["restored"],
+            dynamic_axes={"image": axes, "restored": axes},
+            opset_version=opset,
+            training=torch.onnx.TrainingMode.EVAL,
+            dynamo=False,
+        )
+    return buffer.getvalue()
+
+
 def export_onnx(
     net: nn.Module, path: str | os.PathLike[str], size: int | None = None, opset: int = ONNX_OPSET
 ) -> Path:
-    """Export to ONNX with dynamic batch, height and width (input ``image``, output ``restored``).
-
-    Uses the TorchScript exporter (``dynamo=False``), which handles the U-Net's size-dependent
-    upsampling with dynamic axes.
+    """Export to ONNX (:func:`onnx_model_bytes`) with the stride and range in its metadata.
 
     Args:
         net: the generator in eval mode.
@@ -138,7 +185,7 @@ def export_onnx(
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = unique_temp(path)
     try:
-        _export_onnx(net, temp, size, opset)
+        _write_onnx(net, temp, size, opset)
         os.replace(temp, path)
     except OSError as err:
         raise _write_failed(path.parent, path.name, err) from None
@@ -147,35 +194,11 @@ def export_onnx(
     return path
 
 
-def _export_onnx(net: nn.Module, path: Path, size: int | None, opset: int) -> None:
-    import torch
-
-    from realblur_gan.inference import net_channels
-
-    stride = int(getattr(net, "stride", 1))
-    size = size or 8 * max(stride, 4)
-    # Any values trace the same graph; a seeded example keeps the export reproducible.
-    example = torch.rand(
-        1, net_channels(net), size, size, generator=torch.Generator().manual_seed(0)
-    )
-    axes = {0: "batch", 2: "height", 3: "width"}
-    with warnings.catch_warnings():
-        # The size checks inside the nets become constants in the trace: that is intended.
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(
-            net.eval(),
-            (example,),
-            str(path),
-            input_names=["image"],
-            output_names=["restored"],
-            dynamic_axes={"image": axes, "restored": axes},
-            opset_version=opset,
-            dynamo=False,
-        )
+def _write_onnx(net: nn.Module, path: Path, size: int | None, opset: int) -> None:
     import onnx
 
-    model = onnx.load(str(path))
+    model = onnx.load_model_from_string(onnx_model_bytes(net.eval(), size, opset))
+    stride = int(getattr(net, "stride", 1))
     for key, value in {"stride": str(stride), "range": "[0, 1]"}.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value

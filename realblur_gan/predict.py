@@ -25,7 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from realblur_gan.defaults import DEFAULT_OVERLAP, DEFAULT_TILE
+from realblur_gan.defaults import (
+    DEFAULT_OVERLAP,
+    DEFAULT_TILE,
+    RUNTIMES,
+    TILE_SIDE,
+    Tile,
+    parse_tile,
+)
 from realblur_gan.errors import (
     UserError,
     cli_logging,
@@ -35,6 +42,7 @@ from realblur_gan.errors import (
 from realblur_gan.generator_options import add_generator_options, generator_from_options
 from realblur_gan.help_format import HelpFormatter
 from realblur_gan.ownership import claim_folder
+from realblur_gan.threads import use_available_cpus
 
 # Torch and the image readers are imported where they are used: `realblur-deblur --help`
 # then answers at once instead of after seconds of imports.
@@ -132,11 +140,12 @@ def predict_files(
     net: nn.Module,
     jobs: Sequence[tuple[Path, Path]],
     out_dir: str | os.PathLike[str],
-    tile: int | None = DEFAULT_TILE,
+    tile: Tile = DEFAULT_TILE,
     overlap: int = DEFAULT_OVERLAP,
     *,
     bf16: bool = False,
     self_ensemble: bool = False,
+    runtime: str = "auto",
     overwrite: bool = False,
     suffix: str | None = None,
     progress: bool = True,
@@ -155,6 +164,7 @@ def predict_files(
         overlap: see :func:`~realblur_gan.inference.deblur_image`.
         bf16: see :func:`~realblur_gan.inference.deblur_image`.
         self_ensemble: see :func:`~realblur_gan.inference.deblur_image`.
+        runtime: see :func:`~realblur_gan.inference.deblur_image`.
         overwrite: redo outputs that exist.
         suffix: output extension (e.g. ``".png"``); None keeps the input's.
         progress: show a progress bar.
@@ -189,7 +199,13 @@ def predict_files(
                     "own image first (e.g. `magick FILE frame-%03d.png`) and pass those"
                 )
             restored = deblur_image(
-                net, image[None], tile, overlap, bf16=bf16, self_ensemble=self_ensemble
+                net,
+                image[None],
+                tile,
+                overlap,
+                bf16=bf16,
+                self_ensemble=self_ensemble,
+                runtime=runtime,
             )
         except ImageReadError as err:
             logger.warning("skipped: %s", err)
@@ -201,6 +217,7 @@ def predict_files(
             logger.warning("skipped: %s", message)
             report.failed.append(message)
             continue
+        del image  # a 12 MP photo is 144 MB as float: not held while the result is written
         try:
             write_image(target, restored[0], info)
         except ValueError as err:  # this image in this format (not the output side): go on
@@ -280,13 +297,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="output folder (sub-folders of INPUT kept)",
     )
     parser.add_argument(
-        "--tile", type=int, default=DEFAULT_TILE, help="tile side (px) for large images; 0 = none"
+        "--tile",
+        type=parse_tile,
+        default=DEFAULT_TILE,
+        help="tile side (px) for large images; 0 = none; auto = one pass up to 1 MP where the "
+        "runtime is faster that way, else 512 px tiles",
     )
     parser.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help="tile overlap (px)")
     parser.add_argument(
         "--device", default="auto", help="auto (CUDA when there is one), cpu, cuda or cuda:N"
     )
-    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast on CUDA")
+    parser.add_argument(
+        "--bf16", action="store_true", help="bfloat16 autocast (CUDA, CPUs with native bf16)"
+    )
+    parser.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        default="auto",
+        help="forward-pass runtime: auto = onnxruntime on the CPU when installed, else torch",
+    )
     parser.add_argument(
         "--self-ensemble",
         action="store_true",
@@ -317,7 +346,9 @@ def main(argv: list[str] | None = None) -> int:
 def _main(args: argparse.Namespace, owned: contextlib.ExitStack) -> int:
     from realblur_gan.data.io import IMAGE_EXTENSIONS
     from realblur_gan.inference import pick_device
+    from realblur_gan.runtime import forward_runner
 
+    use_available_cpus()
     suffix = None
     if args.ext:
         suffix = args.ext if args.ext.startswith(".") else f".{args.ext}"
@@ -326,7 +357,8 @@ def _main(args: argparse.Namespace, owned: contextlib.ExitStack) -> int:
                 f"error: --ext {args.ext}: use one of {sorted(IMAGE_EXTENSIONS)}", file=sys.stderr
             )
             return 2
-    if args.tile < 0 or args.overlap < 0 or (args.tile and args.overlap > args.tile // 2):
+    side = TILE_SIDE if args.tile == "auto" else args.tile
+    if args.overlap < 0 or (side and args.overlap > side // 2):
         print(
             f"error: --tile {args.tile} --overlap {args.overlap}: need 0 <= overlap <= tile / 2",
             file=sys.stderr,
@@ -341,6 +373,7 @@ def _main(args: argparse.Namespace, owned: contextlib.ExitStack) -> int:
         # Before any model is loaded or image deblurred; one writer per --out.
         owned.enter_context(claim_folder(args.out, "--out", "pass another --out"))
         net = generator_from_options(args, checkpoint).to(device)
+        forward_runner(net, device, args.runtime, args.bf16)  # a runtime that cannot run: now
     except (UserError, ValueError) as err:
         if debug_requested(args.debug):
             raise
@@ -354,6 +387,7 @@ def _main(args: argparse.Namespace, owned: contextlib.ExitStack) -> int:
         overlap=args.overlap,
         bf16=args.bf16,
         self_ensemble=args.self_ensemble,
+        runtime=args.runtime,
         overwrite=args.overwrite,
         suffix=suffix,
     )

@@ -80,15 +80,17 @@ def test_switches_reach_the_trainer_and_build_stage_as_overrides(bench) -> None:
     result = bench.cli.main([*argv, "--val-batches", "0"])
 
     rows = {r["switch"]: r for r in result["rows"]}
-    assert list(rows) == [None, "bf16-mixed", "channels_last", "compile"]
+    assert list(rows) == [None, "bf16-mixed", "contiguous", "compile"]
     assert {r["stage"] for r in rows.values()} == {"dbgan"}
-    assert rows[None]["variant"] == "fp32"
+    assert rows[None]["variant"] == "fp32" and rows[None]["channels_last"]  # the default
     bf16 = rows["bf16-mixed"]
     assert (bf16["precision"], bf16["variant"]) == ("bf16-mixed", "bf16-mixed")
     assert "trainer.precision=bf16-mixed" in bf16["overrides"]
-    assert rows["channels_last"]["channels_last"] and rows["channels_last"]["ms"] > 0
+    contiguous = rows["contiguous"]
+    assert contiguous["variant"] == "fp32+contiguous" and not contiguous["channels_last"]
+    assert contiguous["ms"] > 0
     assert "--quick" in rows["compile"]["skipped"]
-    for row in (rows[None], bf16, rows["channels_last"]):
+    for row in (rows[None], bf16, rows["contiguous"]):
         assert "error" not in row, row.get("error")
         assert row["val_batches"] == 0 and row["val_ranges_ms"] == {}
         assert "validation" in row["ranges_absent"]
@@ -146,6 +148,21 @@ def test_unknown_or_removed_part_is_one_line(bench, capsys, part: str, says: str
     assert err.startswith(f"error: --parts {part}:") and says in err and "\n" not in err
 
 
+@pytest.mark.slow  # ~2 min on 2 busy cores: two datamodules, two loader epochs, a short fit
+def test_feed_part_times_the_data_side_of_real_datamodules(bench) -> None:
+    result = bench.cli.main(["--quick", "--parts", "feed", "--warmup", "1"])
+    rows = {r["data"].split(",")[0]: r for r in result["rows"]}
+    assert list(rows) == ["demo", "folders"]
+    for row in rows.values():
+        assert "error" not in row, row.get("error")
+        assert row["part"] == "feed" and row["n"] == 2 and row["ms"] > 0
+        assert 0 <= row["wait_share"] < 1 and row["data_cpu_ms"] > 0
+        assert row["data_cpu_share"] == pytest.approx(row["data_cpu_ms"] / row["ms"])
+    assert (rows["demo"]["crop"], rows["folders"]["crop"]) == (64, 256)  # each config's own
+    # The decoded photos are cached: later epochs cost less than the first.
+    assert rows["folders"]["data_cpu_ms"] < rows["folders"]["data_cpu_first_epoch_ms"]
+
+
 def test_documented_command_runs_the_package() -> None:
     # `python scripts/bench.py` must import the package scripts/bench/, not itself.
     env = {**os.environ, "PYTHONPATH": str(SCRIPTS.parent)}
@@ -158,5 +175,5 @@ def test_documented_command_runs_the_package() -> None:
     )
     assert done.returncode == 2
     assert done.stderr.strip() == "error: --parts nope: no such part; choose from " + ",".join(
-        ("train", "switches", "infer", "blur", "data")
+        ("train", "switches", "infer", "blur", "data", "feed")
     )

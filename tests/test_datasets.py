@@ -241,7 +241,7 @@ def test_cached_images_are_decoded_once(tmp_path: Path, monkeypatch) -> None:
 
 @pytest.mark.parametrize("bits", [8, 16])
 def test_the_cache_returns_exactly_what_loading_returns(tmp_path: Path, bits: int) -> None:
-    from realblur_gan.data.datasets import DecodedCache, load
+    from realblur_gan.data.datasets import MemoryCache, load
     from realblur_gan.data.io import write_image
 
     path = tmp_path / "photo.png"
@@ -249,7 +249,7 @@ def test_the_cache_returns_exactly_what_loading_returns(tmp_path: Path, bits: in
         save(path, noise(20, 24, 3))
     else:
         write_image(path, torch.rand(3, 20, 24), bit_depth=16)
-    cache = DecodedCache()
+    cache = MemoryCache()
     for channels in (3, 1, 3):
         assert torch.equal(cache.load(path, channels), load(path, channels))
     assert len(cache) == 1

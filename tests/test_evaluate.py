@@ -16,7 +16,7 @@ from realblur_gan.baselines import KernelError, identity, load_kernel, richardso
 from realblur_gan.camera import convolve, linear_motion_kernel, trajectory_kernel
 from realblur_gan.data.io import write_image
 from realblur_gan.evaluate import ScoreOptions, main, score_pair
-from realblur_gan.metrics import PSNR_CAP_DB, psnr
+from realblur_gan.metrics import PSNR_CAP_DB, psnr, rgb_to_y, shift_grid, shift_overlap, ssim
 from realblur_gan.nets import UNet
 
 TINY = {"_target_": "realblur_gan.nets.UNet", "in_channels": 3, "out_channels": 3}
@@ -132,6 +132,22 @@ def test_score_pair_options_and_lpips() -> None:
     assert (tolerant["dy"], tolerant["dx"]) == (2, 0)
     gray = score_pair(sharp.mean(1, keepdim=True), sharp)  # gray against RGB: compared in RGB
     assert np.isfinite(gray["psnr"])
+
+
+def test_score_pair_shift_search_equals_the_loop_it_replaced() -> None:
+    """--shift K: the vectorised search gives the scores of scoring every shift in turn."""
+    sharp = smooth_images(1, 56, 60, seed=5)
+    gen = torch.Generator().manual_seed(6)
+    restored = torch.roll(sharp, (-1, 2), (2, 3)) + 0.03 * torch.randn(sharp.shape, generator=gen)
+    restored = restored.clamp(0, 1)
+    got = score_pair(restored, sharp, ScoreOptions(shift=3, y_channel=True))
+    pred, target = rgb_to_y(restored), rgb_to_y(sharp)
+    scores = {s: (psnr(*shift_overlap(pred, target, *s)), ssim(*shift_overlap(pred, target, *s)))
+              for s in shift_grid(3)}  # fmt: skip
+    best = max(scores, key=lambda s: float(scores[s][0]))
+    assert (got["dy"], got["dx"]) == best == (-1, 2)
+    assert got["psnr"] == pytest.approx(float(scores[best][0]), abs=1e-4)
+    assert got["ssim"] == pytest.approx(max(float(v[1]) for v in scores.values()), abs=1e-5)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -11,10 +11,13 @@ from realblur_gan.metrics import (
     best_shift,
     crop_border,
     psnr,
+    psnr_at_shifts,
     rgb_to_y,
+    shift_grid,
     shift_overlap,
     shift_tolerant,
     ssim,
+    ssim_at_shifts,
 )
 
 
@@ -96,3 +99,47 @@ def test_shift_overlap_shapes_and_errors() -> None:
         shift_tolerant(psnr, x, x, 10)
     with pytest.raises(ValueError, match="differ"):
         shift_tolerant(psnr, x, x[..., :-1], 1)
+
+
+@pytest.mark.parametrize(
+    ("b", "c", "h", "w", "k"),
+    [(2, 3, 64, 80, 3), (1, 1, 57, 49, 5), (1, 3, 26, 30, 2)],
+    ids=["rgb_batch", "gray_odd_size", "small_no_interior"],
+)
+def test_all_shifts_at_once_equal_the_loop_over_shifts(
+    b: int, c: int, h: int, w: int, k: int, device: torch.device
+) -> None:
+    """PSNR and SSIM of every shift, vectorised, against one call per shift on its overlap.
+
+    The SSIM one splits each overlap into an interior and a frame (the small case falls back
+    to one shift at a time); both must agree with kornia's SSIM of each cropped pair.
+    """
+    target = smooth_image(b=b, c=c, h=h, w=w, seed=3)
+    gen = torch.Generator().manual_seed(4)
+    pred = (target + 0.05 * torch.randn(target.shape, generator=gen)).clamp(0, 1)
+    pred = torch.roll(pred, shifts=(1, -2), dims=(2, 3)).to(device)
+    target = target.to(device)
+    shifts = shift_grid(k)
+    assert shifts[0] == (-k, -k) and shifts[1] == (-k, -k + 1) and len(shifts) == (2 * k + 1) ** 2
+    for metric, at_shifts, atol in ((psnr, psnr_at_shifts, 1e-4), (ssim, ssim_at_shifts, 1e-5)):
+        loop = torch.stack([metric(*shift_overlap(pred, target, dy, dx)) for dy, dx in shifts], 1)
+        fast = at_shifts(pred, target, k)
+        assert fast.shape == (b, len(shifts))
+        torch.testing.assert_close(fast, loop, atol=atol, rtol=0)
+        assert torch.equal(fast.argmax(1), loop.argmax(1))
+    # The public entry points take the vectorised path for psnr and ssim.
+    assert best_shift(psnr, pred, target, k).tolist() == [[1, -2]] * b
+    torch.testing.assert_close(
+        shift_tolerant(ssim, pred, target, k),
+        torch.stack([ssim(*shift_overlap(pred, target, dy, dx)) for dy, dx in shifts], 1).amax(1),
+        atol=1e-5,
+        rtol=0,
+    )
+
+
+def test_identical_images_at_all_shifts() -> None:
+    x = smooth_image(h=48, w=48)
+    scores = psnr_at_shifts(x, x, 2)
+    assert float(scores[0, len(scores[0]) // 2]) == PSNR_CAP_DB  # no shift: capped, not inf
+    assert torch.isfinite(scores).all() and float(scores.max()) == PSNR_CAP_DB
+    assert float(ssim_at_shifts(x, x, 2)[0, 12]) == pytest.approx(1.0, abs=1e-5)

@@ -179,8 +179,13 @@ def test_self_ensemble_option_runs_the_eight_passes(
     import realblur_gan.inference as inference
 
     calls = []
-    run = inference._run
-    monkeypatch.setattr(inference, "_run", lambda *a: calls.append(a[1].shape) or run(*a))
+    make_runner = inference.forward_runner
+
+    def counting_runner(*args: object, **kwargs: object):
+        run = make_runner(*args, **kwargs)
+        return lambda x: calls.append(x.shape) or run(x)
+
+    monkeypatch.setattr(inference, "forward_runner", counting_runner)
     image = torch.rand(3, 12, 20, generator=torch.Generator().manual_seed(0))
     write_image(tmp_path / "photo.png", image)
     argv = ["--checkpoint", str(identity_ckpt), str(tmp_path / "photo.png")]

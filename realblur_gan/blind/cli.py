@@ -25,6 +25,7 @@ from realblur_gan.defaults import BLIND_METHODS, MAP_PRIORS
 from realblur_gan.errors import cli_logging
 from realblur_gan.help_format import HelpFormatter
 from realblur_gan.predict import InputError, resolve_inputs
+from realblur_gan.threads import use_available_cpus
 
 # Torch and the methods are imported where they are used, so `--help` answers at once.
 if TYPE_CHECKING:
@@ -220,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     from realblur_gan.blind.map import MAPOptions
     from realblur_gan.inference import pick_device
 
+    use_available_cpus()
     try:
         if args.iterations is not None and args.iterations < 1:
             raise BlindError(f"--iterations {args.iterations}: pass a budget >= 1")

@@ -43,6 +43,7 @@ from realblur_gan.data.datasets import (
     load,
     probe_image,
 )
+from realblur_gan.data.decoded import DecodedCache
 from realblur_gan.data.io import ImageFolderError, ImageReadError, list_images
 from realblur_gan.data.resumable import EpochKeySampler, KeyedDataset, ResumableDataLoader
 from realblur_gan.errors import ArgumentError, DataError, check_range
@@ -262,6 +263,9 @@ class BlurDataModule(L.LightningDataModule):
             a folder or a list) that stand in for ``real_pairs_ratio`` of the synthetic pairs.
         real_pairs_ratio: Share of the training items whose ``blur_syn``/``sharp`` come from a
             random real pair instead of the item's synthetic pair.
+        decoded_cache: Folder where each training photo is decoded once and from which crops
+            are read (:class:`~realblur_gan.data.decoded.DecodedCache`; large photos); None
+            decodes every photo for every crop. ``cache_images`` (in memory) takes precedence.
 
     Shape:
         - training batch: ``sharp``, ``blur_syn``, ``blur_real`` :math:`(B, C, S, S)`
@@ -298,6 +302,7 @@ class BlurDataModule(L.LightningDataModule):
         cache_images: bool = False,
         real_pairs_dir: Folders | None = None,
         real_pairs_ratio: float = 0.0,
+        decoded_cache: str | Path | None = None,
     ) -> None:
         super().__init__()
         # Option errors surface here, when Hydra instantiates the module, not epochs later.
@@ -365,6 +370,7 @@ class BlurDataModule(L.LightningDataModule):
         self.pair_folders = (str(pair_folders[0]), str(pair_folders[1]))
         self.ab_blur_side = ab_blur_side
         self.cache_images = cache_images
+        self.decoded_cache = None if decoded_cache is None else DecodedCache(decoded_cache)
         self._synthetic_pairs = True
         self.resize = resize
         self.flip = flip
@@ -442,6 +448,7 @@ class BlurDataModule(L.LightningDataModule):
                 else self._pairs(self.real_pairs_dir, "folders", "real_pairs_dir")
             ),
             real_pairs_ratio=self.real_pairs_ratio,
+            decoded=self.decoded_cache,
         )
         self.train_set.synthetic = self._synthetic_pairs
         if len(self.train_set) < self.batch_size:

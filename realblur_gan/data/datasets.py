@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from realblur_gan.data.decoded import DecodedCache
 from realblur_gan.data.io import ImageReadError, read_image, to_channels
 from realblur_gan.errors import DataError
 
@@ -96,7 +97,7 @@ def load(path: Path, channels: int) -> torch.Tensor:
     return to_channels(image, channels)
 
 
-class DecodedCache:
+class MemoryCache:
     """Decoded images kept in memory after their first read, for datasets read many times.
 
     8-bit images (nearly all photos) are kept as uint8, a quarter of float32's memory, and
@@ -126,7 +127,7 @@ class DecodedCache:
 
 
 def read_pair(
-    pair: PairFile, channels: int, cache: DecodedCache | None = None
+    pair: PairFile, channels: int, cache: MemoryCache | DecodedCache | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Read a pair as ``(blur, sharp)``, from two files or from the halves of an AB image.
 
@@ -367,6 +368,8 @@ class UnpairedTrainSet(Dataset):
         real_pairs: Real (blur, sharp) pairs, e.g. frame averages and their middle frames.
         real_pairs_ratio: Share of the items whose synthetic pair is replaced by a crop of a
             random real pair (when ``synthetic`` is on).
+        decoded: Decode each photo once into this on-disk cache (large photos shared by loader
+            workers and runs; :mod:`realblur_gan.data.decoded`); ``cache`` takes precedence.
 
     Attributes:
         synthetic: Whether items carry ``blur_syn``. A stage that never reads the synthetic
@@ -391,6 +394,7 @@ class UnpairedTrainSet(Dataset):
         cache: bool = False,
         real_pairs: Sequence[PairFile | tuple[Path, Path]] | None = None,
         real_pairs_ratio: float = 0.0,
+        decoded: DecodedCache | None = None,
     ) -> None:
         if pairs is None and (synthetic_blur is None or not sharp):
             raise DataError("UnpairedTrainSet needs sharp images with synthetic_blur, or pairs")
@@ -411,7 +415,8 @@ class UnpairedTrainSet(Dataset):
         self.resize = resize
         self.small_images = small_images
         self.synthetic = True
-        self._cache = DecodedCache() if cache else None
+        # Where decoded images come from: memory, the on-disk cache, or the file every time.
+        self._images: MemoryCache | DecodedCache | None = MemoryCache() if cache else decoded
         kernel = getattr(synthetic_blur, "kernel_size", (0, 0))
         kernel = (kernel,) if isinstance(kernel, int) else kernel
         self.margin = int(max(kernel)) // 2 if self.pairs is None else 0
@@ -441,24 +446,35 @@ class UnpairedTrainSet(Dataset):
         return self._crop_pair(self.real_pairs[index])
 
     def _crop_pair(self, pair: PairFile) -> tuple[torch.Tensor, torch.Tensor]:
-        blur, sharp = read_pair(pair, self.channels, self._cache)
+        blur, sharp = read_pair(pair, self.channels, self._images)
         blur, sharp = self._fit([blur, sharp], pair.blur, self.crop_size)
         sharp, blur = random_crop([sharp, blur], self.crop_size)
         return sharp, blur
 
     def _load(self, path: Path) -> torch.Tensor:
-        return (
-            load(path, self.channels)
-            if self._cache is None
-            else self._cache.load(path, self.channels)
-        )
+        images = self._images
+        return load(path, self.channels) if images is None else images.load(path, self.channels)
+
+    def _crop(self, path: Path, size: int) -> torch.Tensor:
+        """A random ``size`` x ``size`` window of the photo at ``path`` (resized or padded as
+        configured): from the decoded cache, only the window is converted (the same window, by
+        the same random draws as :func:`random_crop`)."""
+        if isinstance(self._images, DecodedCache) and self.resize is None:
+            samples = self._images.samples(path)
+            _, h, w = samples.shape
+            if h >= size and w >= size:
+                top = int(torch.randint(0, h - size + 1, ()))
+                left = int(torch.randint(0, w - size + 1, ()))
+                window = samples[:, top : top + size, left : left + size]
+                return to_channels(DecodedCache.to_float(window), self.channels)
+        (image,) = self._fit([self._load(path)], path, size)
+        return random_crop([image], size)[0]
 
     def _synthesised(self, index: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         path = self.sharp[index]
         # Blur a crop with a margin, then cut the margin: no border artefacts in the pair.
         big = self.crop_size + 2 * self.margin
-        (sharp,) = self._fit([self._load(path)], path, big)
-        (region,) = random_crop([sharp], big)
+        region = self._crop(path, big)
         m, size = self.margin, self.crop_size
         if not self.synthetic:
             return region[:, m : m + size, m : m + size], None
@@ -466,9 +482,7 @@ class UnpairedTrainSet(Dataset):
         return region[:, m : m + size, m : m + size], blurred[:, m : m + size, m : m + size]
 
     def _real(self, index: int) -> torch.Tensor:
-        path = self.real_blur[index]
-        (real,) = self._fit([self._load(path)], path, self.crop_size)
-        return random_crop([real], self.crop_size)[0]
+        return self._crop(self.real_blur[index], self.crop_size)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         # No draw without real pairs: the random stream of other configs stays as it was.

@@ -476,7 +476,8 @@ def write_image(
         x = torch.cat([x, alpha.clamp(0.0, 1.0)], dim=0)
     scale = 65535.0 if bits == 16 else 255.0
     dtype = np.uint16 if bits == 16 else np.uint8
-    hwc = (x * scale).round().permute(1, 2, 0).numpy().astype(dtype)
+    # In place: x is this function's own copy (clamp), and a 12 MP image is 144 MB a copy.
+    hwc = x.mul_(scale).round_().permute(1, 2, 0).numpy().astype(dtype)
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = unique_temp(path)  # per process: two writers of one target never share it

@@ -1,5 +1,5 @@
-"""Benchmark realblur-gan: training steps per stage and profiler range, speed switches,
-inference, blur synthesis, data loading.
+"""Benchmark realblur-gan: training steps per stage and profiler range against the matmul
+floor, speed switches, inference, blur synthesis, data loading, the data side of a step.
 
 Run it as ``python scripts/bench.py`` (or ``python scripts/bench``); ``--help`` lists the
 options. Parts (``--parts``, comma-separated; default all):
@@ -11,9 +11,17 @@ options. Parts (``--parts``, comma-separated; default all):
   validation batches after those, run under ``torch.profiler``, which attributes their time to
   the ranges the modules open (:data:`bench.ranges.RANGES`, whichever of them appear).
 - ``switches``: the DeblurGAN stage again with ``trainer.precision=bf16-mixed``,
-  ``perf.channels_last=true`` and ``perf.compile=true``, each typed as a Hydra override.
+  ``perf.channels_last=false`` (channels-last is the default) and ``perf.compile=true``, each
+  typed as a Hydra override.
 - ``infer``, ``blur``, ``data``: the sibling scripts ``bench_predict.py``, ``bench_blur.py``
   and ``bench_data.py``, run with this command's sizes.
+- ``feed``: the data side of a DeblurGAN step on its real datamodule (the demo; ``data=folders``
+  over generated 4000x3000 photos): the wait for each batch and the CPU time of making one, as
+  shares of the step (:mod:`bench.feed`).
+
+Every train row also has the FLOPs of one step (``torch.utils.flop_counter``, forward, backward
+and optimiser steps) and their rate next to a float32 matmul's timed around the case
+(``gflop_per_step``, ``gflops``, ``matmul_gflops``, ``floor_ratio``; :mod:`bench.floor`).
 
 JSON (``--json``): ``{"meta": {...}, "rows": [...]}``. A ``train``/``switches`` row has
 

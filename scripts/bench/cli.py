@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,11 +26,12 @@ from hydra.errors import HydraException
 from realblur_gan.errors import UserError, error_text
 
 from . import delegated, report
+from .feed import feed_cases, time_feed
 from .machine import describe
 from .stages import SWITCHES, Case, stage_schemes
 from .steps import Budget, Notes, time_case
 
-PARTS = ("train", "switches", "infer", "blur", "data")
+PARTS = ("train", "switches", "infer", "blur", "data", "feed")
 # Parts of the old single-file script that are gone, and where their numbers are now.
 REMOVED_PARTS = {
     "profile": "every train row now carries its torch.profiler ranges (ranges_ms)",
@@ -209,11 +211,11 @@ def run(opts: Options) -> dict[str, Any]:
         print("\n".join(f"- {message}" for message in notes.messages))
 
     if "infer" in opts.parts:
-        # One timed pass per image on a CPU: a 3840x2160 pass takes ~15 s on 2 cores.
-        repeats = 1 if opts.quick or budget.device.type == "cpu" else min(budget.repeats, 3)
+        # A 1280x720 pass takes ~2 s on 2 cores: up to 3 timed passes, one with --quick.
+        repeats = 1 if opts.quick else min(budget.repeats, 3)
         rows = delegated.run_infer(opts.quick, repeats, budget.device)
         result["rows"] += rows
-        print(f"\n## Inference (deblur_image, default DBGAN, median of {repeats} after 1)\n")
+        print(f"\n## Inference (deblur_image, packaged DBGAN, median of {repeats} after 1)\n")
         print(report.infer_table(rows))
     if "blur" in opts.parts:
         rows = delegated.run_blur(opts.quick, budget.repeats, budget.warmup)
@@ -225,6 +227,14 @@ def run(opts: Options) -> dict[str, Any]:
         result["rows"] += rows
         print("\n## Training dataloader (conf/data/folders.yaml)\n")
         print(report.data_table(rows))
+
+    if "feed" in opts.parts:
+        cache = Path(tempfile.gettempdir()) / "realblur_bench"
+        cases = feed_cases(cache, opts.quick)
+        rows = [time_feed(case, budget, notes, batches=2 if opts.quick else 4) for case in cases]
+        result["rows"] += rows
+        print("\n## The data side of a DeblurGAN step (its real datamodule and Trainer)\n")
+        print(report.feed_table(rows))
 
     if opts.json is not None:
         opts.json.parent.mkdir(parents=True, exist_ok=True)

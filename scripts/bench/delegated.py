@@ -22,28 +22,30 @@ import bench_blur  # noqa: E402
 import bench_data  # noqa: E402
 import bench_predict  # noqa: E402
 
-# --quick: a small image whole and a 720p one tiled, instead of bench_predict's 720p and 4K.
-QUICK_INFER = [("640×360", 360, 640, None), ("1280×720", 720, 1280, 256)]
+# --quick: a small image whole and a 720p one tiled; else the path before and the default now.
+QUICK_INFER = [
+    bench_predict.Case("640×360 whole", height=360, width=640, tile=None),
+    bench_predict.Case("1280×720 256 px tiles", tile=256),
+]
+FULL_INFER = ["before", "default"]
 
 
 def run_infer(quick: bool, repeats: int, device: torch.device) -> list[dict[str, Any]]:
-    """``deblur_image`` ms per megapixel, whole and tiled (``bench_predict.run_case``)."""
+    """``deblur_image`` against the matmul floor (``bench_predict.run_case``), in this process."""
+    cases = {c.name: c for c in bench_predict.CASES}
     rows = []
-    for label, height, width, tile in QUICK_INFER if quick else bench_predict.CASES:
+    for case in QUICK_INFER if quick else [cases[n] for n in FULL_INFER]:
         reset_peak_memory(torch.device("cpu"))
-        result = bench_predict.run_case(height, width, tile, repeats, device.type)
+        result = bench_predict.run_case(case, repeats, device.type, None)
         rows.append(
             {
                 "part": "infer",
-                "image": label,
-                "height": height,
-                "width": width,
-                "tile": tile,
-                "overlap": 32 if tile else None,
-                "ms_per_mp": result["ms_per_mp"],
-                "ms": result["ms_per_mp"] * height * width / 1e6,
-                "peak_rss_gb": result["peak_rss_gb"],
+                "case": case.name,
+                "image": f"{case.width}×{case.height}",
+                "path": bench_predict.describe(case),
+                "ms_per_mp": result["ms"] / (case.height * case.width / 1e6),
                 "repeats": repeats,
+                **result,
             }
         )
     return rows

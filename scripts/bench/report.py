@@ -55,8 +55,8 @@ def steps_table(rows: list[dict[str, Any]]) -> str:
     base = {(r["stage"], r["size"], r["batch"]): r for r in rows if r["switch"] is None}
     out = [
         "| stage | module | variant | crop | batch | step ms (median) | min–max | loop ms | "
-        "img/s | peak GB | load | ÷ base |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "img/s | GFLOP/step | GFLOP/s | matmul GFLOP/s | ÷ matmul | peak GB | load | ÷ base |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         variant = r.get("variant", r["switch"])
@@ -67,14 +67,17 @@ def steps_table(rows: list[dict[str, Any]]) -> str:
         )
         if "error" in r or "skipped" in r:
             why = r.get("error") or f"skipped: {r['skipped']}"
-            out.append(f"{lead} {why} | | | | | | |")
+            out.append(f"{lead} {why} |" + " |" * 10)
             continue
         ref = base.get((r["stage"], r["size"], r["batch"]), {})
         ratio = r["ms"] / ref["ms"] if r["switch"] and ref.get("ms") else None
         out.append(
             f"{lead} {_fmt(r['ms'])} | "
             f"{_fmt(r['ms_min'], '.0f')}–{_fmt(r['ms_max'], '.0f')} | {_fmt(r['loop_ms'])} | "
-            f"{_fmt(r['images_per_s'])} | {_fmt(r['peak_mem_gb'], '.2f')} | "
+            f"{_fmt(r['images_per_s'])} | {_fmt(r.get('gflop_per_step'))} | "
+            f"{_fmt(r.get('gflops'), '.0f')} | {_fmt(r.get('matmul_gflops'), '.0f')} | "
+            f"{_fmt(100 * r.get('floor_ratio', float('nan')), '.0f')} % | "
+            f"{_fmt(r['peak_mem_gb'], '.2f')} | "
             f"{_fmt(r['load_average_1min'])} | {_fmt(ratio, '.2f')} |"
         )
     return "\n".join(out)
@@ -113,11 +116,15 @@ def ranges_table(rows: list[dict[str, Any]]) -> str:
 
 
 def infer_table(rows: list[dict[str, Any]]) -> str:
-    out = ["| image | tiling | ms / MP | ms / image | peak RSS GB |", "|---|---|---:|---:|---:|"]
+    out = [
+        "| case | image | path | ms / image | ms / MP | GFLOP/s | matmul GFLOP/s | ÷ matmul "
+        "| peak RSS GB |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
-        tiling = f"{r['tile']} px tiles, overlap {r['overlap']}" if r["tile"] else "whole image"
         out.append(
-            f"| {r['image']} | {tiling} | {r['ms_per_mp']:.0f} | {r['ms']:.0f} | "
+            f"| {r['case']} | {r['image']} | {r['path']} | {r['ms']:.0f} | {r['ms_per_mp']:.0f} | "
+            f"{r['gflops']:.0f} | {r['matmul_gflops']:.0f} | {100 * r['ratio']:.0f} % | "
             f"{r['peak_rss_gb']:.2f} |"
         )
     return "\n".join(out)
@@ -137,5 +144,27 @@ def data_table(rows: list[dict[str, Any]]) -> str:
         out.append(
             f"| {r['source']} | {r['crop']} | {r['batch']} | {r['workers']} | "
             f"{r['images_per_s']:.1f} | {r['min']:.1f}–{r['max']:.1f} |"
+        )
+    return "\n".join(out)
+
+
+def feed_table(rows: list[dict[str, Any]]) -> str:
+    """Step time, the wait for the next batch and the CPU time of making one, per data config."""
+    out = [
+        "| data | crop | batch | workers | step ms | wait ms (share) | data CPU ms / batch "
+        "(÷ step) | first epoch | matmul GFLOP/s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lead = f"| {r['data']} | {r.get('crop', '–')} | {r.get('batch', '–')} | "
+        lead += f"{r.get('workers', '–')} |"
+        if "error" in r:
+            out.append(f"{lead} {r['error']} | | | | |")
+            continue
+        out.append(
+            f"{lead} {_fmt(r['ms'], '.0f')} | {_fmt(r['wait_ms'], '.0f')} "
+            f"({_fmt(100 * r['wait_share'], '.0f')} %) | {_fmt(r['data_cpu_ms'], '.0f')} "
+            f"({_fmt(100 * r['data_cpu_share'], '.0f')} %) | "
+            f"{_fmt(r['data_cpu_first_epoch_ms'], '.0f')} | {_fmt(r['matmul_gflops'], '.0f')} |"
         )
     return "\n".join(out)

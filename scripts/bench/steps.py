@@ -1,8 +1,10 @@
 """Time one case: real training steps of a stage through a Lightning ``Trainer``, then profile.
 
-One ``Trainer.fit`` runs, in order: ``warmup`` dropped steps, ``repeats`` timed steps (no
-profiler: its per-operator cost would inflate them), ``profile_steps`` steps and
-``val_batches`` validation batches under ``torch.profiler`` (:mod:`bench.ranges`).
+One ``Trainer.fit`` runs, in order: one step whose FLOPs are counted (:class:`FlopCount`),
+``warmup`` dropped steps, ``repeats`` timed steps (no profiler: its per-operator cost would
+inflate them), ``profile_steps`` steps and ``val_batches`` validation batches under
+``torch.profiler`` (:mod:`bench.ranges`). A float32 matmul timed before and after the fit is the
+floor the step's FLOP rate is compared with (:mod:`bench.floor`).
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from typing import Any
 
 import lightning as L
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from realblur_gan.errors import UserError
 
 from .batches import loader, random_batches
+from .floor import matmul_gflops
 from .machine import contention, peak_memory_gb, reset_peak_memory, synchronize
 from .ranges import ProfileWindow, summarise
 from .stages import Case, build_module, case_config, stage_trainer, variant
@@ -70,6 +74,35 @@ class StepTimer(L.Callback):
         synchronize(self.device)
         self._end = time.perf_counter()
         self.step_s.append(self._end - self._start)
+
+
+class FlopCount(L.Callback):
+    """FLOPs of one training batch (forward, backward and optimiser steps of every net).
+
+    Args:
+        at: Index of the batch to count; counting slows it, so it is one not timed.
+    """
+
+    def __init__(self, at: int = 0) -> None:
+        self.at = at
+        self.gflop = float("nan")
+        self._mode: FlopCounterMode | None = None
+
+    def on_train_batch_start(self, trainer: Any, module: Any, batch: Any, batch_idx: int) -> None:
+        if batch_idx == self.at:
+            self._mode = FlopCounterMode(display=False)
+            self._mode.__enter__()
+
+    def on_train_batch_end(self, trainer: Any, module: Any, *args: Any) -> None:
+        if self._mode is not None:
+            self._mode.__exit__(None, None, None)
+            self.gflop = self._mode.get_total_flops() / 1e9
+            self._mode = None
+
+    def on_exception(self, *args: Any) -> None:
+        if self._mode is not None:
+            self._mode.__exit__(None, None, None)
+            self._mode = None
 
 
 def stats_ms(seconds: Sequence[float]) -> dict[str, float]:
@@ -134,7 +167,8 @@ def time_case(case: Case, budget: Budget, notes: Notes) -> dict[str, Any]:
         "batch": case.batch,
         "device": str(budget.device),
     }
-    timed = budget.warmup + budget.repeats
+    counted = 1  # the first step, whose FLOPs are counted
+    timed = counted + budget.warmup + budget.repeats
     with tempfile.TemporaryDirectory() as tmp, notes.quiet():
         root = Path(tmp)
         cfg, typed = case_config(case, budget.overrides, root)
@@ -146,6 +180,7 @@ def time_case(case: Case, budget: Budget, notes: Notes) -> dict[str, Any]:
             row["target"] = str(cfg.stages[case.stage].module._target_)
             row["nets"] = sorted(getattr(module, "net_configs", {}))
             timer = StepTimer(budget.device)
+            flops = FlopCount(at=0)
             window = ProfileWindow(first=timed, device=budget.device)
             trainer = stage_trainer(
                 cfg,
@@ -153,7 +188,7 @@ def time_case(case: Case, budget: Budget, notes: Notes) -> dict[str, Any]:
                 budget.device,
                 train_batches=timed + budget.profile_steps,
                 val_batches=budget.val_batches,
-                callbacks=[timer, window],
+                callbacks=[flops, timer, window],
                 root=root,
             )
             channels = int(cfg.model.image_channels)
@@ -162,15 +197,22 @@ def time_case(case: Case, budget: Budget, notes: Notes) -> dict[str, Any]:
                 budget.val_batches, case.batch, case.size, channels, validation=True, seed=1
             )
             row["mem_at_start_gb"] = reset_peak_memory(budget.device)
+            floor = matmul_gflops(budget.device)
             with contention(row):
                 trainer.fit(
                     module,
                     train_dataloaders=loader(train),
                     val_dataloaders=loader(val) if val else None,
                 )
-            row.update(stats_ms(timer.step_s[budget.warmup : timed]))
-            row["warmup_ms"] = [round(1000 * s, 1) for s in timer.step_s[: budget.warmup]]
-            row["loop_ms"] = stats_ms(timer.gap_s[budget.warmup : timed])["ms"]
+            floor = (floor + matmul_gflops(budget.device)) / 2
+            first = counted + budget.warmup
+            row.update(stats_ms(timer.step_s[first:timed]))
+            row["warmup_ms"] = [round(1000 * s, 1) for s in timer.step_s[counted:first]]
+            row["loop_ms"] = stats_ms(timer.gap_s[first:timed])["ms"]
+            row["gflop_per_step"] = flops.gflop
+            row["gflops"] = flops.gflop / (row["ms"] / 1000)
+            row["matmul_gflops"] = floor
+            row["floor_ratio"] = row["gflops"] / floor
             row["peak_mem_gb"] = peak_memory_gb(budget.device)
             row["images_per_s"] = 1000.0 * case.batch / row["ms"]
             row.update(summarise(window.events()))
