@@ -37,6 +37,9 @@ def _user_error(err: BaseException) -> BaseException | None:
 def _hydra_entry(cfg: DictConfig) -> float | None:
     from realblur_gan.config import validate_config
     from realblur_gan.errors import debug_requested, error_text
+    from realblur_gan.threads import use_available_cpus
+
+    use_available_cpus()  # here, not before Hydra: `--help` must not wait for torch
 
     try:
         if "stages" not in cfg:
@@ -150,9 +153,6 @@ def main() -> None:
     if problem:
         print(problem, file=sys.stderr)
         raise SystemExit(2)
-    from realblur_gan.threads import use_available_cpus
-
-    use_available_cpus()
     _hydra_entry()
 
 

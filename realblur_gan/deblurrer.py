@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from realblur_gan.defaults import DEFAULT_OVERLAP, DEFAULT_TILE
+from realblur_gan.defaults import DEFAULT_OVERLAP, DEFAULT_TILE, TILE_SIDE, Tile
 from realblur_gan.errors import UserError
 from realblur_gan.image_kinds import from_batch, to_batch
 from realblur_gan.inference import deblur_image, pick_device
@@ -46,7 +46,8 @@ class Deblurrer(nn.Module):
     Args:
         net: the generator (see :func:`realblur_gan.checkpoints.load_generator`).
         device: ``"auto"`` (CUDA when there is one), ``"cpu"``, ``"cuda"``, ... or a device.
-        tile: tile side in pixels for large images; None runs every image whole.
+        tile: tile side in pixels for large images; None runs every image whole; ``"auto"``
+            picks by image size and runtime (:func:`realblur_gan.inference.auto_tile`).
         overlap: pixels neighbouring tiles share.
         self_ensemble: average the results over the image's 8 flips and transposes (8x the
             time, a little better: see the model card).
@@ -67,13 +68,14 @@ class Deblurrer(nn.Module):
         net: nn.Module,
         *,
         device: str | torch.device = "auto",
-        tile: int | None = DEFAULT_TILE,
+        tile: Tile = DEFAULT_TILE,
         overlap: int = DEFAULT_OVERLAP,
         self_ensemble: bool = False,
         bf16: bool = False,
     ) -> None:
         super().__init__()
-        if tile is not None and not 0 <= overlap <= tile // 2:
+        side = TILE_SIDE if tile == "auto" else tile
+        if side is not None and not 0 <= overlap <= side // 2:
             raise UserError(f"tile={tile}, overlap={overlap}: need 0 <= overlap <= tile / 2")
         self.net = net.eval().requires_grad_(False)
         self.tile = tile

@@ -110,6 +110,6 @@ def test_trainer_gpu_config_is_one_gpu_in_bf16_channels_last(tiny_config) -> Non
     from realblur_gan.train import stage_trainer_config
 
     cfg = tiny_config("joint", "trainer=gpu", "logger=none")
-    trainer = stage_trainer_config(cfg, "joint", ["+scheme=joint", "trainer=gpu"])
+    trainer = stage_trainer_config(cfg, "joint")
     assert (trainer.accelerator, trainer.devices, trainer.precision) == ("gpu", 1, "bf16-mixed")
     assert cfg.perf.channels_last

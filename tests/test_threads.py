@@ -87,7 +87,7 @@ def test_package_sets_passive_waits_before_torch_loads(given: str | None, expect
     if given is not None:
         env["OMP_WAIT_POLICY"] = given
     code = (
-        "import os, sys; import realblur_gan.predict as p; "
+        "import os, sys; import realblur_gan.predict as p; import torch; "
         "print(os.environ['OMP_WAIT_POLICY'], 'torch' in sys.modules)"
     )
     # Before the CLI module's own imports run: the package __init__ alone.

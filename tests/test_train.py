@@ -498,8 +498,9 @@ def test_an_experiment_file_brings_its_scheme_and_its_settings_win():
     from realblur_gan.__main__ import _scheme_problem
     from realblur_gan.config import CONFIG_DIR, validate_config
 
+    paths = ["paths.data_dir=data", "paths.output_dir=run"]  # no hydra:runtime outside a run
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=["+experiment=packaged", "data_root=d"])
+        cfg = compose("train", overrides=["+experiment=packaged", "data_root=d", *paths])
     assert cfg.scheme_name == "joint" and stage_order(cfg) == ["pretrain_bgan", "joint"]
     # Its stage values beat the scheme's, wherever `+experiment` stands on the line.
     assert cfg.stages.joint.module.synthetic_ratio == 0.5
@@ -511,7 +512,7 @@ def test_an_experiment_file_brings_its_scheme_and_its_settings_win():
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         own = compose(
             "train",
-            overrides=["+experiment=own_data", "data.sharp_dir=s", "data.real_blur_dir=r"],
+            overrides=["+experiment=own_data", "data.sharp_dir=s", "data.real_blur_dir=r", *paths],
         )
     assert OmegaConf.to_container(own.stages.joint.init_from) == {
         "bgan_g": "pretrain_bgan",

@@ -86,6 +86,8 @@ class MultiScaleGenerator(nn.Module):
         inner = max(getattr(net, "stride", 1) for net in self.nets)
         self.stride = 2 ** (num_scales - 1) * inner
         self.out_channels = out_channels
+        # What the generator takes (its shared inner net takes twice as much).
+        self.image_channels = in_channels
 
     def forward_pyramid(self, x: Tensor) -> list[Tensor]:
         """Run every scale and return all outputs, coarsest first.
