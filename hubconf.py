@@ -8,7 +8,7 @@ From a clone (no download)::
     restored = deblur(image)  # PIL image, numpy array or torch tensor, returned in kind
 
 The entry returns a :class:`realblur_gan.Deblurrer` (an ``nn.Module``) holding the packaged
-DBGAN, whose file is checked against its SHA-256 in ``realblur_gan/model_zoo.py``.
+DBGAN, whose file is checked against its SHA-256 in ``realblur_gan/weights/model_zoo.py``.
 """
 
 dependencies = ["hydra", "numpy", "PIL", "safetensors", "torch"]
@@ -24,7 +24,7 @@ def realblur_dbgan(**options):
     Returns:
         A ``realblur_gan.Deblurrer``: call it on an image to deblur it.
     """
-    from realblur_gan.deblurrer import Deblurrer
-    from realblur_gan.model_zoo import DEFAULT_MODEL
+    from realblur_gan.inference.deblurrer import Deblurrer
+    from realblur_gan.weights.model_zoo import DEFAULT_MODEL
 
     return Deblurrer.from_pretrained(DEFAULT_MODEL, **options)

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from realblur_gan.cli.help_format import HelpFormatter
 from realblur_gan.errors import UserError, writable_dir
-from realblur_gan.help_format import HelpFormatter
 
 logger = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ __all__ = ["Deblurrer", "__version__"]
 
 def __getattr__(name: str) -> Any:
     if name == "Deblurrer":
-        from realblur_gan.deblurrer import Deblurrer
+        from realblur_gan.inference.deblurrer import Deblurrer
 
         return Deblurrer
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,7 +11,7 @@ import warnings
 import hydra
 from omegaconf import DictConfig
 
-from realblur_gan.config import CONFIG_DIR, available_schemes
+from realblur_gan.training.config import CONFIG_DIR, available_schemes
 
 log = logging.getLogger(__name__)
 
@@ -35,19 +35,19 @@ def _user_error(err: BaseException) -> BaseException | None:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def _hydra_entry(cfg: DictConfig) -> float | None:
-    from realblur_gan.config import validate_config
     from realblur_gan.errors import debug_requested, error_text
     from realblur_gan.threads import use_available_cpus
+    from realblur_gan.training.config import validate_config
 
     use_available_cpus()  # here, not before Hydra: `--help` must not wait for torch
 
     try:
         if "stages" not in cfg:
-            from realblur_gan.train import NoSchemeError
+            from realblur_gan.training.runner import NoSchemeError
 
             raise NoSchemeError()
         validate_config(cfg)  # before importing Lightning (seconds): a bad number fails at once
-        from realblur_gan.train import format_summary, train_checked
+        from realblur_gan.training.runner import format_summary, train_checked
 
         result = train_checked(cfg)
     except Exception as err:
@@ -80,7 +80,7 @@ def _scheme_problem(argv: list[str]) -> str | None:
 def _length_problem(argv: list[str]) -> str | None:
     """One line for a global stage length (``trainer.max_epochs=3``): each stage owns its own,
     and Hydra's own report ("not in struct, use +") would suggest the wrong fix."""
-    from realblur_gan.config import STAGE_LENGTH_KEYS, scheme_stages
+    from realblur_gan.training.config import STAGE_LENGTH_KEYS, scheme_stages
 
     scheme = next((a.split("=", 1)[1] for a in argv if a.startswith(("+scheme=", "++scheme="))), "")
     for arg in argv:

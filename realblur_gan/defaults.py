@@ -1,6 +1,6 @@
 """Default settings that the command-line tools show in ``--help``, as plain values.
 
-The modules that use them (:mod:`realblur_gan.inference`, :mod:`realblur_gan.blind.map`,
+The modules that use them (:mod:`realblur_gan.inference.tiling`, :mod:`realblur_gan.blind.map`,
 :mod:`realblur_gan.blind.selfdeblur`) import them from here, so a tool can print its help, with
 the true defaults, before it imports torch (seconds on a loaded machine). Imports nothing heavy.
 """
@@ -12,6 +12,7 @@ from typing import Literal
 
 __all__ = [
     "BLIND_METHODS",
+    "DEFAULT_NET",
     "DEFAULT_OVERLAP",
     "DEFAULT_TILE",
     "MAP_ITERATIONS",
@@ -24,8 +25,11 @@ __all__ = [
     "parse_tile",
 ]
 
+#: The net a trained checkpoint is read for unless told otherwise: DBGAN's generator.
+DEFAULT_NET = "dbgan_g"
+
 #: ``tile=None``: one pass; an int: tiles of at most that side; ``"auto"``: by image size and
-#: runtime (:func:`realblur_gan.inference.auto_tile`).
+#: runtime (:func:`realblur_gan.inference.tiling.auto_tile`).
 Tile = int | Literal["auto"] | None
 DEFAULT_TILE: Tile = "auto"
 #: The pixels neighbouring tiles share.
@@ -34,10 +38,10 @@ DEFAULT_OVERLAP = 32
 #: 1.5 GB resident in ``realblur-deblur`` (``scripts/bench_predict.py``).
 TILE_SIDE = 512
 #: The most pixels ``"auto"`` runs in one pass, where the runtime is faster that way
-#: (:data:`realblur_gan.runtime.ONE_PASS_PIXELS`): onnxruntime runs a 1280x720 frame 1.45x
+#: (:data:`realblur_gan.inference.runtime.ONE_PASS_PIXELS`): onnxruntime runs a 1280x720 frame 1.45x
 #: faster whole than in six 512 px tiles, for ~0.5 GB more memory at its peak.
 WHOLE_IMAGE_PIXELS = 1 << 20
-#: The forward-pass runtimes inference can use (:mod:`realblur_gan.runtime`).
+#: The forward-pass runtimes inference can use (:mod:`realblur_gan.inference.runtime`).
 RUNTIMES = ("auto", "torch", "onnxruntime")
 
 

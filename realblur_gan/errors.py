@@ -63,8 +63,8 @@ class ArgumentError(ValueError):
     """A constructor argument of a net, loss or module has a value it cannot take.
 
     The constructor knows the argument but not the config key that set it. Built from a config,
-    training names the key and turns this into a :class:`~realblur_gan.config.ConfigError`
-    (:func:`realblur_gan.config.config_mistake`): one line such as
+    training names the key and turns this into a :class:`~realblur_gan.training.config.ConfigError`
+    (:func:`realblur_gan.training.config.config_mistake`): one line such as
     ``model.dbgan_g.depth=0: must be >= 1``. Raised with no config behind it, it is the calling
     code's bug, so it is deliberately not a :class:`UserError` and keeps its traceback.
 

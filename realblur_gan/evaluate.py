@@ -6,9 +6,10 @@ Methods compared side by side in one table:
   extension);
 - ``--blur DIR``: the DBGAN generator run here on the blurry images, the packaged model unless
   ``--checkpoint CKPT`` names another (``--no-model`` leaves it out; see
-  :mod:`realblur_gan.inference`);
+  :mod:`realblur_gan.inference.tiling`);
 - ``--baselines identity,wiener,rl,selfdeblur,map`` with ``--blur DIR`` (and ``--kernels DIR``
-  for the non-blind wiener and rl): the classical methods of :mod:`realblur_gan.baselines`;
+  for the non-blind wiener and rl): the classical methods of
+  :mod:`realblur_gan.evaluation.baselines`;
   the blind ones (see :mod:`realblur_gan.blind`) take ``--iterations`` and ``--kernel-size``.
 
 Writes ``OUT/metrics.csv`` (one row per image and method) and ``OUT/summary.md`` (the mean
@@ -39,6 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from realblur_gan.cli.generator_options import add_generator_options, generator_from_options
+from realblur_gan.cli.help_format import HelpFormatter
 from realblur_gan.defaults import (
     BLIND_METHODS,
     DEFAULT_OVERLAP,
@@ -53,11 +56,9 @@ from realblur_gan.errors import (
     debug_requested,
     error_text,
 )
-from realblur_gan.generator_options import add_generator_options, generator_from_options
-from realblur_gan.help_format import HelpFormatter
-from realblur_gan.model_zoo import DEFAULT_MODEL
 from realblur_gan.ownership import claim_folder
 from realblur_gan.threads import use_available_cpus
+from realblur_gan.weights.model_zoo import DEFAULT_MODEL
 
 # Torch, the metrics and the baselines are imported where they are used: `realblur-evaluate
 # --help` then answers at once instead of after seconds of imports.
@@ -123,7 +124,7 @@ def score_pair(
         target: sharp reference in [0, 1], same size.
         options: see :class:`ScoreOptions`; None for the defaults.
         lpips: an LPIPS module ``(pred, target) -> scalar``, e.g.
-            :class:`~realblur_gan.losses.LPIPSLoss`; None leaves the entry out.
+            :class:`~realblur_gan.training.losses.LPIPSLoss`; None leaves the entry out.
 
     Returns:
         ``{"psnr", "ssim"[, "lpips"], "dy", "dx"}``: ``dy, dx`` is the PSNR-best shift.
@@ -134,7 +135,7 @@ def score_pair(
     import torch
 
     from realblur_gan.data.io import to_channels
-    from realblur_gan.metrics import (
+    from realblur_gan.evaluation.metrics import (
         best_shift,
         crop_border,
         psnr,
@@ -235,8 +236,9 @@ def model_method(
     self_ensemble: bool = False,
     runtime: str = "auto",
 ) -> Method:
-    """Run a generator on each blurry image (see :func:`~realblur_gan.inference.deblur_image`)."""
-    from realblur_gan.inference import deblur_image
+    """Run a generator on each blurry image (see
+    :func:`~realblur_gan.inference.tiling.deblur_image`)."""
+    from realblur_gan.inference.tiling import deblur_image
 
     def restore(key: str, blur: Tensor | None, kernel: Tensor | None) -> Tensor:
         assert blur is not None
@@ -272,7 +274,7 @@ class BlindSettings:
 
 def blind_method(name: str, settings: BlindSettings) -> Method:
     """A row for the blind baseline ``name``: it needs no kernel file."""
-    from realblur_gan.baselines import BLIND_BASELINES, blind_deblur
+    from realblur_gan.blind.registry import BLIND_BASELINES, blind_deblur
 
     spec = BLIND_BASELINES[name]
     budget = spec.default_iterations if settings.iterations is None else settings.iterations
@@ -298,7 +300,7 @@ def baseline_methods(
     names: Sequence[str], nsr: float, iterations: int, blind: BlindSettings | None = None
 ) -> list[Method]:
     """Rows for the baselines named in ``--baselines``; ``blind`` configures the blind ones."""
-    from realblur_gan.baselines import identity, richardson_lucy, wiener
+    from realblur_gan.evaluation.baselines import identity, richardson_lucy, wiener
 
     functions: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
         "wiener": functools.partial(wiener, nsr=nsr),
@@ -339,7 +341,7 @@ class EvaluationResult:
 
 
 def _find_kernel(kernels_dir: Path, key: str) -> Path:
-    from realblur_gan.baselines import KERNEL_EXTENSIONS, KernelError
+    from realblur_gan.evaluation.baselines import KERNEL_EXTENSIONS, KernelError
 
     for ext in KERNEL_EXTENSIONS:
         path = kernels_dir / f"{key}{ext}"
@@ -375,8 +377,8 @@ def evaluate(
     """
     from tqdm import tqdm
 
-    from realblur_gan.baselines import KernelError, load_kernel
     from realblur_gan.data.io import ImageReadError, read_image
+    from realblur_gan.evaluation.baselines import KernelError, load_kernel
 
     start = time.perf_counter()
     options = options or ScoreOptions()
@@ -617,8 +619,8 @@ def _build_lpips(
     """The LPIPS module, or None and the reason it is unavailable."""
     if args.no_lpips:
         return None, "disabled with --no-lpips"
-    from realblur_gan.losses import LPIPSLoss
-    from realblur_gan.pretrained import MissingPretrainedWeights
+    from realblur_gan.training.losses import LPIPSLoss
+    from realblur_gan.weights.backbones import MissingPretrainedWeights
 
     try:
         return LPIPSLoss(net=args.lpips_net, weights_path=args.lpips_weights).to(device), None
@@ -640,8 +642,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace, owned: contextlib.ExitStack) -> int:
-    from realblur_gan.inference import pick_device
-    from realblur_gan.runtime import forward_runner
+    from realblur_gan.inference.runtime import forward_runner
+    from realblur_gan.inference.tiling import pick_device
 
     use_available_cpus()
     options = ScoreOptions(args.shift, args.crop_border, args.y_channel)

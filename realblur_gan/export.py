@@ -1,7 +1,8 @@
 """Export a trained generator: safetensors weights + JSON config, and optionally ONNX.
 
 ``DIR/<net>.safetensors`` holds the weights (with the config also in the file's metadata) and
-``DIR/<net>.json`` the resolved Hydra config; :func:`realblur_gan.checkpoints.load_generator`
+``DIR/<net>.json`` the resolved Hydra config;
+:func:`realblur_gan.weights.checkpoints.load_generator`
 loads either the folder or the ``.safetensors`` file, with no pickle involved (the packaged
 model in ``realblur_gan/weights/`` is such a file). ``--onnx`` adds
 ``DIR/<net>.onnx`` with a dynamic batch, height and width (H and W must be multiples of the net's
@@ -17,25 +18,24 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import json
 import logging
 import os
 import sys
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from realblur_gan.cli.extras import require_extra
+from realblur_gan.cli.generator_options import add_generator_options, generator_from_options
+from realblur_gan.cli.help_format import HelpFormatter
 from realblur_gan.errors import (
     UserError,
     cli_logging,
     debug_requested,
     error_text,
 )
-from realblur_gan.extras import require_extra
-from realblur_gan.generator_options import add_generator_options, generator_from_options
-from realblur_gan.help_format import HelpFormatter
+from realblur_gan.inference.onnx import ONNX_OPSET, ONNX_TOLERANCE, onnx_model_bytes
 from realblur_gan.ownership import claim_folder, unique_temp
 
 # Torch is imported where it is used, so `--help` answers at once.
@@ -50,13 +50,7 @@ __all__ = [
     "check_onnx",
     "export_onnx",
     "export_safetensors",
-    "onnx_model_bytes",
 ]
-
-ONNX_OPSET = 17
-# Largest |onnxruntime - PyTorch| accepted on [0, 1] outputs: float32 rounding differs between
-# the two runtimes' conv kernels (measured ~1e-6 on the default U-Net), far below one 16-bit step.
-ONNX_TOLERANCE = 1e-4
 
 
 class ExportError(RuntimeError):
@@ -115,48 +109,6 @@ def export_safetensors(
         for temp in temps:
             temp.unlink(missing_ok=True)
     return weights, sidecar
-
-
-def onnx_model_bytes(net: nn.Module, size: int | None = None, opset: int = ONNX_OPSET) -> bytes:
-    """``net`` as an ONNX model (input ``image``, output ``restored``), dynamic batch, height
-    and width, in memory.
-
-    Uses the TorchScript exporter (``dynamo=False``), which handles the U-Net's size-dependent
-    upsampling with dynamic axes; it needs the ``onnx`` package (not ``onnxscript``).
-
-    Args:
-        net: the generator (exported in eval mode).
-        size: side of the example input (a multiple of the stride); default ``8 * stride``.
-        opset: ONNX opset (>= 17).
-    """
-    import torch
-
-    from realblur_gan.inference import net_channels
-
-    stride = int(getattr(net, "stride", 1))
-    size = size or 8 * max(stride, 4)
-    # Any values trace the same graph; a seeded example keeps the export reproducible.
-    example = torch.rand(
-        1, net_channels(net), size, size, generator=torch.Generator().manual_seed(0)
-    )
-    axes = {0: "batch", 2: "height", 3: "width"}
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        # The size checks inside the nets become constants in the trace: that is intended.
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(
-            net,
-            (example,),
-            buffer,
-            input_names=["image"],
-            output_names=["restored"],
-            dynamic_axes={"image": axes, "restored": axes},
-            opset_version=opset,
-            training=torch.onnx.TrainingMode.EVAL,
-            dynamo=False,
-        )
-    return buffer.getvalue()
 
 
 def export_onnx(
@@ -222,7 +174,7 @@ def check_onnx(
     import onnxruntime as ort
     import torch
 
-    from realblur_gan.inference import net_channels
+    from realblur_gan.nets.init import net_channels
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     generator = torch.Generator().manual_seed(0)

@@ -12,7 +12,8 @@ so a lock file left behind by a crash never blocks anyone. :func:`unique_temp` n
 temporary file of an atomic write after the process and a random suffix, so two processes
 writing the same target never share (or delete) each other's temporary file.
 
-:mod:`realblur_gan.run_dir` builds on it for training: a Hydra callback that gives every launch
+:mod:`realblur_gan.training.run_dir` builds on it for training: a Hydra callback that gives every
+launch
 a run dir of its own before Hydra writes anything into it.
 """
 

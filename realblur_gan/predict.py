@@ -1,9 +1,10 @@
 """Deblur image files with a trained DBGAN generator: the ``realblur-deblur`` command.
 
 This module walks the inputs (files, folders, globs) and writes each result in its input's mode
-and bit depth; the net comes from :func:`realblur_gan.checkpoints.load_generator` (by default
+and bit depth; the net comes from :func:`realblur_gan.weights.checkpoints.load_generator` (by
+default
 the packaged model in ``realblur_gan/weights/``) and runs through
-:func:`realblur_gan.inference.deblur_image` (any size, large images in tiles).
+:func:`realblur_gan.inference.tiling.deblur_image` (any size, large images in tiles).
 
 Example::
 
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import glob
 import logging
 import os
 import sys
@@ -25,6 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from realblur_gan.cli.generator_options import add_generator_options, generator_from_options
+from realblur_gan.cli.help_format import HelpFormatter
+from realblur_gan.cli.inputs import InputError, resolve_inputs
 from realblur_gan.defaults import (
     DEFAULT_OVERLAP,
     DEFAULT_TILE,
@@ -39,8 +42,6 @@ from realblur_gan.errors import (
     debug_requested,
     error_text,
 )
-from realblur_gan.generator_options import add_generator_options, generator_from_options
-from realblur_gan.help_format import HelpFormatter
 from realblur_gan.ownership import claim_folder
 from realblur_gan.threads import use_available_cpus
 
@@ -51,73 +52,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["InputError", "PredictReport", "predict_files", "resolve_inputs"]
+__all__ = ["PredictReport", "predict_files"]
 
-_GLOB_CHARS = frozenset("*?[")
 # Suffixes of the files load_generator reads, so that the older form with the checkpoint as the
 # first INPUT still works (a missing one is then reported as a missing checkpoint).
 _CHECKPOINT_SUFFIXES = frozenset({".ckpt", ".safetensors", ".pt", ".pth"})
-
-
-class InputError(UserError, ValueError):
-    """An INPUT argument matches no image; the message names it and the fix."""
-
-
-def _glob_root(pattern: str) -> Path:
-    """The folder before the first wildcard of a glob, to keep sub-folders in the output."""
-    parts = Path(pattern).parts
-    fixed: list[str] = []
-    for part in parts:
-        if _GLOB_CHARS & set(part):
-            break
-        fixed.append(part)
-    return Path(*fixed) if fixed else Path()
-
-
-def resolve_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[tuple[Path, Path]]:
-    """Expand INPUT arguments (files, folders searched recursively, globs) to images.
-
-    Args:
-        inputs: the command line's INPUT arguments.
-
-    Returns:
-        ``(source, relative output path)`` pairs: a folder's images keep their sub-folders, a
-        glob's keep their path below its fixed prefix, a file keeps its name.
-
-    Raises:
-        InputError: an argument matches no image.
-    """
-    from realblur_gan.data.io import IMAGE_EXTENSIONS, ImageFolderError, list_images
-
-    found: dict[Path, Path] = {}
-    for item in inputs:
-        text = str(item)
-        path = Path(text)
-        pairs: list[tuple[Path, Path]]
-        if path.is_dir():
-            try:
-                pairs = [(p, p.relative_to(path)) for p in list_images(path)]
-            except ImageFolderError as err:
-                raise InputError(str(err)) from None
-        elif path.is_file():
-            pairs = [(path, Path(path.name))]
-        elif path.exists():
-            raise InputError(f"{text}: not a regular file (a FIFO, device or socket); pass images")
-        elif _GLOB_CHARS & set(text):
-            root = _glob_root(text)
-            matches = sorted(Path(p) for p in glob.glob(text, recursive=True))
-            images = [p for p in matches if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
-            if not images:
-                raise InputError(f"{text}: the pattern matches no image; check it (quote it)")
-            pairs = [(p, p.relative_to(root)) for p in images]
-        else:
-            raise InputError(f"{text}: no such file or folder; check the path")
-        for source, rel in pairs:
-            if rel in found and found[rel] != source:
-                logger.warning("%s: same output name as %s, skipped", source, found[rel])
-                continue
-            found[rel] = source
-    return [(source, rel) for rel, source in found.items()]
 
 
 @dataclass
@@ -156,15 +95,15 @@ def predict_files(
     skipped, so one bad file does not stop a long run.
 
     Args:
-        net: the generator (see :func:`~realblur_gan.checkpoints.load_generator`), on the
+        net: the generator (see :func:`~realblur_gan.weights.checkpoints.load_generator`), on the
             device to use.
         jobs: ``(source, relative output path)`` pairs from :func:`resolve_inputs`.
         out_dir: output folder.
-        tile: see :func:`~realblur_gan.inference.deblur_image`.
-        overlap: see :func:`~realblur_gan.inference.deblur_image`.
-        bf16: see :func:`~realblur_gan.inference.deblur_image`.
-        self_ensemble: see :func:`~realblur_gan.inference.deblur_image`.
-        runtime: see :func:`~realblur_gan.inference.deblur_image`.
+        tile: see :func:`~realblur_gan.inference.tiling.deblur_image`.
+        overlap: see :func:`~realblur_gan.inference.tiling.deblur_image`.
+        bf16: see :func:`~realblur_gan.inference.tiling.deblur_image`.
+        self_ensemble: see :func:`~realblur_gan.inference.tiling.deblur_image`.
+        runtime: see :func:`~realblur_gan.inference.tiling.deblur_image`.
         overwrite: redo outputs that exist.
         suffix: output extension (e.g. ``".png"``); None keeps the input's.
         progress: show a progress bar.
@@ -175,7 +114,7 @@ def predict_files(
     from tqdm import tqdm
 
     from realblur_gan.data.io import IMAGE_EXTENSIONS, ImageReadError, read_image, write_image
-    from realblur_gan.inference import deblur_image
+    from realblur_gan.inference.tiling import deblur_image
 
     out_dir = Path(out_dir)
     report = PredictReport()
@@ -345,8 +284,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace, owned: contextlib.ExitStack) -> int:
     from realblur_gan.data.io import IMAGE_EXTENSIONS
-    from realblur_gan.inference import pick_device
-    from realblur_gan.runtime import forward_runner
+    from realblur_gan.inference.runtime import forward_runner
+    from realblur_gan.inference.tiling import pick_device
 
     use_available_cpus()
     suffix = None

@@ -33,13 +33,15 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np
 import torch
 
-from realblur_gan.baselines import BLIND_BASELINES, blind_deblur, richardson_lucy, wiener
 from realblur_gan.blind import kernel_similarity
+from realblur_gan.blind.registry import BLIND_BASELINES, blind_deblur
 from realblur_gan.camera import convolve, trajectory_kernel
-from realblur_gan.checkpoints import load_generator
 from realblur_gan.data.demo import make_scene
 from realblur_gan.evaluate import ScoreOptions, score_pair
-from realblur_gan.inference import deblur_image, net_channels
+from realblur_gan.evaluation.baselines import richardson_lucy, wiener
+from realblur_gan.inference.tiling import deblur_image
+from realblur_gan.nets.init import net_channels
+from realblur_gan.weights.checkpoints import load_generator
 
 
 def levin_style(index: int, size: int, kernel_size: int, noise: float) -> tuple[torch.Tensor, ...]:

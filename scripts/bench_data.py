@@ -26,8 +26,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from realblur_gan.config import CONFIG_DIR
 from realblur_gan.data.demo import ensure_demo
+from realblur_gan.training.config import CONFIG_DIR
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 

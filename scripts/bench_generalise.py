@@ -4,7 +4,7 @@
     python scripts/bench_generalise.py --checkpoint run/checkpoints/joint/last.ckpt
     python scripts/bench_generalise.py --data path/to/data --parts gopro,synthetic --limit 5
 
-Parts (see :mod:`realblur_gan.generalisation`): real GoPro blur of unseen scenes (whole
+Parts (see :mod:`realblur_gan.evaluation.generalisation`): real GoPro blur of unseen scenes (whole
 1280x720 frames), synthetic camera blur (5-65 px) of held-out photos (CBSD68) at native size, and
 real blurry photos without ground truth (a no-reference blur score, and a grid of crops:
 input | model | blind MAP). Prints one table, writes ``OUT/metrics.csv`` (per image),
@@ -72,10 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     import logging
 
-    from realblur_gan.checkpoints import load_generator, packaged_model
     from realblur_gan.errors import UserError, error_text
-    from realblur_gan.generalisation import BenchmarkData, format_table, run_benchmark
-    from realblur_gan.inference import deblur_image
+    from realblur_gan.evaluation.generalisation import BenchmarkData, format_table, run_benchmark
+    from realblur_gan.inference.tiling import deblur_image
+    from realblur_gan.weights.checkpoints import load_generator
+    from realblur_gan.weights.model_zoo import packaged_model
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

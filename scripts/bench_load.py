@@ -16,8 +16,8 @@ shown as such. The float32 matmul rate is timed before the load starts and under
 floor of this moment.
 
 Then, in this process and without the load, the ``--shift`` search alone: the per-shift loop
-that ``score_pair`` ran before against :func:`realblur_gan.metrics.ssim_at_shifts` and
-:func:`~realblur_gan.metrics.psnr_at_shifts`, on the same images.
+that ``score_pair`` ran before against :func:`realblur_gan.evaluation.metrics.ssim_at_shifts` and
+:func:`~realblur_gan.evaluation.metrics.psnr_at_shifts`, on the same images.
 
 Usage::
 
@@ -122,7 +122,7 @@ def run_command(module: str, args: list[str], mode: str, timeout: float) -> floa
 def shift_search(pairs: int, shift: int = 5) -> tuple[float, float]:
     """Seconds of the per-shift loop and of the vectorised search over ``pairs`` 480x320 RGB
     pairs, with the same results (checked here)."""
-    from realblur_gan.metrics import (
+    from realblur_gan.evaluation.metrics import (
         psnr,
         psnr_at_shifts,
         shift_grid,

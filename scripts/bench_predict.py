@@ -1,6 +1,6 @@
 """Inference speed against this machine's float32 matmul rate, and peak memory.
 
-Times :func:`realblur_gan.inference.deblur_image` (what ``realblur-deblur`` and
+Times :func:`realblur_gan.inference.tiling.deblur_image` (what ``realblur-deblur`` and
 ``realblur-evaluate`` run) on the packaged DBGAN, or on ``--net-config`` (any generator config,
 random weights: the time does not depend on them), for each runtime, tiling and thread count.
 
@@ -112,8 +112,9 @@ DEFAULT_CASES += ["cli-720p", "cli-12mp"]
 
 def load_net(net_config: Path | None, device: torch.device) -> nn.Module:
     """The packaged DBGAN, or the ``dbgan_g`` (or only net) of ``net_config``, random weights."""
-    from realblur_gan.checkpoints import load_generator, packaged_model
-    from realblur_gan.net_configs import build_net, read_net_config
+    from realblur_gan.weights.checkpoints import load_generator
+    from realblur_gan.weights.model_zoo import packaged_model
+    from realblur_gan.weights.net_configs import build_net, read_net_config
 
     if net_config is None:
         net = load_generator(packaged_model())
@@ -126,7 +127,7 @@ def load_net(net_config: Path | None, device: torch.device) -> nn.Module:
 def pass_gflop(net: nn.Module, height: int, width: int) -> float:
     """FLOPs of one forward pass over an image of this size padded to the net's stride (meta
     tensors: nothing is computed), GFLOP."""
-    from realblur_gan.inference import net_channels
+    from realblur_gan.nets.init import net_channels
 
     stride = int(getattr(net, "stride", 1))
     h, w = (-(-height // stride) * stride, -(-width // stride) * stride)
@@ -139,7 +140,7 @@ def pass_gflop(net: nn.Module, height: int, width: int) -> float:
 def _before(deblur_image: Callable[..., torch.Tensor], *args: Any, **kwargs: Any) -> torch.Tensor:
     """``deblur_image`` with the forward pass it had before this benchmark's changes (eager
     torch on NCHW tensors), for the ``before`` cases."""
-    import realblur_gan.inference as inference
+    import realblur_gan.inference.tiling as inference
 
     def plain(net: nn.Module, device: torch.device, runtime: str, bf16: bool) -> Callable:
         return lambda x: net(x.to(device)).float()
@@ -155,8 +156,8 @@ def _before(deblur_image: Callable[..., torch.Tensor], *args: Any, **kwargs: Any
 def prepare(case: Case, net: nn.Module, dev: torch.device) -> tuple[Callable[[], None], float]:
     """One pass of ``case`` as a call, after its set-up (export, compile, warm-up), and the
     useful GFLOP of a pass."""
-    import realblur_gan.inference as inference
-    from realblur_gan.runtime import forward_runner
+    import realblur_gan.inference.tiling as inference
+    from realblur_gan.inference.runtime import forward_runner
 
     runtime = "torch" if case.runtime == "before" else case.runtime
     if case.compile:

@@ -35,11 +35,11 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
-from realblur_gan.config import CONFIG_DIR
 from realblur_gan.nets.padding import forward_padded
-from realblur_gan.objective import GANObjective
-from realblur_gan.train import build_stage, stage_optim_config, stage_trainer_config
-from realblur_gan.validation import RestorationMetrics
+from realblur_gan.training.config import CONFIG_DIR
+from realblur_gan.training.objective import GANObjective
+from realblur_gan.training.runner import build_stage, stage_optim_config, stage_trainer_config
+from realblur_gan.training.validation import RestorationMetrics
 
 
 def compose_config(overrides: list[str], out_dir: Path) -> DictConfig:

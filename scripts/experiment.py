@@ -15,7 +15,7 @@ can be run alone (``python -m realblur_gan +experiment=<name>``):
 
 Each final DBGAN is scored with ``realblur-evaluate``'s code on the real-blur validation pairs
 (whole frame averages of a window no condition trains on) and on the generalisation benchmark's
-scenes and photos it never saw (``realblur_gan.generalisation``: real GoPro blur of other
+scenes and photos it never saw (``realblur_gan.evaluation.generalisation``: real GoPro blur of other
 scenes, camera blur of held-out photos).
 
 Usage::
@@ -26,7 +26,7 @@ Usage::
     python scripts/experiment.py --conditions a,e --budget smoke --logger none
     python scripts/experiment.py --conditions a,b --set b:data.synthetic_blur.kernel_size=[5,31]
 
-Each condition is one ``realblur_gan.train.run`` into ``<out>/<condition>/`` (its own
+Each condition is one ``realblur_gan.training.runner.run`` into ``<out>/<condition>/`` (its own
 checkpoints, panels, W&B runs); the conditions run one after another in this process. A
 condition whose ``result.json`` exists is not trained again (rerun the same command after an
 interruption; an interrupted condition resumes from its checkpoints); ``--force`` retrains it.
@@ -55,8 +55,8 @@ from typing import TYPE_CHECKING, Any
 # Before torch loads: busy-waiting OpenMP threads crawl on a CPU shared with other processes.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from realblur_gan.cli.help_format import HelpFormatter
 from realblur_gan.errors import UserError, error_text
-from realblur_gan.help_format import HelpFormatter
 from realblur_gan.ownership import claim_folder, new_folder
 
 # Torch, Hydra and the trainer are imported where they are used: `--help` answers at once.
@@ -64,7 +64,7 @@ if TYPE_CHECKING:
     import torch
     from omegaconf import DictConfig
 
-    from realblur_gan.generalisation import BenchmarkData
+    from realblur_gan.evaluation.generalisation import BenchmarkData
 
 log = logging.getLogger("experiment")
 
@@ -262,7 +262,7 @@ def compose_condition(
         extra: More overrides, applied last (budget, logger, ``--set``).
 
     Returns:
-        The config, ready for :func:`realblur_gan.train.run`.
+        The config, ready for :func:`realblur_gan.training.runner.run`.
 
     Raises:
         OverrideError: an override the config cannot take, in one line naming it.
@@ -271,7 +271,7 @@ def compose_condition(
     from hydra.errors import ConfigCompositionException
     from omegaconf import open_dict
 
-    from realblur_gan.config import CONFIG_DIR
+    from realblur_gan.training.config import CONFIG_DIR
 
     overrides = [
         f"+experiment={condition.experiment}",
@@ -354,7 +354,7 @@ def stage_seconds(run_dir: Path, stages: Sequence[str], start: float) -> dict[st
     A stage's time includes building it and its validations; a stage finished in an earlier,
     interrupted launch is left out.
     """
-    from realblur_gan.train import DONE_MARKER
+    from realblur_gan.training.runner import DONE_MARKER
 
     out: dict[str, float] = {}
     previous = start
@@ -385,8 +385,8 @@ def train_condition(
     """
     from omegaconf import open_dict
 
-    from realblur_gan.config import stage_order
-    from realblur_gan.train import run
+    from realblur_gan.training.config import stage_order
+    from realblur_gan.training.runner import run
 
     stages = stage_order(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -492,9 +492,9 @@ class Scoring:
 
 def make_scoring(val_dir: Path, bench_root: Path | None, budget: Budget, out: Path) -> Scoring:
     """The validation pairs, the benchmark's parts that exist, and LPIPS when its weights do."""
-    from realblur_gan.generalisation import BenchmarkData
-    from realblur_gan.losses import LPIPSLoss
-    from realblur_gan.pretrained import MissingPretrainedWeights
+    from realblur_gan.evaluation.generalisation import BenchmarkData
+    from realblur_gan.training.losses import LPIPSLoss
+    from realblur_gan.weights.backbones import MissingPretrainedWeights
 
     bench = None
     if bench_root is not None:
@@ -522,10 +522,10 @@ def score_condition(record: dict[str, Any], scoring: Scoring, run_dir: Path) -> 
     validation frames; ``record["benchmark"]``: the benchmark's part summaries (none without
     its data). Both are kept in ``result.json``, so a resumed launch scores nothing again.
     """
-    from realblur_gan.checkpoints import load_generator
     from realblur_gan.evaluate import model_method
-    from realblur_gan.generalisation import run_benchmark
-    from realblur_gan.inference import deblur_image
+    from realblur_gan.evaluation.generalisation import run_benchmark
+    from realblur_gan.inference.tiling import deblur_image
+    from realblur_gan.weights.checkpoints import load_generator
 
     condition = CONDITIONS[record["condition"]]
     net = load_generator(record["checkpoint"])
@@ -638,10 +638,10 @@ def make_grid(
     """
     from torchvision.utils import save_image
 
-    from realblur_gan.checkpoints import load_generator
     from realblur_gan.evaluate import score_pair
-    from realblur_gan.inference import deblur_image
-    from realblur_gan.panels import make_panel
+    from realblur_gan.inference.tiling import deblur_image
+    from realblur_gan.training.panels import make_panel
+    from realblur_gan.weights.checkpoints import load_generator
 
     (h, w), side = blur.shape[-2:], min(GRID_CROP, *blur.shape[-2:])
     top, left = (h - side) // 2, (w - side) // 2
@@ -666,10 +666,10 @@ def report(
     dbgan_batches: int,
 ) -> str:
     """Write results.csv, results.md, results.png and grid.png; return the ranking table."""
-    from realblur_gan.baselines import identity
     from realblur_gan.data.io import read_image
     from realblur_gan.evaluate import Method, ScoreOptions, markdown_table, write_csv
-    from realblur_gan.generalisation import PartSummary, format_table
+    from realblur_gan.evaluation.baselines import identity
+    from realblur_gan.evaluation.generalisation import PartSummary, format_table
 
     blurry = Method("input (blurry)", lambda key, blur, kernel: identity(blur))
     inputs = scoring.rows(blurry)
@@ -707,7 +707,8 @@ def report(
         "PSNR: DBGAN's final weights (EMA when kept) on the real-blur validation pairs (whole "
         f"frames, {len(inputs)} pairs), per-image mean; gain: PSNR minus the blurry input's "
         f"({input_psnr:.2f} dB). The benchmark columns: real GoPro blur of scenes no condition "
-        "saw and camera blur of held-out photos (`realblur_gan.generalisation`). Every condition "
+        "saw and camera blur of held-out photos (`realblur_gan.evaluation.generalisation`). "
+        "Every condition "
         "trains DBGAN for the same number of batches; the BGAN stages of c and d are extra "
         "training those conditions need (their wall time includes it).",
         "",
@@ -923,7 +924,7 @@ def run_experiment(
             [*budget.overrides, *more, *sets_for(condition, args.sets)],
         )
 
-    from realblur_gan.config import stage_order, validate_config
+    from realblur_gan.training.config import stage_order, validate_config
 
     configs: dict[str, DictConfig] = {}
     try:

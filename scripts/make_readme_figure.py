@@ -26,7 +26,7 @@ from PIL import Image, ImageDraw, ImageFont
 from realblur_gan import Deblurrer
 from realblur_gan.camera import RealisticBlur
 from realblur_gan.data.demo import make_scene
-from realblur_gan.metrics import psnr
+from realblur_gan.evaluation.metrics import psnr
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZE = 256

@@ -4,7 +4,7 @@ One row per ``conf/model/*.yaml`` (its ``dbgan_g``) and one for the packaged mod
 stored in its weights), so that the packaged generator can be chosen on quality per second:
 ``--scores`` adds a column of generalisation scores from a JSON file (``{"default": 1.27,
 ...}``, keyed by the config's stem, ``packaged`` for the packaged model), and ``--time`` measures
-milliseconds per megapixel on this machine (``realblur_gan.inference.deblur_image`` as
+milliseconds per megapixel on this machine (``realblur_gan.inference.tiling.deblur_image`` as
 ``realblur-deblur`` runs it) next to the float32 matmul rate timed around it.
 
 FLOPs are counted by ``torch.utils.flop_counter`` on meta tensors (nothing is computed; a
@@ -44,7 +44,7 @@ ANCHORS = [
 def _net(config: Mapping[str, Any] | nn.Module, device: str | torch.device) -> nn.Module:
     if isinstance(config, nn.Module):
         return config
-    from realblur_gan.net_configs import build_net
+    from realblur_gan.weights.net_configs import build_net
 
     with torch.device(device):
         return build_net(dict(config), "net config", "dbgan_g")
@@ -57,14 +57,14 @@ def gflop_per_megapixel(
 
     Args:
         config: a net config (a resolved ``_target_`` mapping, e.g. from
-            :func:`realblur_gan.net_configs.read_net_config`) or a built net.
+            :func:`realblur_gan.weights.net_configs.read_net_config`) or a built net.
         height: rows of the image it is counted on (padded to the net's stride).
         width: columns likewise.
 
     Returns:
         FLOPs of one pass over the image divided by its (unpadded) megapixels.
     """
-    from realblur_gan.inference import net_channels
+    from realblur_gan.nets.init import net_channels
 
     net = (
         copy.deepcopy(config).to("meta") if isinstance(config, nn.Module) else _net(config, "meta")
@@ -83,8 +83,8 @@ def parameter_count(config: Mapping[str, Any] | nn.Module) -> int:
 
 def shipped_configs(model_configs: Path) -> dict[str, dict[str, Any]]:
     """``{name: dbgan_g config}``: every model config's generator, and the packaged model's."""
-    from realblur_gan.checkpoints import packaged_model
-    from realblur_gan.net_configs import read_net_config
+    from realblur_gan.weights.model_zoo import packaged_model
+    from realblur_gan.weights.net_configs import read_net_config
 
     configs = {p.stem: read_net_config(p, "dbgan_g") for p in sorted(model_configs.glob("*.yaml"))}
     try:
@@ -102,7 +102,7 @@ def measure_ms_per_megapixel(config: Mapping[str, Any], repeats: int = 3) -> tup
     weights, the default runtime and tiling), and the share of the matmul rate it reaches."""
     from bench.floor import matmul_gflops
 
-    from realblur_gan.inference import deblur_image
+    from realblur_gan.inference.tiling import deblur_image
 
     torch.manual_seed(0)
     net = _net(config, "cpu").eval()

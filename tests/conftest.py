@@ -19,7 +19,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
-from realblur_gan.config import CONFIG_DIR
+from realblur_gan.training.config import CONFIG_DIR
 
 torch.set_num_threads(1)
 
@@ -120,10 +120,11 @@ def tiny_config(tmp_path: Path, demo_cache: Path):
 
 
 def build_module(cfg: DictConfig, name: str) -> torch.nn.Module:
-    """Stage ``name``'s module as a training run builds it (``realblur_gan.train.build_stage``:
+    """Stage ``name``'s module as a training run builds it
+    (``realblur_gan.training.runner.build_stage``:
     the stage's effective optimiser settings, its nets' configs, the perf switches), with no
     earlier stage's weights to load (``init_from`` emptied: no earlier stage ran here)."""
-    from realblur_gan.train import build_stage
+    from realblur_gan.training.runner import build_stage
 
     with open_dict(cfg):
         cfg.stages[name].init_from = {}
@@ -200,9 +201,9 @@ def packaged_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """
     from dataclasses import replace
 
-    from realblur_gan import model_zoo
     from realblur_gan.export import export_safetensors
     from realblur_gan.nets import UNet
+    from realblur_gan.weights import model_zoo
 
     net = UNet(3, 3, width=4, depth=2).zero_residual_().eval()
     weights, sidecar = export_safetensors(net, TINY_NET, tmp_path / "weights", "dbgan_g")
@@ -218,7 +219,7 @@ def packaged_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def no_packaged_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Make the packaged DBGAN absent (whether or not this checkout ships one)."""
-    from realblur_gan import model_zoo
+    from realblur_gan.weights import model_zoo
 
     monkeypatch.setattr(model_zoo, "WEIGHTS_DIR", tmp_path / "empty")
     return model_zoo.MODELS[model_zoo.DEFAULT_MODEL].path

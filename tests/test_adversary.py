@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from realblur_gan.adversary import Adversary, frozen
-from realblur_gan.losses import RelativisticLSGANLoss
 from realblur_gan.nets import PatchGAN, UNet
-from realblur_gan.objective import GANObjective
+from realblur_gan.training.adversary import Adversary, frozen
+from realblur_gan.training.losses import RelativisticLSGANLoss
+from realblur_gan.training.objective import GANObjective
 
 
 def make_adversary(adv_weight: float = 1.0, cond_channels: int = 0) -> Adversary:

@@ -16,8 +16,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from torch.profiler import record_function
 
-from realblur_gan.config import CONFIG_DIR
-from realblur_gan.train import NET_NAMES
+from realblur_gan.training.config import CONFIG_DIR
+from realblur_gan.training.runner import NET_NAMES
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 

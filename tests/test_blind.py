@@ -16,7 +16,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from realblur_gan.baselines import BLIND_BASELINES, blind_deblur, load_kernel
 from realblur_gan.blind import (
     BlindError,
     MAPOptions,
@@ -32,11 +31,13 @@ from realblur_gan.blind.common import (
     ssim_valid,
 )
 from realblur_gan.blind.map import image_prior, kernel_schedule
+from realblur_gan.blind.registry import BLIND_BASELINES, blind_deblur
 from realblur_gan.blind.selfdeblur import selfdeblur
 from realblur_gan.camera import convolve, gaussian_kernel, trajectory_kernel, valid_convolve
 from realblur_gan.data.io import read_image, write_image
 from realblur_gan.evaluate import main as evaluate_main
-from realblur_gan.metrics import psnr, shift_tolerant
+from realblur_gan.evaluation.baselines import load_kernel
+from realblur_gan.evaluation.metrics import psnr, shift_tolerant
 
 # Kernel recovery thresholds (Pearson correlation, best over shifts, 1 = exact).
 MIN_SIMILARITY = 0.7  # absolute floor for a recovered kernel

@@ -10,8 +10,9 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from realblur_gan.blur import RealisticBlur, SimpleBlur
 from realblur_gan.camera import (
+    RealisticBlur,
+    SimpleBlur,
     add_poisson_gaussian_noise,
     convolve,
     disk_kernel,
@@ -213,10 +214,10 @@ def test_realistic_blur_gray_and_every_simple_kind() -> None:
 
 def test_blur_callables_instantiate_from_hydra() -> None:
     cfg = OmegaConf.create(
-        {"_target_": "realblur_gan.blur.RealisticBlur", "kernel_size": [9, 17], "intensity": 0.5}
+        {"_target_": "realblur_gan.camera.RealisticBlur", "kernel_size": [9, 17], "intensity": 0.5}
     )
     blur = instantiate(cfg)
     assert blur.kernel_size == (9, 17)
     assert blur(torch.rand(3, 16, 16)).shape == (3, 16, 16)
-    simple = instantiate({"_target_": "realblur_gan.blur.SimpleBlur", "kinds": ["disk"]})
+    simple = instantiate({"_target_": "realblur_gan.camera.SimpleBlur", "kinds": ["disk"]})
     assert simple.kinds == ("disk",)

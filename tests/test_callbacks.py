@@ -8,7 +8,7 @@ import random
 import numpy as np
 import torch
 
-from realblur_gan.callbacks import RNGState
+from realblur_gan.training.callbacks import RNGState
 
 
 def draws() -> tuple[torch.Tensor, np.ndarray, float]:

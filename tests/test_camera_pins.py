@@ -22,10 +22,11 @@ import numpy as np
 import pytest
 import torch
 
-from realblur_gan.blur import RealisticBlur, SimpleBlur
 from realblur_gan.camera import (
     BAYER_PATTERNS,
     CameraPipelineBlur,
+    RealisticBlur,
+    SimpleBlur,
     add_poisson_gaussian_noise,
     convolve,
     demosaic_bilinear,

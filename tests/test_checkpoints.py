@@ -10,10 +10,11 @@ import torch
 from conftest import TINY_NET, save_net_checkpoint
 from torch import nn
 
-from realblur_gan.checkpoints import CheckpointError, load_generator, packaged_model
-from realblur_gan.inference import deblur_image
-from realblur_gan.net_configs import NetConfigError, read_net_config
+from realblur_gan.inference.tiling import deblur_image
 from realblur_gan.nets import UNet
+from realblur_gan.weights.checkpoints import CheckpointError, load_generator
+from realblur_gan.weights.model_zoo import packaged_model
+from realblur_gan.weights.net_configs import NetConfigError, read_net_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -149,7 +150,7 @@ def test_absent_packaged_model_is_one_line(no_packaged_weights: Path) -> None:
 
 
 def test_package_data_ships_the_packaged_model() -> None:
-    from realblur_gan import model_zoo
+    from realblur_gan.weights import model_zoo
 
     entry = model_zoo.MODELS[model_zoo.DEFAULT_MODEL]
     assert entry.path.parent == ROOT / "realblur_gan" / "weights"

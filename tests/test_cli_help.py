@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from realblur_gan.config import CONFIG_DIR
+from realblur_gan.training.config import CONFIG_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENT = ROOT / "scripts" / "experiment.py"

@@ -15,7 +15,6 @@ from hydra.utils import instantiate
 from PIL import Image
 
 from data_tools.ab import ConcatJob, concat_pair
-from realblur_gan.config import CONFIG_DIR
 from realblur_gan.data.datamodule import BlurDataModule, ab_pairs, match_pairs
 from realblur_gan.data.datasets import (
     PairedEvalSet,
@@ -26,6 +25,7 @@ from realblur_gan.data.datasets import (
 )
 from realblur_gan.data.io import ImageFolderError, ImageReadError, list_images, read_image
 from realblur_gan.errors import DataError
+from realblur_gan.training.config import CONFIG_DIR
 
 SHARED = SHARED_DATA
 TRAIN_KEYS = {"sharp", "blur_syn", "blur_real"}
@@ -153,7 +153,7 @@ def is_crop_of(crop: torch.Tensor, image: torch.Tensor) -> bool:
 
 
 def test_training_items_vocabulary_shapes_and_range(tmp_path: Path) -> None:
-    from realblur_gan.blur import SimpleBlur
+    from realblur_gan.camera import SimpleBlur
 
     dm = datamodule(tmp_path, synthetic_blur=SimpleBlur(kernel_size=(3, 7)))
     dm.setup()
@@ -200,7 +200,7 @@ def test_a_stage_that_reads_no_synthetic_pairs_gets_none_made(tmp_path: Path) ->
 
 
 def test_datamodule_switch_reaches_its_training_set(tmp_path: Path) -> None:
-    from realblur_gan.blur import SimpleBlur
+    from realblur_gan.camera import SimpleBlur
 
     dm = datamodule(tmp_path, synthetic_blur=SimpleBlur(kernel_size=(3, 7)))
     dm.synthetic_pairs = False  # before setup: the set is built with it
@@ -367,7 +367,7 @@ def test_resize_then_crop(tmp_path: Path) -> None:
 
 
 def _run(tmp_path: Path, seed: int) -> list[dict]:
-    from realblur_gan.blur import SimpleBlur
+    from realblur_gan.camera import SimpleBlur
 
     # The data stream follows the DataModule's seed alone (keyed items, seeded epoch order), not
     # torch's global generator, so a resumed run replays it exactly.

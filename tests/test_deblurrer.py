@@ -17,7 +17,7 @@ from PIL import Image
 
 from realblur_gan import Deblurrer
 from realblur_gan.errors import UserError
-from realblur_gan.image_kinds import ImageInputError
+from realblur_gan.inference.image_kinds import ImageInputError
 from realblur_gan.nets import UNet
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,11 +12,24 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from realblur_gan.baselines import KernelError, identity, load_kernel, richardson_lucy, wiener
 from realblur_gan.camera import convolve, linear_motion_kernel, trajectory_kernel
 from realblur_gan.data.io import write_image
 from realblur_gan.evaluate import ScoreOptions, main, score_pair
-from realblur_gan.metrics import PSNR_CAP_DB, psnr, rgb_to_y, shift_grid, shift_overlap, ssim
+from realblur_gan.evaluation.baselines import (
+    KernelError,
+    identity,
+    load_kernel,
+    richardson_lucy,
+    wiener,
+)
+from realblur_gan.evaluation.metrics import (
+    PSNR_CAP_DB,
+    psnr,
+    rgb_to_y,
+    shift_grid,
+    shift_overlap,
+    ssim,
+)
 from realblur_gan.nets import UNet
 
 TINY = {"_target_": "realblur_gan.nets.UNet", "in_channels": 3, "out_channels": 3}
@@ -118,7 +131,7 @@ def test_load_kernel_npy_and_peak_scaled_png_agree(tmp_path: Path) -> None:
 
 
 def test_score_pair_options_and_lpips() -> None:
-    from realblur_gan.losses import LPIPSLoss
+    from realblur_gan.training.losses import LPIPSLoss
 
     sharp = smooth_images(1, 40, 40)
     lpips = LPIPSLoss(random_init_for_tests=True)
@@ -199,7 +212,7 @@ def test_cli_model_and_baselines_write_csv_and_table(
 def test_cli_restored_folder_with_shift_and_missing_file(
     tmp_path: Path, pairs: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from realblur_gan import losses
+    from realblur_gan.training import losses
 
     monkeypatch.setattr(
         losses, "LPIPSLoss", functools.partial(losses.LPIPSLoss, random_init_for_tests=True)

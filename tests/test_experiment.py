@@ -273,7 +273,7 @@ def test_both_bgan_schemes_get_the_same_adversarial_budget(experiment) -> None:
 def test_each_condition_is_an_experiment_file_that_brings_its_scheme(
     experiment, tmp_path: Path, key: str
 ) -> None:
-    from realblur_gan.config import stage_order, validate_config
+    from realblur_gan.training.config import stage_order, validate_config
 
     condition = experiment.CONDITIONS[key]
     cfg = experiment.compose_condition(condition, tmp_path, tmp_path, tmp_path / key)
@@ -359,8 +359,8 @@ def test_a_prefixed_set_trains_only_its_condition_with_it(
 def test_every_conditions_wandb_runs_share_the_experiments_group(
     experiment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from realblur_gan.config import stage_order
-    from realblur_gan.train import _build_loggers
+    from realblur_gan.training.config import stage_order
+    from realblur_gan.training.runner import _build_loggers
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     group = "experiment-2026-12-04_15-00-00"

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from realblur_gan.checkpoints import load_generator
 from realblur_gan.export import ONNX_TOLERANCE, check_onnx, export_onnx, export_safetensors, main
-from realblur_gan.net_configs import NetConfigError
 from realblur_gan.nets import ResNetGenerator, UNet
+from realblur_gan.weights.checkpoints import load_generator
+from realblur_gan.weights.net_configs import NetConfigError
 
 TINY = {"_target_": "realblur_gan.nets.UNet", "in_channels": 3, "out_channels": 3}
 TINY |= {"width": 4, "depth": 2}

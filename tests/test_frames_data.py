@@ -17,9 +17,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from PIL import Image
 
-from realblur_gan.blur import SimpleBlur
-from realblur_gan.camera import gopro_blur
-from realblur_gan.config import CONFIG_DIR
+from realblur_gan.camera import SimpleBlur, gopro_blur
 from realblur_gan.data import frames as frames_module
 from realblur_gan.data.frames import (
     ROLES,
@@ -29,6 +27,7 @@ from realblur_gan.data.frames import (
     split_frames,
 )
 from realblur_gan.data.io import ImageFolderError, list_images, read_image
+from realblur_gan.training.config import CONFIG_DIR
 
 N_FRAMES, H, W = 40, 48, 64
 FIRST = 500  # frame numbers as a video export would name them; names, not indices, are kept

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from realblur_gan.data.io import read_image, write_image
-from realblur_gan.generalisation import (
+from realblur_gan.evaluation.generalisation import (
     BenchmarkData,
     blur_score,
     colour_kept,
@@ -86,7 +86,7 @@ def test_held_out_pairs_are_rendered_once_and_reproducibly(tmp_path, monkeypatch
     second = held_out_pairs(photos, tmp_path / "b", seed=0)
     assert torch.equal(read_image(second / "blur" / "1.png")[0], blurry)
     # A matching cache is reused without blurring anything again.
-    import realblur_gan.generalisation as generalisation
+    import realblur_gan.evaluation.generalisation as generalisation
 
     monkeypatch.setattr(generalisation, "held_out_camera", lambda: pytest.fail("re-rendered"))
     assert held_out_pairs(photos, tmp_path / "a", seed=0) == first

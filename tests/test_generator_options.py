@@ -11,9 +11,9 @@ from conftest import save_net_checkpoint
 from torch import nn
 
 from realblur_gan import evaluate, export, predict
-from realblur_gan.checkpoints import CheckpointError
+from realblur_gan.cli.generator_options import add_generator_options, generator_from_options
 from realblur_gan.errors import UserError
-from realblur_gan.generator_options import add_generator_options, generator_from_options
+from realblur_gan.weights.checkpoints import CheckpointError
 
 REQUIRED = {
     predict: ["photo.png", "--out", "o"],

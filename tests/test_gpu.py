@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from realblur_gan.data.io import read_image, write_image
-from realblur_gan.inference import deblur_image
+from realblur_gan.inference.runtime import RuntimeUnavailable, forward_runner
+from realblur_gan.inference.tiling import deblur_image
 from realblur_gan.nets import UNet
-from realblur_gan.runtime import RuntimeUnavailable, forward_runner
 
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 CUDA = torch.device("cuda")
@@ -60,7 +60,7 @@ def test_predict_and_evaluate_run_on_cuda(tmp_path: Path) -> None:
         args = [str(tmp_path / "blur"), "--out", str(out), "--device", "cuda", *extra]
         assert predict(args) == 0
         assert read_image(out / "a.png")[0].shape == (3, 96, 128)
-    from realblur_gan.checkpoints import packaged_model
+    from realblur_gan.weights.model_zoo import packaged_model
 
     args = ["--sharp", str(tmp_path / "sharp"), "--blur", str(tmp_path / "blur")]
     args += ["--checkpoint", str(packaged_model()), "--device", "cuda", "--bf16", "--no-lpips"]
@@ -71,7 +71,7 @@ def test_predict_and_evaluate_run_on_cuda(tmp_path: Path) -> None:
 @pytest.mark.gpu
 @gpu
 def test_trainer_gpu_trains_every_stage_in_bf16(tiny_config) -> None:
-    from realblur_gan.train import run
+    from realblur_gan.training.runner import run
 
     result = run(tiny_config("joint", "trainer=gpu", "logger=none"))
     assert result.metrics and all(torch.isfinite(torch.tensor(v)) for v in result.metrics.values())
@@ -107,7 +107,7 @@ def test_without_a_gpu_cuda_is_a_one_line_error(tmp_path: Path, capsys) -> None:
 
 
 def test_trainer_gpu_config_is_one_gpu_in_bf16_channels_last(tiny_config) -> None:
-    from realblur_gan.train import stage_trainer_config
+    from realblur_gan.training.runner import stage_trainer_config
 
     cfg = tiny_config("joint", "trainer=gpu", "logger=none")
     trainer = stage_trainer_config(cfg, "joint")

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from realblur_gan.inference import SELF_ENSEMBLE, _flip, _unflip, deblur_image
+from realblur_gan.inference.tiling import SELF_ENSEMBLE, _flip, _unflip, deblur_image
 from realblur_gan.nets import ResNetGenerator, UNet
 from realblur_gan.nets.padding import pad_to_multiple
 

@@ -49,7 +49,7 @@ def test_pyproject_lists_every_package_and_config_folder() -> None:
 
 
 def test_the_checkout_reads_its_top_level_conf() -> None:
-    from realblur_gan.config import CONFIG_DIR
+    from realblur_gan.training.config import CONFIG_DIR
 
     assert CONFIG_DIR == ROOT / "conf"  # no realblur_gan/conf copy in a checkout
 
@@ -106,7 +106,7 @@ def test_the_wheel_installs_into_a_fresh_venv_and_trains(tmp_path: Path) -> None
     where = run(
         python,
         "-c",
-        "import realblur_gan.config as c, realblur_gan.model_zoo as z; "
+        "import realblur_gan.training.config as c, realblur_gan.weights.model_zoo as z; "
         "print(c.__file__); print(c.CONFIG_DIR); print(z.verified_path())",
     ).stdout.split()
     assert all(line.startswith(str(venv)) for line in where), where

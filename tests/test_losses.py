@@ -15,7 +15,8 @@ import torchvision
 from torch import nn
 from torch.nn import functional as F
 
-from realblur_gan.losses import (
+from realblur_gan.nets import MultiScalePatchGAN, PatchGAN
+from realblur_gan.training.losses import (
     AdversarialLoss,
     FFTAmplitudeLoss,
     HingeGANLoss,
@@ -26,8 +27,7 @@ from realblur_gan.losses import (
     RelativisticLSGANLoss,
     VanillaGANLoss,
 )
-from realblur_gan.nets import MultiScalePatchGAN, PatchGAN
-from realblur_gan.pretrained import MissingPretrainedWeights
+from realblur_gan.weights.backbones import MissingPretrainedWeights
 
 ADVERSARIAL = [
     RelativisticLSGANLoss,
@@ -192,7 +192,7 @@ def test_every_adversarial_form_is_a_config_choice(form: str) -> None:
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
-    from realblur_gan.config import CONFIG_DIR
+    from realblur_gan.training.config import CONFIG_DIR
 
     choice = [] if form == "relativistic_lsgan" else [f"loss/adversarial={form}"]
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
@@ -294,12 +294,12 @@ def test_dropped_optional_term_is_logged_once_naming_its_objective(
 ) -> None:
     import logging
 
-    from realblur_gan.objective import GANObjective
+    from realblur_gan.training.objective import GANObjective
 
-    vgg = {"_target_": "realblur_gan.losses.PerceptualLoss", "layer": "relu1_2"}
-    with caplog.at_level(logging.WARNING, logger="realblur_gan.objective"):
+    vgg = {"_target_": "realblur_gan.training.losses.PerceptualLoss", "layer": "relu1_2"}
+    with caplog.at_level(logging.WARNING, logger="realblur_gan.training.objective"):
         objective = GANObjective(
-            {"_target_": "realblur_gan.losses.RelativisticLSGANLoss"},
+            {"_target_": "realblur_gan.training.losses.RelativisticLSGANLoss"},
             terms={"perceptual": {"weight": 0.1, "optional": True, "fn": vgg}},
             name="dbgan",
         )
@@ -309,7 +309,7 @@ def test_dropped_optional_term_is_logged_once_naming_its_objective(
 
 
 def test_lowpass_and_pyramid_losses_live_in_losses() -> None:
-    from realblur_gan.losses import LowPassL1Loss, PyramidLoss
+    from realblur_gan.training.losses import LowPassL1Loss, PyramidLoss
 
     x, y = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
     torch.testing.assert_close(
@@ -356,7 +356,7 @@ def test_relativistic_forms_gradcheck_in_real_and_fake_logits(
 def test_dbgan_content_terms_gradcheck(term: str, device: torch.device, dtype: torch.dtype) -> None:
     # DBGAN's default content and frequency terms, on prediction and target alike (float64 all
     # the way: the terms promote only lower precisions to float32).
-    from realblur_gan.losses import FFTAmplitudeLoss, PSNRLoss
+    from realblur_gan.training.losses import FFTAmplitudeLoss, PSNRLoss
 
     loss_cls = {"content": PSNRLoss, "frequency": FFTAmplitudeLoss}[term]
     pred, target = _leaf((2, 3, 6, 8), device, dtype, 0), _leaf((2, 3, 6, 8), device, dtype, 1)
@@ -366,7 +366,7 @@ def test_dbgan_content_terms_gradcheck(term: str, device: torch.device, dtype: t
 
 @pytest.mark.parametrize("dtype", [torch.float64])
 def test_pyramid_and_lowpass_terms_gradcheck(device: torch.device, dtype: torch.dtype) -> None:
-    from realblur_gan.losses import LowPassL1Loss, PSNRLoss, PyramidLoss
+    from realblur_gan.training.losses import LowPassL1Loss, PSNRLoss, PyramidLoss
 
     target = _leaf((1, 3, 8, 8), device, dtype, 0)
     coarse, fine = _leaf((1, 3, 4, 4), device, dtype, 1), _leaf((1, 3, 8, 8), device, dtype, 2)

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from realblur_gan.metrics import (
+from realblur_gan.evaluation.metrics import (
     PSNR_CAP_DB,
     best_shift,
     crop_border,

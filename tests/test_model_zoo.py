@@ -11,10 +11,17 @@ import numpy as np
 import pytest
 import torch
 
-from realblur_gan import model_zoo
-from realblur_gan.checkpoints import CheckpointError, packaged_model
 from realblur_gan.errors import UserError
-from realblur_gan.model_zoo import DEFAULT_MODEL, MODELS, file_sha256, get_model, verified_path
+from realblur_gan.weights import model_zoo
+from realblur_gan.weights.checkpoints import CheckpointError
+from realblur_gan.weights.model_zoo import (
+    DEFAULT_MODEL,
+    MODELS,
+    file_sha256,
+    get_model,
+    packaged_model,
+    verified_path,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 

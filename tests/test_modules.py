@@ -9,9 +9,9 @@ from conftest import build_module, quiet_trainer
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, Dataset
 
-from realblur_gan.config import ConfigError
-from realblur_gan.modules import DeblurGAN, JointGAN
-from realblur_gan.schedules import cosine, linear_decay
+from realblur_gan.training.config import ConfigError
+from realblur_gan.training.modules import DeblurGAN, JointGAN
+from realblur_gan.training.schedules import cosine, linear_decay
 
 
 class RandomTriplets(Dataset):
@@ -164,18 +164,18 @@ def test_scheduler_steps_once_per_epoch_inside_training(tiny_config):
 
 def test_coarse_to_fine_generator_gets_pyramid_loss_at_every_scale():
     from realblur_gan.nets import MultiScaleGenerator
-    from realblur_gan.objective import GANObjective
+    from realblur_gan.training.objective import GANObjective
 
     mse = {"_target_": "torch.nn.MSELoss"}
     objective = GANObjective(
-        {"_target_": "realblur_gan.losses.RelativisticLSGANLoss"},
+        {"_target_": "realblur_gan.training.losses.RelativisticLSGANLoss"},
         adv_weight=0.0,
         terms={
             # Chosen by the loss's type, not the term's name: `content` is full-res only here.
             "content": {"weight": 1.0, "fn": mse},
             "pyramid": {
                 "weight": 1.0,
-                "fn": {"_target_": "realblur_gan.losses.PyramidLoss", "fn": mse},
+                "fn": {"_target_": "realblur_gan.training.losses.PyramidLoss", "fn": mse},
             },
         },
     )

@@ -13,11 +13,11 @@ from omegaconf import OmegaConf
 from torch import nn
 from torch.nn import functional as F
 
-from realblur_gan.checkpoints import load_generator
-from realblur_gan.config import CONFIG_DIR
-from realblur_gan.inference import deblur_image
+from realblur_gan.inference.tiling import deblur_image
 from realblur_gan.nets import NAFBlock, NAFNet, NoiseInjection
 from realblur_gan.nets.nafnet import LAYER_NORM_IMPLS, LayerNorm2d
+from realblur_gan.training.config import CONFIG_DIR
+from realblur_gan.weights.checkpoints import load_generator
 
 
 def tiny(in_channels: int = 3, out_channels: int = 3, **kwargs: object) -> NAFNet:

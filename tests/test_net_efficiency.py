@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from realblur_gan.net_configs import read_net_config
 from realblur_gan.nets import UNet
+from realblur_gan.weights.net_configs import read_net_config
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "net_efficiency.py"
 MODELS = SCRIPT.parents[1] / "conf" / "model"

@@ -12,7 +12,6 @@ from hydra.utils import instantiate
 from torch import nn
 
 from realblur_gan.errors import ArgumentError
-from realblur_gan.losses import multiscale_content_loss
 from realblur_gan.nets import (
     MultiScaleGenerator,
     MultiScalePatchGAN,
@@ -23,6 +22,7 @@ from realblur_gan.nets import (
     UNet,
     init_weights,
 )
+from realblur_gan.training.losses import multiscale_content_loss
 
 # Tiny generator factories, keyed by name; each takes the image channel count.
 GENERATORS: dict[str, Callable[[int], nn.Module]] = {
@@ -196,7 +196,7 @@ def test_noise_injection_factory_needs_image_channels_and_names_inner_arguments(
 def test_model_configs_state_image_and_noise_channels_once(config: str, image_channels: int):
     from omegaconf import OmegaConf
 
-    from realblur_gan.config import CONFIG_DIR
+    from realblur_gan.training.config import CONFIG_DIR
 
     raw = OmegaConf.load(Path(CONFIG_DIR) / "model" / f"{config}.yaml")
     # The generator's input channels (image + noise) are nowhere written: the wrapper adds them.
@@ -342,7 +342,7 @@ def test_model_configs_build(config: str) -> None:
     # Built on the meta device: shapes are checked without allocating the paper-size nets.
     from omegaconf import OmegaConf
 
-    from realblur_gan.config import CONFIG_DIR
+    from realblur_gan.training.config import CONFIG_DIR
 
     path = Path(CONFIG_DIR) / "model" / f"{config}.yaml"
     model = OmegaConf.create({"model": OmegaConf.load(path)}).model

@@ -1,4 +1,5 @@
-"""realblur_gan.objective: an objective's weights are checked, and its total carries gradient."""
+"""realblur_gan.training.objective: an objective's weights are checked, and its total carries
+gradient."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ import pytest
 import torch
 
 from realblur_gan.errors import ArgumentError
-from realblur_gan.objective import GANObjective
+from realblur_gan.training.objective import GANObjective
 
-RBL = {"_target_": "realblur_gan.losses.RelativisticLSGANLoss"}
-PSNR = {"_target_": "realblur_gan.losses.PSNRLoss"}
-FFT = {"_target_": "realblur_gan.losses.FFTAmplitudeLoss"}
+RBL = {"_target_": "realblur_gan.training.losses.RelativisticLSGANLoss"}
+PSNR = {"_target_": "realblur_gan.training.losses.PSNRLoss"}
+FFT = {"_target_": "realblur_gan.training.losses.FFTAmplitudeLoss"}
 
 
 @pytest.mark.parametrize(

@@ -16,14 +16,14 @@ from conftest import SHARED_DATA
 from PIL import Image
 from safetensors import safe_open
 
-from realblur_gan.checkpoints import load_generator, packaged_model
 from realblur_gan.data.demo import make_scene
 from realblur_gan.data.io import read_image
-from realblur_gan.metrics import psnr
-from realblur_gan.model_zoo import DEFAULT_MODEL, MODELS, file_sha256
+from realblur_gan.evaluation.metrics import psnr
 from realblur_gan.nets import UNet
 from realblur_gan.nets.padding import forward_padded
 from realblur_gan.predict import main
+from realblur_gan.weights.checkpoints import load_generator
+from realblur_gan.weights.model_zoo import DEFAULT_MODEL, MODELS, file_sha256, packaged_model
 
 PACKAGED_MODEL = MODELS[DEFAULT_MODEL].path
 CARD = PACKAGED_MODEL.parent / "MODEL_CARD.md"
@@ -81,7 +81,7 @@ def test_it_deblurs_real_gopro_blur_from_frames_it_never_trained_on(
     net: torch.nn.Module, tmp_path: Path
 ) -> None:
     """Averages of the validation window (13 pairs, whole 640x360 frames): +1.18 dB measured."""
-    from realblur_gan.blur import SimpleBlur
+    from realblur_gan.camera import SimpleBlur
     from realblur_gan.data.frames import FramesDataModule
 
     frames = FramesDataModule(

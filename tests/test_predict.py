@@ -176,7 +176,7 @@ def test_checkpoint_option_and_the_older_positional_form(
 def test_self_ensemble_option_runs_the_eight_passes(
     tmp_path: Path, identity_ckpt: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import realblur_gan.inference as inference
+    import realblur_gan.inference.tiling as inference
 
     calls = []
     make_runner = inference.forward_runner

@@ -23,21 +23,21 @@ import torch
 from conftest import TINY, make_config
 from PIL import Image
 
-import realblur_gan.checkpoints as checkpoints
+import realblur_gan.weights.checkpoints as checkpoints
 from realblur_gan import evaluate, export, predict
-from realblur_gan.callbacks import NonFiniteError, PeriodicCheckpoint
-from realblur_gan.checkpoints import (
+from realblur_gan.data import io
+from realblur_gan.data.io import list_images, read_image
+from realblur_gan.errors import UserError
+from realblur_gan.ownership import LOCK_NAME, OutputInUseError, claim_folder
+from realblur_gan.training.callbacks import NonFiniteError, PeriodicCheckpoint
+from realblur_gan.training.runner import run
+from realblur_gan.weights.checkpoints import (
     CheckpointError,
     CheckpointWriteError,
     atomic_save,
     find_resume_checkpoint,
     load_checkpoint,
 )
-from realblur_gan.data import io
-from realblur_gan.data.io import list_images, read_image
-from realblur_gan.errors import UserError
-from realblur_gan.ownership import LOCK_NAME, OutputInUseError, claim_folder
-from realblur_gan.train import run
 
 FAST = ["logger=none", "stages.pretrain_bgan.trainer.max_epochs=1"]
 SHORT = [*FAST, "stages.joint.trainer.max_epochs=1"]  # both stages one tiny epoch
@@ -290,7 +290,7 @@ def test_resume_skips_a_damaged_last_ckpt(damage, tmp_path, demo_cache, monkeypa
     (stage / f".last.ckpt.{os.getpid()}-dead.partial").write_bytes(b"half")
     assert find_resume_checkpoint(stage) == stage / "epoch000.ckpt"
 
-    with caplog.at_level(logging.WARNING, logger="realblur_gan.checkpoints"):
+    with caplog.at_level(logging.WARNING, logger="realblur_gan.weights.checkpoints"):
         result = run(
             make_config("joint", tmp_path / "x", demo_cache, [*RESUMABLE, f"resume={out}"])
         )
@@ -472,7 +472,7 @@ def test_predict_over_a_folder_with_a_fifo_finishes(trained, folder_with_fifo, t
 
 @pytest.mark.timeout(60)
 def test_single_process_training_data_skips_a_fifo(folder_with_fifo):
-    from realblur_gan.blur import SimpleBlur
+    from realblur_gan.camera import SimpleBlur
     from realblur_gan.data.datamodule import BlurDataModule
 
     data = BlurDataModule(
@@ -695,9 +695,10 @@ def _train_cli(*args: str, cwd: Path, env_extra: dict[str, str] | None = None):
             "loss.bgan.terms.content.fn.factor=0: must be",
         ),
         (
-            "loss.dbgan.terms.content.fn.fn._target_=realblur_gan.losses.PSNRLos",
-            "loss.dbgan.terms.content.fn.fn._target_='realblur_gan.losses.PSNRLos': "
-            "realblur_gan.losses has no 'PSNRLos'; did you mean realblur_gan.losses.PSNRLoss?",
+            "loss.dbgan.terms.content.fn.fn._target_=realblur_gan.training.losses.PSNRLos",
+            "loss.dbgan.terms.content.fn.fn._target_='realblur_gan.training.losses.PSNRLos': "
+            "realblur_gan.training.losses has no 'PSNRLos'; did you mean "
+            "realblur_gan.training.losses.PSNRLoss?",
         ),
         ("stage_order=[joint,pretrain_bgan]", "in the scheme's order ['pretrain_bgan', 'joint']"),
     ],
@@ -782,7 +783,7 @@ def test_train_realistic_script_passes_any_path_through(tmp_path, monkeypatch):
     """scripts/train_realistic.sh hands the folders over by environment, never to the parser."""
     from hydra import compose, initialize_config_dir
 
-    from realblur_gan.config import CONFIG_DIR
+    from realblur_gan.training.config import CONFIG_DIR
 
     script = (Path(__file__).parent.parent / "scripts" / "train_realistic.sh").read_text()
     override = "data.sharp_dir=${oc.env:REALBLUR_GAN_SHARP_DIR}"
@@ -797,7 +798,7 @@ def test_train_realistic_script_passes_any_path_through(tmp_path, monkeypatch):
 
 def _validated_setup_error(sharp: Path, real: Path) -> str:
     """The error (as the CLI prints it) of a ``validate_files=True`` data setup over folders."""
-    from realblur_gan.blur import SimpleBlur
+    from realblur_gan.camera import SimpleBlur
     from realblur_gan.data.datamodule import BlurDataModule
     from realblur_gan.errors import error_text
 

@@ -9,11 +9,12 @@ import torch
 from torch.autograd import gradcheck
 from torch.func import functional_call
 
-from realblur_gan.blur import RealisticBlur, SimpleBlur
 from realblur_gan.camera import (
     TONE_CURVES,
     CameraParams,
     CameraPipelineBlur,
+    RealisticBlur,
+    SimpleBlur,
     convolve,
     from_linear,
     rasterise,

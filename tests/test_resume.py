@@ -13,8 +13,8 @@ import pytest
 import torch
 from conftest import TINY, make_config
 
-from realblur_gan.callbacks import PeriodicCheckpoint
-from realblur_gan.train import run
+from realblur_gan.training.callbacks import PeriodicCheckpoint
+from realblur_gan.training.runner import run
 
 RESUMABLE = [
     "logger=none",
@@ -65,7 +65,7 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path, demo_cache, monk
 
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     """A crash half-way through writing leaves the previous last.ckpt intact and readable."""
-    import realblur_gan.checkpoints as checkpoints
+    import realblur_gan.weights.checkpoints as checkpoints
 
     io = checkpoints.AtomicCheckpointIO()  # what every Trainer.save_checkpoint of a run uses
     last = tmp_path / "last.ckpt"
@@ -128,7 +128,7 @@ def test_every_stage_starts_from_its_own_seed(tmp_path, demo_cache, monkeypatch)
     """The random state a stage starts with depends on the seed and the stage name alone: not
     on whether the stages before it ran in this process (a fresh process resuming after them,
     ``start_stage=``) nor on what they drew."""
-    import realblur_gan.train as train
+    import realblur_gan.training.runner as train
 
     starts: dict[str, list[torch.Tensor]] = {}
 

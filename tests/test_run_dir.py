@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from realblur_gan.config import CONFIG_DIR
-from realblur_gan.run_dir import ClaimRunDir
+from realblur_gan.training.config import CONFIG_DIR
+from realblur_gan.training.run_dir import ClaimRunDir
 
 
 def _hydra_config(*overrides: str):

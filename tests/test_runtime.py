@@ -9,11 +9,12 @@ import torch
 from torch import nn
 
 import realblur_gan.export
-from realblur_gan import runtime
-from realblur_gan.inference import deblur_image
+import realblur_gan.inference.onnx
+from realblur_gan.inference import runtime
+from realblur_gan.inference.runtime import RuntimeUnavailable, cpu_has_native_bf16, forward_runner
+from realblur_gan.inference.tiling import deblur_image
 from realblur_gan.nets import ResNetGenerator, UNet
 from realblur_gan.nets.padding import pad_to_multiple
-from realblur_gan.runtime import RuntimeUnavailable, cpu_has_native_bf16, forward_runner
 
 pytest.importorskip("onnxruntime")
 CPU = torch.device("cpu")
@@ -58,10 +59,9 @@ def test_one_export_per_net_until_its_weights_change(
     nets: dict[str, nn.Module], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     exports = []
-    export = realblur_gan.export.onnx_model_bytes
-    monkeypatch.setattr(
-        realblur_gan.export, "onnx_model_bytes", lambda net: exports.append(1) or export(net)
-    )
+    onnx = realblur_gan.inference.onnx
+    export = onnx.onnx_model_bytes
+    monkeypatch.setattr(onnx, "onnx_model_bytes", lambda net: exports.append(1) or export(net))
     net = nets["unet"]
     image = torch.rand(1, 3, 32, 32)
     for _ in range(3):
@@ -98,7 +98,7 @@ def test_auto_falls_back_to_torch_and_explicit_onnxruntime_says_why(
     net: nn.Module, caplog: pytest.LogCaptureFixture
 ) -> None:
     image = torch.rand(1, 3, 20, 50)
-    with caplog.at_level(logging.INFO, logger="realblur_gan.runtime"):
+    with caplog.at_level(logging.INFO, logger="realblur_gan.inference.runtime"):
         got = deblur_image(net, image, tile=None)
     torch.testing.assert_close(got, _plain(net, image), atol=1e-5, rtol=0)
     assert "running torch" in caplog.text
@@ -132,7 +132,7 @@ def test_bf16_on_the_cpu(
         diff = float((got - _plain(net, image)).abs().max())
         assert 0 < diff < 0.05
     monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
-    with caplog.at_level(logging.WARNING, logger="realblur_gan.runtime"):
+    with caplog.at_level(logging.WARNING, logger="realblur_gan.inference.runtime"):
         got = deblur_image(net, image, tile=None, bf16=True)
     assert "no native bfloat16" in caplog.text
     torch.testing.assert_close(got, _plain(net, image), atol=1e-4, rtol=0)
@@ -146,12 +146,13 @@ def test_inference_commands_do_not_import_lightning() -> None:
 
     code = (
         "import sys; import realblur_gan.predict, realblur_gan.evaluate; "
-        "from realblur_gan.checkpoints import load_generator, packaged_model; "
+        "from realblur_gan.weights.checkpoints import load_generator; "
+        "from realblur_gan.weights.model_zoo import packaged_model; "
         "load_generator(packaged_model()); print('lightning' in sys.modules)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split()[-1] == "False"
-    from realblur_gan import checkpoints
+    from realblur_gan.weights import checkpoints
 
     assert checkpoints.AtomicCheckpointIO.__name__ == "AtomicCheckpointIO"  # made on first use
 
@@ -162,7 +163,7 @@ def test_tile_auto_follows_the_runtime(
 ) -> None:
     """A 600x600 image: one pass in onnxruntime (faster whole up to 1 MP), 512 px tiles in
     torch on the CPU (faster tiled); above 1 MP both tile."""
-    import realblur_gan.inference as inference
+    import realblur_gan.inference.tiling as inference
 
     seen = []
     make = inference.forward_runner

@@ -55,7 +55,7 @@ def test_ddp_two_cpu_processes_train_every_stage(tmp_path, demo_cache, scheme):
 
 @pytest.mark.slow
 def test_bf16_mixed_precision_trains_on_cpu(tiny_config):
-    from realblur_gan.train import run
+    from realblur_gan.training.runner import run
 
     cfg = tiny_config("joint", "trainer.precision=bf16-mixed", "logger=none")
     result = run(cfg)
@@ -64,7 +64,7 @@ def test_bf16_mixed_precision_trains_on_cpu(tiny_config):
 
 @pytest.mark.slow
 def test_compile_switch_trains_on_cpu(tiny_config):
-    from realblur_gan.train import run
+    from realblur_gan.training.runner import run
 
     cfg = tiny_config("joint", "perf.compile=true", "logger=none")
     result = run(cfg)

@@ -14,9 +14,9 @@ from conftest import build_module
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from realblur_gan.config import available_schemes, stage_order
-from realblur_gan.modules import BlurGAN, DeblurGAN, JointGAN
-from realblur_gan.train import NoSchemeError, format_summary, run
+from realblur_gan.training.config import available_schemes, stage_order
+from realblur_gan.training.modules import BlurGAN, DeblurGAN, JointGAN
+from realblur_gan.training.runner import NoSchemeError, format_summary, run
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -64,7 +64,7 @@ def test_every_stage_of_each_scheme_instantiates(tiny_config, scheme):
 def test_stage_order_is_stated_once_by_the_schemes_defaults_list(tiny_config, scheme, order):
     from omegaconf import OmegaConf
 
-    from realblur_gan.config import CONFIG_DIR
+    from realblur_gan.training.config import CONFIG_DIR
 
     scheme_file = OmegaConf.load(CONFIG_DIR / "scheme" / f"{scheme}.yaml")
     assert "stage_order" not in scheme_file
@@ -75,7 +75,7 @@ def test_stage_order_is_stated_once_by_the_schemes_defaults_list(tiny_config, sc
 
 
 def test_stage_order_on_the_command_line_runs_a_subset(tiny_config):
-    from realblur_gan.config import ConfigError
+    from realblur_gan.training.config import ConfigError
 
     def picked(*typed: str) -> list[str]:
         return stage_order(tiny_config("separate", *typed))
@@ -146,7 +146,11 @@ def test_joint_scheme_end_to_end_with_wandb(tiny_config):
 def test_separate_scheme_end_to_end_from_the_cli_with_csv(tmp_path, demo_cache):
     from conftest import TINY, make_config
 
-    from realblur_gan.train import describe_settings, stage_optim_config, stage_trainer_config
+    from realblur_gan.training.runner import (
+        describe_settings,
+        stage_optim_config,
+        stage_trainer_config,
+    )
 
     out = tmp_path / "run"
     typed = [
@@ -256,7 +260,7 @@ def test_channels_last_switch_trains(tiny_config):
 
 
 def test_stage_blocks_merge_over_global_blocks(tiny_config):
-    from realblur_gan.train import build_stage, stage_optim_config, stage_trainer_config
+    from realblur_gan.training.runner import build_stage, stage_optim_config, stage_trainer_config
 
     cfg = tiny_config(
         "separate",
@@ -277,7 +281,7 @@ def test_stage_blocks_merge_over_global_blocks(tiny_config):
 
 
 def test_a_global_stage_length_is_refused_naming_the_stage_keys(tiny_config, tmp_path):
-    from realblur_gan.config import ConfigError, validate_config
+    from realblur_gan.training.config import ConfigError, validate_config
 
     cfg = tiny_config("joint", "+trainer.max_epochs=3")
     with pytest.raises(
@@ -300,7 +304,7 @@ def test_a_global_stage_length_is_refused_naming_the_stage_keys(tiny_config, tmp
 
 
 def test_stage_trainer_keys_the_global_trainer_lacks_are_allowed(tiny_config):
-    from realblur_gan.train import check_stage_trainers, stage_trainer_config
+    from realblur_gan.training.runner import check_stage_trainers, stage_trainer_config
 
     cfg = tiny_config("separate", "+stages.dbgan.trainer.max_time=00:00:01:00")
     trainer_cfg = stage_trainer_config(cfg, "dbgan")
@@ -309,7 +313,7 @@ def test_stage_trainer_keys_the_global_trainer_lacks_are_allowed(tiny_config):
 
 
 def test_unknown_stage_trainer_key_is_refused_before_any_stage_trains(tiny_config):
-    from realblur_gan.config import ConfigError
+    from realblur_gan.training.config import ConfigError
 
     cfg = tiny_config("separate", "logger=none", "+stages.dbgan.trainer.max_tme=5")
     with pytest.raises(ConfigError, match=r"stages\.dbgan\.trainer\.max_tme"):
@@ -318,7 +322,7 @@ def test_unknown_stage_trainer_key_is_refused_before_any_stage_trains(tiny_confi
 
 
 def test_gradient_clipping_with_float16_amp_is_refused(tiny_config):
-    from realblur_gan.config import ConfigError, validate_config
+    from realblur_gan.training.config import ConfigError, validate_config
 
     cfg = tiny_config("joint", "optim.gradient_clip_val=1.0", "trainer.precision=16-mixed")
     with pytest.raises(ConfigError, match=r"gradient_clip_val=1\.0 with trainer\.precision"):
@@ -329,9 +333,9 @@ def test_gradient_clipping_with_float16_amp_is_refused(tiny_config):
 def test_each_stage_logs_its_effective_settings_once(tiny_config, caplog):
     import logging
 
-    with caplog.at_level(logging.INFO, logger="realblur_gan.train"):
+    with caplog.at_level(logging.INFO, logger="realblur_gan.training.runner"):
         run(tiny_config("joint", "logger=none", "stages.joint.trainer.max_epochs=1"))
-    lines = [r.getMessage() for r in caplog.records if r.name == "realblur_gan.train"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "realblur_gan.training.runner"]
     for stage in ("pretrain_bgan", "joint"):
         trainer = [line for line in lines if line.startswith(f"stage {stage}: trainer ")]
         optim = [line for line in lines if line.startswith(f"stage {stage}: optim ")]
@@ -347,7 +351,7 @@ def test_lightning_lines_reach_the_console_once():
 
     import lightning  # noqa: F401  (puts its console handler on the `lightning` logger)
 
-    from realblur_gan.train import _single_log_handler
+    from realblur_gan.training.runner import _single_log_handler
 
     root, stream = logging.getLogger(), io.StringIO()
     ours = logging.StreamHandler(stream)
@@ -371,7 +375,7 @@ def test_lightning_tips_are_shown_once_not_once_per_stage(caplog):
 
     from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
-    from realblur_gan.train import _tips_once
+    from realblur_gan.training.runner import _tips_once
 
     _tips_once()
     _tips_once()  # a second run in the process adds no second filter
@@ -385,7 +389,7 @@ def test_lightning_tips_are_shown_once_not_once_per_stage(caplog):
 
 
 def test_wandb_logger_does_not_set_the_deprecated_anonymous_setting(tiny_config):
-    from realblur_gan.train import _build_loggers
+    from realblur_gan.training.runner import _build_loggers
 
     (logger,) = _build_loggers(tiny_config("joint", "logger=wandb"), "joint")
     assert "anonymous" not in logger._wandb_init
@@ -404,8 +408,8 @@ def test_wandb_logger_does_not_set_the_deprecated_anonymous_setting(tiny_config)
 def test_one_wandb_switch_decides_online_or_offline(
     tiny_config, monkeypatch, typed, environment, mode
 ):
-    from realblur_gan.config import validate_config
-    from realblur_gan.train import _build_loggers
+    from realblur_gan.training.config import validate_config
+    from realblur_gan.training.runner import _build_loggers
 
     if environment is None:
         monkeypatch.delenv("WANDB_MODE", raising=False)
@@ -420,7 +424,7 @@ def test_one_wandb_switch_decides_online_or_offline(
 
 
 def test_unknown_wandb_mode_is_refused_naming_the_switch(tiny_config, monkeypatch):
-    from realblur_gan.config import ConfigError, validate_config
+    from realblur_gan.training.config import ConfigError, validate_config
 
     monkeypatch.delenv("WANDB_MODE", raising=False)
     with pytest.raises(ConfigError, match=r"wandb_mode='onlin': must be one of offline, online"):
@@ -462,13 +466,13 @@ def test_panels_are_stamped_with_the_batch_counter_of_the_scalars(tiny_config, t
 
 def test_user_errors_are_told_apart_by_type_only(tiny_config):
     from realblur_gan.__main__ import _user_error
-    from realblur_gan.checkpoints import CheckpointError
-    from realblur_gan.config import ConfigError
     from realblur_gan.data.io import ImageFolderError, ImageReadError
     from realblur_gan.errors import DataError, UserError
-    from realblur_gan.losses import LowPassL1Loss
-    from realblur_gan.pretrained import MissingPretrainedWeights
-    from realblur_gan.train import ResumeError, resume_dir
+    from realblur_gan.training.config import ConfigError
+    from realblur_gan.training.losses import LowPassL1Loss
+    from realblur_gan.training.runner import ResumeError, resume_dir
+    from realblur_gan.weights.backbones import MissingPretrainedWeights
+    from realblur_gan.weights.checkpoints import CheckpointError
 
     for cls in (CheckpointError, ConfigError, DataError, ImageFolderError, ImageReadError):
         assert issubclass(cls, UserError), cls
@@ -496,7 +500,7 @@ def test_an_experiment_file_brings_its_scheme_and_its_settings_win():
     from hydra import compose, initialize_config_dir
 
     from realblur_gan.__main__ import _scheme_problem
-    from realblur_gan.config import CONFIG_DIR, validate_config
+    from realblur_gan.training.config import CONFIG_DIR, validate_config
 
     paths = ["paths.data_dir=data", "paths.output_dir=run"]  # no hydra:runtime outside a run
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
@@ -527,9 +531,9 @@ def test_init_from_a_pretrained_model_fills_the_net_and_its_moving_average(tiny_
     """Fine-tuning starts from the given weights in DBGAN and in its EMA copy alike: an EMA
     left at the random initialisation would take thousands of steps to forget it."""
     from realblur_gan.export import export_safetensors
-    from realblur_gan.model_zoo import DEFAULT_MODEL, verified_path
     from realblur_gan.nets import UNet
-    from realblur_gan.train import build_stage, init_source
+    from realblur_gan.training.runner import build_stage, init_source
+    from realblur_gan.weights.model_zoo import DEFAULT_MODEL, verified_path
 
     cfg = tiny_config("joint")
     torch.manual_seed(1)

@@ -15,9 +15,9 @@ import torch
 from conftest import build_module, quiet_trainer
 from hydra.utils import instantiate
 
-from realblur_gan.losses import FFTAmplitudeLoss, PSNRLoss
-from realblur_gan.metrics import psnr
-from realblur_gan.schedules import warmup_cosine
+from realblur_gan.evaluation.metrics import psnr
+from realblur_gan.training.losses import FFTAmplitudeLoss, PSNRLoss
+from realblur_gan.training.schedules import warmup_cosine
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_supervised.py"
 

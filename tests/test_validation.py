@@ -11,9 +11,9 @@ import torch
 from conftest import build_module
 from torch.utils.data import DataLoader, Dataset
 
-from realblur_gan.metrics import PSNR_CAP_DB, psnr, ssim
+from realblur_gan.evaluation.metrics import PSNR_CAP_DB, psnr, ssim
 from realblur_gan.nets.padding import forward_padded
-from realblur_gan.validation import RestorationMetrics, validation_lpips
+from realblur_gan.training.validation import RestorationMetrics, validation_lpips
 
 
 def batches(sizes: tuple[int, ...], seed: int = 0) -> list[tuple[torch.Tensor, ...]]:
@@ -77,7 +77,7 @@ def test_lpips_is_a_per_image_mean_and_reset_starts_over():
 def test_validation_lpips_off_or_without_weights_is_none(tmp_path, monkeypatch, caplog):
     assert validation_lpips(False) is None
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "empty_hub"))
-    with caplog.at_level(logging.INFO, logger="realblur_gan.validation"):
+    with caplog.at_level(logging.INFO, logger="realblur_gan.training.validation"):
         assert validation_lpips(True) is None
     assert [r.getMessage().split(":")[0] for r in caplog.records] == ["val/lpips not logged"]
 

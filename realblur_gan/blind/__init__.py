@@ -8,7 +8,7 @@
   kernel similarity and kernel PNGs;
 - :mod:`~realblur_gan.blind.cli`: ``python -m realblur_gan.blind METHOD INPUT --out DIR``.
 
-Both are registered in :data:`realblur_gan.baselines.BLIND_BASELINES`, so
+Both are registered in :data:`realblur_gan.blind.registry.BLIND_BASELINES`, so
 ``realblur-evaluate --baselines selfdeblur,map`` runs them. The names below are imported on
 first use, so ``python -m realblur_gan.blind --help`` does not wait for torch. SelfDeblur's
 function is :func:`realblur_gan.blind.selfdeblur.selfdeblur`: ``realblur_gan.blind.selfdeblur``

@@ -2,7 +2,7 @@
 
 Writes ``DIR/<name>.png`` (the restored image, in the input's mode and bit depth, alpha kept)
 and ``DIR/<name>_kernel.png`` (the estimated kernel, 16-bit, scaled to its peak; it loads back
-with :func:`realblur_gan.baselines.load_kernel`). Outputs that exist are skipped unless
+with :func:`realblur_gan.evaluation.baselines.load_kernel`). Outputs that exist are skipped unless
 ``--overwrite``, so an interrupted run resumes. ``--batch N`` optimises up to N same-size images
 together (worth it on a GPU; on a CPU the work per image is the same).
 
@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from realblur_gan.cli.help_format import HelpFormatter
+from realblur_gan.cli.inputs import InputError, resolve_inputs
 from realblur_gan.defaults import BLIND_METHODS, MAP_PRIORS
 from realblur_gan.errors import cli_logging
-from realblur_gan.help_format import HelpFormatter
-from realblur_gan.predict import InputError, resolve_inputs
 from realblur_gan.threads import use_available_cpus
 
 # Torch and the methods are imported where they are used, so `--help` answers at once.
@@ -85,7 +85,7 @@ def deblur_files(
     go on. Images are grouped by size into batches of up to ``batch``.
 
     Args:
-        method: a key of :data:`~realblur_gan.baselines.BLIND_BASELINES`.
+        method: a key of :data:`~realblur_gan.blind.registry.BLIND_BASELINES`.
         jobs: ``(source, relative output path)`` pairs (see
             :func:`~realblur_gan.predict.resolve_inputs`).
         out_dir: output folder.
@@ -103,8 +103,8 @@ def deblur_files(
     """
     import torch
 
-    from realblur_gan.baselines import blind_deblur
     from realblur_gan.blind.common import BlindError, check_kernel_size, write_kernel
+    from realblur_gan.blind.registry import blind_deblur
     from realblur_gan.data.io import ImageReadError, read_image, write_image
 
     out_dir = Path(out_dir)
@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     cli_logging(args.verbose)
     from realblur_gan.blind.common import BlindError, check_kernel_size
     from realblur_gan.blind.map import MAPOptions
-    from realblur_gan.inference import pick_device
+    from realblur_gan.inference.tiling import pick_device
 
     use_available_cpus()
     try:

@@ -579,7 +579,7 @@ class BlurDataModule(L.LightningDataModule):
         """Hold out sharp photos and blur them once with ``val_blur`` (seeded), in memory."""
         if self.val_blur is None:
             raise DataError(
-                "data.val_dir is null: set data.val_blur (e.g. realblur_gan.blur.RealisticBlur) "
+                "data.val_dir is null: set data.val_blur (e.g. realblur_gan.camera.RealisticBlur) "
                 "to blur the held-out sharp photos, or give a paired data.val_dir"
             )
         gen = torch.Generator().manual_seed(self.seed + 1)

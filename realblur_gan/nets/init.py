@@ -155,7 +155,7 @@ def check_multiple(x: Tensor, stride: int, name: str) -> None:
     if h % stride or w % stride:
         raise ValueError(
             f"{name} needs H and W to be multiples of {stride}, got {h}x{w}; "
-            "pad the input to a multiple (realblur_gan.inference pads and crops for you)"
+            "pad the input to a multiple (realblur_gan.inference.tiling pads and crops for you)"
         )
 
 
@@ -195,3 +195,18 @@ def residual_output(
         residual = residual - residual.mean(dim=(2, 3), keepdim=True)
     out = x[:, : residual.shape[1]] + residual
     return out if training else out.clamp(0.0, 1.0)
+
+
+def net_channels(net: nn.Module) -> int:
+    """The image channels ``net`` maps: its ``image_channels`` attribute, else its first conv's.
+
+    Args:
+        net: a generator.
+    """
+    channels = getattr(net, "image_channels", None)
+    if isinstance(channels, int):
+        return channels
+    for module in net.modules():
+        if isinstance(module, nn.Conv2d):
+            return module.in_channels
+    raise ValueError(f"cannot tell the input channels of {type(net).__name__}; set image_channels")

@@ -1,6 +1,6 @@
 """DeepDeblur-style coarse-to-fine generator (Nah et al., CVPR 2017).
 
-Its multi-scale loss is ``realblur_gan.losses.PyramidLoss``.
+Its multi-scale loss is ``realblur_gan.training.losses.PyramidLoss``.
 """
 
 from __future__ import annotations

@@ -162,7 +162,8 @@ class NAFNet(ResidualGenerator):
     the default DBGAN net, batch 4, 2 threads: 528 vs 698 ms at 128², 1371 vs 1796 ms at 256²).
 
     ``stride`` (``2 ** len(enc_blocks)``) is the size multiple the net computes at, exposed as on
-    the U-Net so that :func:`realblur_gan.inference.deblur_image` pads once and aligns its tiles;
+    the U-Net so that :func:`realblur_gan.inference.tiling.deblur_image` pads once and aligns its
+    tiles;
     ``forward`` itself accepts any H, W by reflect-padding to the multiple and cropping back.
 
     Init: convs get variance-preserving normal weights (std ``1/sqrt(fan_in)``: there are no

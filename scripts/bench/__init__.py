@@ -4,7 +4,8 @@ floor, speed switches, inference, blur synthesis, data loading, the data side of
 Run it as ``python scripts/bench.py`` (or ``python scripts/bench``); ``--help`` lists the
 options. Parts (``--parts``, comma-separated; default all):
 
-- ``train``: every stage of the shipped schemes, built by ``realblur_gan.train.build_stage``
+- ``train``: every stage of the shipped schemes, built by
+``realblur_gan.training.runner.build_stage``
   from the composed Hydra config exactly as a training run builds it, and trained by a Lightning
   ``Trainer`` made from the stage's own trainer settings over in-memory random batches. The
   median step comes from steps run without the profiler; the steps after them, and the

@@ -28,8 +28,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import open_dict
 
-from realblur_gan.config import validate_config
-from realblur_gan.train import check_stage_trainers
+from realblur_gan.training.config import validate_config
+from realblur_gan.training.runner import check_stage_trainers
 
 from .floor import matmul_gflops
 from .stages import build_module, compose_config, stage_trainer

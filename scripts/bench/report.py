@@ -34,7 +34,7 @@ def header(meta: dict[str, Any]) -> str:
         f"{meta['warmup']} warm-up, then {meta['profile_steps']} step(s) and "
         f"{meta['val_batches']} validation batch(es) under torch.profiler; memory = "
         f"{meta['memory']} (peak per case); OMP_WAIT_POLICY {meta['omp_wait_policy']}.",
-        "Stages built by `realblur_gan.train.build_stage` from `conf/train.yaml` + "
+        "Stages built by `realblur_gan.training.runner.build_stage` from `conf/train.yaml` + "
         "`+scheme=...`"
         + (f" + `{' '.join(meta['overrides'])}`" if meta["overrides"] else "")
         + " and trained by the stage's own Trainer settings over random-noise batches; "

@@ -1,7 +1,8 @@
 """A benchmark case's config, stage module and Trainer, made as a training run makes them.
 
 A case is what a user would type: ``+scheme=<scheme>`` and their overrides, plus a speed
-switch as one more override. The module comes from ``realblur_gan.train.build_stage`` and the
+switch as one more override. The module comes from ``realblur_gan.training.runner.build_stage`` and
+the
 Trainer from the stage's own trainer settings (``stage_trainer_config``), shortened to the
 case's batches. Only what a benchmark cannot have is changed: there is no earlier stage to
 initialise from, no logger and no checkpoints.
@@ -20,8 +21,8 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
-from realblur_gan.config import CONFIG_DIR, available_schemes, stage_order, validate_config
-from realblur_gan.train import build_stage, check_stage_trainers, stage_trainer_config
+from realblur_gan.training.config import CONFIG_DIR, available_schemes, stage_order, validate_config
+from realblur_gan.training.runner import build_stage, check_stage_trainers, stage_trainer_config
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,8 @@ def case_config(
         The config and the typed overrides, for ``build_stage`` and the trainer settings.
 
     Raises:
-        realblur_gan.config.ConfigError: A value out of range, a crop a net cannot take or a
+        realblur_gan.training.config.ConfigError: A value out of range, a crop a net cannot take or
+        a
             Trainer argument that does not exist; one line naming the key.
     """
     typed = ["logger=none", *overrides]

@@ -1,6 +1,7 @@
 """LightningModules for the three kinds of training stage: BlurGAN, DeblurGAN and JointGAN.
 
-Each stage composes one or two :class:`~realblur_gan.adversary.Adversary` s (a generator, its
+Each stage composes one or two :class:`~realblur_gan.training.adversary.Adversary` s (a generator,
+its
 discriminator and their objective) and owns what Lightning needs around them: one optimiser
 per net, the schedules, the batch counter and the logs. The nets are registered under the same
 names in every stage (``bgan_g``, ``bgan_d``, ``dbgan_g``, ``dbgan_d``, ``dbgan_g_ema``), so a
@@ -28,14 +29,14 @@ import torch
 from torch import nn
 from torch.profiler import record_function
 
-from realblur_gan.adversary import Adversary
 from realblur_gan.errors import ArgumentError
-from realblur_gan.metrics import psnr
+from realblur_gan.evaluation.metrics import psnr
 from realblur_gan.nets.padding import forward_padded
-from realblur_gan.objective import GANObjective
-from realblur_gan.panels import log_panel
-from realblur_gan.schedules import set_total_steps
-from realblur_gan.validation import RestorationMetrics, validation_lpips
+from realblur_gan.training.adversary import Adversary
+from realblur_gan.training.objective import GANObjective
+from realblur_gan.training.panels import log_panel
+from realblur_gan.training.schedules import set_total_steps
+from realblur_gan.training.validation import RestorationMetrics, validation_lpips
 
 
 def dbgan_input(
@@ -77,7 +78,8 @@ class GANStageModule(L.LightningModule):
 
     Subclasses add their adversaries with :meth:`add_adversary` and implement
     ``training_step`` with :meth:`d_step`, :meth:`Adversary.g_loss
-    <realblur_gan.adversary.Adversary.g_loss>`, :meth:`generator_step` and :meth:`finish_step`.
+    <realblur_gan.training.adversary.Adversary.g_loss>`, :meth:`generator_step` and
+    :meth:`finish_step`.
 
     Args:
         optim: ``{"generator": partial(Optimizer), "discriminator": partial(Optimizer),
@@ -192,7 +194,7 @@ class GANStageModule(L.LightningModule):
         cond: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """``adversary``'s discriminator step (see :meth:`Adversary.d_step
-        <realblur_gan.adversary.Adversary.d_step>`) with its optimiser here."""
+        <realblur_gan.training.adversary.Adversary.d_step>`) with its optimiser here."""
         _, opt_d = self._optimizers_of(adversary)
         return adversary.d_step(real, fake, lambda loss: self._step([opt_d], loss), cond)
 
@@ -296,7 +298,8 @@ class DeblurringModule(GANStageModule):
     Validation runs the :attr:`deblurrer` on whole images of any size (padded to its stride
     and cropped back) and logs ``val/psnr``, ``val/ssim``, the blurry input's
     ``val/psnr_input``, ``val/ssim_input`` and, when its weights are present, ``val/lpips``
-    (see :class:`~realblur_gan.validation.RestorationMetrics`). Subclasses add the ``dbgan``
+    (see :class:`~realblur_gan.training.validation.RestorationMetrics`). Subclasses add the
+    ``dbgan``
     adversary, then call :meth:`setup_ema`.
 
     Args:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from realblur_gan.defaults import DEFAULT_NET
 from realblur_gan.errors import CheckpointError, UserError
 
 if TYPE_CHECKING:
@@ -39,10 +40,8 @@ __all__ = [
     "verified_path",
 ]
 
-#: The net a trained checkpoint is read for unless told otherwise: DBGAN's generator.
-DEFAULT_NET = "dbgan_g"
 #: Where the packaged weight files live (package data of the wheel).
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+WEIGHTS_DIR = Path(__file__).resolve().parent
 
 
 @dataclass(frozen=True)
@@ -121,7 +120,7 @@ def verified_path(name: str = DEFAULT_MODEL) -> Path:
         raise CheckpointError(
             f"{path}: SHA-256 {actual[:12]}... is not the {entry.sha256[:12]}... registered for "
             f"'{name}': the file is damaged or was replaced; reinstall realblur-gan, or update "
-            "the entry in realblur_gan/model_zoo.py"
+            "the entry in realblur_gan/weights/model_zoo.py"
         )
     return path
 
@@ -130,9 +129,20 @@ def load_pretrained(name: str = DEFAULT_MODEL) -> nn.Module:
     """Build model ``name``'s net from its verified file.
 
     Returns:
-        The net on the CPU in eval mode (see :func:`realblur_gan.checkpoints.load_generator`).
+        The net on the CPU in eval mode (see
+        :func:`realblur_gan.weights.checkpoints.load_generator`).
     """
-    from realblur_gan.checkpoints import load_generator
+    from realblur_gan.weights.checkpoints import load_generator
 
     entry = get_model(name)
     return load_generator(verified_path(name), entry.net, entry.net_config)
+
+
+def packaged_model() -> Path:
+    """The weights of the DBGAN packaged with realblur-gan, checked against their SHA-256.
+
+    Raises:
+        CheckpointError: None is installed (this build ships no weights), or the file is not
+            the one :data:`MODELS` registers.
+    """
+    return verified_path(DEFAULT_MODEL)

@@ -2,7 +2,7 @@
 
 :func:`add_generator_options` adds ``--checkpoint``, ``--net``, ``--no-ema`` and
 ``--net-config`` to a parser; :func:`generator_from_options` loads the net they name, or the
-packaged DBGAN (:func:`realblur_gan.checkpoints.packaged_model`) when no checkpoint is given.
+packaged DBGAN (:func:`realblur_gan.weights.model_zoo.packaged_model`) when no checkpoint is given.
 Torch is imported only when a net is loaded, so a tool's ``--help`` stays fast.
 """
 
@@ -12,8 +12,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from realblur_gan.defaults import DEFAULT_NET
 from realblur_gan.errors import UserError
-from realblur_gan.model_zoo import DEFAULT_NET
 
 if TYPE_CHECKING:
     from torch import nn
@@ -61,13 +61,15 @@ def generator_from_options(
             when None, and the packaged DBGAN when that is None too.
 
     Returns:
-        The net on the CPU in eval mode (see :func:`realblur_gan.checkpoints.load_generator`).
+        The net on the CPU in eval mode (see
+        :func:`realblur_gan.weights.checkpoints.load_generator`).
 
     Raises:
         UserError: the file or its config cannot be loaded, no packaged model is installed, or
             a net other than the DBGAN is asked of the packaged model.
     """
-    from realblur_gan.checkpoints import load_generator, packaged_model
+    from realblur_gan.weights.checkpoints import load_generator
+    from realblur_gan.weights.model_zoo import packaged_model
 
     checkpoint = checkpoint if checkpoint is not None else args.checkpoint
     if checkpoint is None:

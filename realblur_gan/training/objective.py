@@ -11,7 +11,7 @@ from hydra.utils import instantiate
 from torch import nn
 
 from realblur_gan.errors import check_range
-from realblur_gan.pretrained import MissingPretrainedWeights
+from realblur_gan.weights.backbones import MissingPretrainedWeights
 
 log = logging.getLogger(__name__)
 

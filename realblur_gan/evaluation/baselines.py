@@ -1,26 +1,22 @@
-"""Classical deblurring baselines: identity, Wiener, Richardson–Lucy, and two blind ones.
+"""Classical non-blind deblurring baselines: identity, Wiener, Richardson–Lucy.
 
 Wiener and Richardson–Lucy need the blur kernel, so they are reference points on synthetic data
 whose kernels are known (``data_tools.synthesize`` saves them in ``OUT/kernels/``): the non-blind
-ceiling. The blind baselines of :mod:`realblur_gan.blind`, SelfDeblur and MAP, estimate the
-kernel and the sharp image from the blurry photo alone, like the learned DBGAN; they are listed
-in :data:`BLIND_BASELINES` and run through :func:`blind_deblur`. All functions are batched torch
-code on [0, 1] images; the forward model is :func:`realblur_gan.camera.convolve`, a true
-convolution centred on the kernel's pixel ``k // 2``.
+ceiling. The blind methods, which estimate the kernel too, are :mod:`realblur_gan.blind`'s
+(:func:`realblur_gan.blind.registry.blind_deblur`). All functions are batched torch code on
+[0, 1] images; the forward model is :func:`realblur_gan.camera.convolve`, a true convolution
+centred on the kernel's pixel ``k // 2``.
 
 Example::
 
     kernel = load_kernel("pairs/kernels/0001.npy")
     restored = wiener(blurry, kernel, nsr=1e-2)
-    result = blind_deblur("map", blurry, kernel_size=31)   # result.restored, result.kernels
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,21 +24,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from realblur_gan.blind.common import BlindResult
-from realblur_gan.blind.map import MAPOptions, map_deblur
-from realblur_gan.blind.selfdeblur import SelfDeblurOptions, selfdeblur
 from realblur_gan.camera import convolve
 from realblur_gan.data.io import ImageReadError, read_image
-from realblur_gan.defaults import MAP_ITERATIONS, SELFDEBLUR_ITERATIONS
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "BLIND_BASELINES",
     "KERNEL_EXTENSIONS",
-    "BlindBaseline",
     "KernelError",
-    "blind_deblur",
     "identity",
     "load_kernel",
     "richardson_lucy",
@@ -221,81 +210,3 @@ def richardson_lucy(
         ratio = observed / convolve(estimate, kernels).clamp_min(eps)
         estimate = estimate * convolve(ratio, adjoint)
     return estimate.clamp(0.0, 1.0).to(dtype)
-
-
-# --------------------------------------------------------------------------------------------------
-# Blind baselines
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BlindBaseline:
-    """A blind method: estimates the kernel and the sharp image from the blurry image alone.
-
-    Attributes:
-        label: its name in tables.
-        run: ``(images, kernel_size, iterations, options, seed, device, names, progress)``
-            -> :class:`~realblur_gan.blind.common.BlindResult`.
-        default_iterations: the budget used when none is given (practical on a CPU).
-    """
-
-    label: str
-    run: Callable[..., BlindResult]
-    default_iterations: int
-
-
-BLIND_BASELINES: dict[str, BlindBaseline] = {
-    "selfdeblur": BlindBaseline("SelfDeblur", selfdeblur, SELFDEBLUR_ITERATIONS),
-    "map": BlindBaseline("MAP-TV", map_deblur, MAP_ITERATIONS),
-}
-
-
-def blind_deblur(
-    name: str,
-    images: Tensor,
-    kernel_size: int = 31,
-    iterations: int | None = None,
-    *,
-    options: MAPOptions | SelfDeblurOptions | None = None,
-    seed: int = 0,
-    device: torch.device | str | None = None,
-    names: list[str] | None = None,
-    progress: bool = False,
-) -> BlindResult:
-    """Run the blind baseline ``name`` (a key of :data:`BLIND_BASELINES`) on a batch.
-
-    Args:
-        name: ``"selfdeblur"`` or ``"map"``.
-        images: blurry images of one size in [0, 1], gray or RGB.
-        kernel_size: side of the estimated kernel (odd, smaller than the images).
-        iterations: optimisation budget; None for the method's default.
-        options: the method's knobs (:class:`~realblur_gan.blind.map.MAPOptions` or
-            :class:`~realblur_gan.blind.selfdeblur.SelfDeblurOptions`); None for defaults.
-        seed: random seed (same seed, input, machine and thread count: same result).
-        device: where to optimise; None keeps the images' device.
-        names: image names for the progress bar.
-        progress: show a per-image (per-batch) progress bar.
-
-    Returns:
-        The restored images and the estimated kernels.
-
-    Shape:
-        - images: :math:`(B, C, H, W)`
-        - restored: :math:`(B, C, H, W)`; kernels: :math:`(B, k, k)`
-    """
-    if name not in BLIND_BASELINES:
-        raise ValueError(
-            f"unknown blind baseline {name!r}; choose from {', '.join(BLIND_BASELINES)}"
-        )
-    method = BLIND_BASELINES[name]
-    budget = method.default_iterations if iterations is None else iterations
-    return method.run(
-        images,
-        kernel_size,
-        budget,
-        options,
-        seed=seed,
-        device=device,
-        names=names,
-        progress=progress,
-    )

@@ -1,7 +1,7 @@
 """The Hydra configs stored with trained nets, and the allow-list that guards rebuilding them.
 
 Training stores each net's resolved config in ``checkpoint["net_configs"]`` and export writes it
-into the ``.safetensors`` metadata, so :func:`realblur_gan.checkpoints.load_generator` can
+into the ``.safetensors`` metadata, so :func:`realblur_gan.weights.checkpoints.load_generator` can
 rebuild a net from the file alone. A downloaded file must not name arbitrary callables:
 :func:`build_net` instantiates a config only after :func:`check_net_config` has found nothing
 but ``nn.Module`` classes from ``realblur_gan.nets`` in it.

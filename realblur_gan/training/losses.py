@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from realblur_gan.errors import ArgumentError
-from realblur_gan.pretrained import load_state_dict, resolve_weights
+from realblur_gan.weights.backbones import load_state_dict, resolve_weights
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from realblur_gan.data.io import list_images, read_image, to_channels, write_image
-from realblur_gan.metrics import psnr, ssim
+from realblur_gan.evaluation.metrics import psnr, ssim
 
 logger = logging.getLogger(__name__)
 
@@ -293,7 +293,7 @@ def _crop_box(image: Tensor, size: int) -> tuple[int, int, int]:
 
 def _blind_map(crop: Tensor, cache: Path, key: str, iterations: int, kernel_size: int) -> Tensor:
     """Blind MAP on one crop, cached by its key and settings (it takes a minute per crop)."""
-    from realblur_gan.baselines import blind_deblur
+    from realblur_gan.blind.registry import blind_deblur
 
     digest = hashlib.sha256(crop.numpy().tobytes()).hexdigest()[:12]
     path = cache / f"{key.replace('/', '_')}-{digest}-{iterations}-{kernel_size}.png"

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.profiler import record_function
 
-from realblur_gan.objective import GANObjective, Logits, mean_logit
+from realblur_gan.training.objective import GANObjective, Logits, mean_logit
 
 
 @contextlib.contextmanager
@@ -49,7 +49,7 @@ class Adversary:
             the discriminator is neither run nor stepped.
 
     Example:
-        >>> from realblur_gan.losses import RelativisticLSGANLoss
+        >>> from realblur_gan.training.losses import RelativisticLSGANLoss
         >>> from realblur_gan.nets import PatchGAN, UNet
         >>> objective = GANObjective(RelativisticLSGANLoss())
         >>> adv = Adversary("dbgan", UNet(width=4, depth=2), PatchGAN(width=4), objective)

@@ -3,7 +3,7 @@
 :func:`deblur_image` reflect-pads an image to the net's ``stride`` multiple and, for large
 images, runs overlapping tiles one at a time, blending them with a raised-cosine window into an
 output buffer, so memory is bounded by the tile size rather than the image size. Loading the
-net is :func:`realblur_gan.checkpoints.load_generator`'s; walking files is
+net is :func:`realblur_gan.weights.checkpoints.load_generator`'s; walking files is
 :mod:`realblur_gan.predict`'s.
 """
 
@@ -25,8 +25,9 @@ from realblur_gan.defaults import (
     Tile,
     parse_tile,
 )
+from realblur_gan.inference.runtime import Runner, forward_runner
+from realblur_gan.nets.init import net_channels
 from realblur_gan.nets.padding import pad_to_multiple
-from realblur_gan.runtime import Runner, forward_runner
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,6 @@ __all__ = [
     "Tile",
     "auto_tile",
     "deblur_image",
-    "net_channels",
     "parse_tile",
     "pick_device",
 ]
@@ -51,21 +51,6 @@ def auto_tile(height: int, width: int, one_pass_pixels: int = WHOLE_IMAGE_PIXELS
     :data:`TILE_SIDE`."""
     whole = min(one_pass_pixels, WHOLE_IMAGE_PIXELS)
     return None if height * width <= whole else TILE_SIDE
-
-
-def net_channels(net: nn.Module) -> int:
-    """The image channels ``net`` maps: its ``image_channels`` attribute, else its first conv's.
-
-    Args:
-        net: a generator.
-    """
-    channels = getattr(net, "image_channels", None)
-    if isinstance(channels, int):
-        return channels
-    for module in net.modules():
-        if isinstance(module, nn.Conv2d):
-            return module.in_channels
-    raise ValueError(f"cannot tell the input channels of {type(net).__name__}; set image_channels")
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -213,7 +198,8 @@ def deblur_image(
     Gray images through a colour net are replicated to RGB and converted back (BT.601 luma), and
     vice versa. The computation runs on the net's device; the result returns to the image's. On
     the CPU the forward pass runs in onnxruntime when it is installed and reproduces torch, else
-    in torch with channels-last input (:func:`realblur_gan.runtime.forward_runner`): the same
+    in torch with channels-last input (:func:`realblur_gan.inference.runtime.forward_runner`): the
+    same
     result within 1e-4, faster.
 
     Args:
@@ -228,7 +214,7 @@ def deblur_image(
             elsewhere ignored with a warning. Not within 1e-4 of float32 (about 5e-3).
         self_ensemble: average the net's outputs over the eight flips and transposes.
         runtime: ``"auto"``, ``"torch"`` or ``"onnxruntime"``
-            (:data:`realblur_gan.runtime.RUNTIMES`).
+            (:data:`realblur_gan.inference.runtime.RUNTIMES`).
 
     Returns:
         The restored images in [0, 1], float32.

@@ -8,9 +8,9 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import Metric
 
-from realblur_gan.losses import LPIPSLoss
-from realblur_gan.metrics import psnr, ssim
-from realblur_gan.pretrained import MissingPretrainedWeights
+from realblur_gan.evaluation.metrics import psnr, ssim
+from realblur_gan.training.losses import LPIPSLoss
+from realblur_gan.weights.backbones import MissingPretrainedWeights
 
 log = logging.getLogger(__name__)
 
@@ -20,12 +20,14 @@ class RestorationMetrics(Metric):
     mean LPIPS too when an LPIPS module is given.
 
     Means are over images (every batch weighted by its size) and, under DDP, over every
-    process. PSNR is capped (see :func:`realblur_gan.metrics.psnr`), so a perfect restoration
+    process. PSNR is capped (see :func:`realblur_gan.evaluation.metrics.psnr`), so a perfect
+    restoration
     does not turn the mean into ``inf``.
 
     Args:
         lpips: ``(pred, target) -> mean LPIPS of the batch``, e.g.
-            :class:`~realblur_gan.losses.LPIPSLoss`; None leaves ``lpips`` out. It is kept out
+            :class:`~realblur_gan.training.losses.LPIPSLoss`; None leaves ``lpips`` out. It is kept
+            out
             of the module tree (neither trained nor saved in checkpoints) and follows the
             images' device.
 

@@ -21,7 +21,7 @@ from realblur_gan.errors import ArgumentError, UserError, check_range
 def _config_dir() -> Path:
     """The config tree: the copy a wheel ships (``realblur_gan/conf``), else the checkout's
     top-level ``conf/`` (a clone, or an editable install)."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parent.parent
     shipped = package / "conf"
     return shipped if (shipped / "train.yaml").is_file() else package.parent / "conf"
 
@@ -392,7 +392,7 @@ def _check_objectives(cfg: DictConfig) -> None:
     import torch
     from hydra.utils import instantiate
 
-    from realblur_gan.objective import check_weights
+    from realblur_gan.training.objective import check_weights
 
     checked: set[str] = set()
     for name, stage in (cfg.get("stages") or {}).items():

@@ -8,8 +8,8 @@ Example::
     restored = deblur(Image.open("photo.jpg"))     # a PIL image back, same mode and size
 
 It takes PIL images, numpy arrays and torch tensors and returns each in kind (see
-:mod:`realblur_gan.image_kinds`); any size runs, large images in tiles
-(:func:`realblur_gan.inference.deblur_image`).
+:mod:`realblur_gan.inference.image_kinds`); any size runs, large images in tiles
+(:func:`realblur_gan.inference.tiling.deblur_image`).
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from realblur_gan.defaults import DEFAULT_OVERLAP, DEFAULT_TILE, TILE_SIDE, Tile
+from realblur_gan.defaults import DEFAULT_NET, DEFAULT_OVERLAP, DEFAULT_TILE, TILE_SIDE, Tile
 from realblur_gan.errors import UserError
-from realblur_gan.image_kinds import from_batch, to_batch
-from realblur_gan.inference import deblur_image, pick_device
-from realblur_gan.model_zoo import DEFAULT_MODEL, DEFAULT_NET, MODELS, load_pretrained
+from realblur_gan.inference.image_kinds import from_batch, to_batch
+from realblur_gan.inference.tiling import deblur_image, pick_device
+from realblur_gan.weights.model_zoo import DEFAULT_MODEL, MODELS, load_pretrained
 
 __all__ = ["Deblurrer"]
 
@@ -39,15 +39,15 @@ class Deblurrer(nn.Module):
     ``uint8``) in its dtype and on its device. An alpha channel passes through untouched; gray
     stays gray. A list or tuple of images returns a list or tuple. Inputs it cannot read (other
     dtypes, floats outside [0, 1], channels-first numpy) are refused with one line
-    (:class:`~realblur_gan.image_kinds.ImageInputError`).
+    (:class:`~realblur_gan.inference.image_kinds.ImageInputError`).
 
     It is an ``nn.Module``: ``.to("cuda")`` moves the net, and the images follow it.
 
     Args:
-        net: the generator (see :func:`realblur_gan.checkpoints.load_generator`).
+        net: the generator (see :func:`realblur_gan.weights.checkpoints.load_generator`).
         device: ``"auto"`` (CUDA when there is one), ``"cpu"``, ``"cuda"``, ... or a device.
         tile: tile side in pixels for large images; None runs every image whole; ``"auto"``
-            picks by image size and runtime (:func:`realblur_gan.inference.auto_tile`).
+            picks by image size and runtime (:func:`realblur_gan.inference.tiling.auto_tile`).
         overlap: pixels neighbouring tiles share.
         self_ensemble: average the results over the image's 8 flips and transposes (8x the
             time, a little better: see the model card).
@@ -97,7 +97,7 @@ class Deblurrer(nn.Module):
         """Load a named model (its SHA-256 checked) or a checkpoint file.
 
         Args:
-            model: a name in :data:`realblur_gan.model_zoo.MODELS` (default: the packaged
+            model: a name in :data:`realblur_gan.weights.model_zoo.MODELS` (default: the packaged
                 DBGAN), or the path of a ``.ckpt`` from training or an exported
                 ``.safetensors`` / export folder.
             net: the net to read from a checkpoint file (``dbgan_g`` deblurs).
@@ -118,7 +118,7 @@ class Deblurrer(nn.Module):
                 f"{model}: no such file, and no pretrained model of that name; pass a .ckpt or "
                 f".safetensors path, or one of {', '.join(MODELS)}"
             )
-        from realblur_gan.checkpoints import load_generator
+        from realblur_gan.weights.checkpoints import load_generator
 
         return cls(load_generator(path, net, ema=ema), **options)
 

@@ -9,9 +9,9 @@ Resume picks its file with :func:`find_resume_checkpoint`, which passes over dam
 
 :func:`load_generator` rebuilds a trained generator from a checkpoint or an exported
 ``.safetensors`` alone, from the config stored with it (checked by
-:mod:`realblur_gan.net_configs`, so a file cannot name arbitrary callables).
+:mod:`realblur_gan.weights.net_configs`, so a file cannot name arbitrary callables).
 :func:`packaged_model` is the DBGAN shipped in ``realblur_gan/weights/`` (the first entry of
-:mod:`realblur_gan.model_zoo`), what ``realblur-deblur`` runs when no checkpoint is given.
+:mod:`realblur_gan.weights.model_zoo`), what ``realblur-deblur`` runs when no checkpoint is given.
 """
 
 from __future__ import annotations
@@ -28,17 +28,17 @@ from typing import Any
 import torch
 from torch import nn
 
+from realblur_gan.defaults import DEFAULT_NET
 from realblur_gan.errors import CheckpointError, UserError
-from realblur_gan.inference import net_channels
-from realblur_gan.model_zoo import DEFAULT_MODEL, DEFAULT_NET, verified_path
-from realblur_gan.net_configs import (
+from realblur_gan.nets.init import net_channels
+from realblur_gan.ownership import unique_temp
+from realblur_gan.weights.net_configs import (
     EMA_SUFFIX,
     NetConfigError,
     build_net,
     config_channels,
     read_net_config,
 )
-from realblur_gan.ownership import unique_temp
 
 log = logging.getLogger(__name__)
 
@@ -467,13 +467,3 @@ def load_generator(
     model.eval().requires_grad_(False)
     log.info("loaded %s (%s) from %s", net, config["_target_"], path)
     return model
-
-
-def packaged_model() -> Path:
-    """The weights of the DBGAN packaged with realblur-gan, checked against their SHA-256.
-
-    Raises:
-        CheckpointError: None is installed (this build ships no weights), or the file is not
-            the one :mod:`realblur_gan.model_zoo` registers.
-    """
-    return verified_path(DEFAULT_MODEL)

@@ -12,8 +12,8 @@ import lightning as L
 import numpy as np
 import torch
 
-from realblur_gan.checkpoints import non_finite_tensors
 from realblur_gan.errors import UserError
+from realblur_gan.weights.checkpoints import non_finite_tensors
 
 _LISTED = 3
 
@@ -28,7 +28,8 @@ class PeriodicCheckpoint(L.Callback):
     Lightning's ``global_step`` counts optimiser steps (two to four per GAN batch, fewer during
     the D warm-up), so intervals are counted in batches instead. The file is the same
     ``last.ckpt`` that the stage's ``ModelCheckpoint`` writes at epoch ends, so it is always the
-    newest save; the write is atomic (see :class:`~realblur_gan.checkpoints.AtomicCheckpointIO`).
+    newest save; the write is atomic (see
+    :class:`~realblur_gan.weights.checkpoints.AtomicCheckpointIO`).
 
     Args:
         dirpath: Folder of the stage's checkpoints.

@@ -19,9 +19,10 @@ from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from realblur_gan.callbacks import FiniteGuard, PeriodicCheckpoint, RNGState
-from realblur_gan.checkpoints import AtomicCheckpointIO, find_resume_checkpoint, load_net_weights
-from realblur_gan.config import (
+from realblur_gan.errors import UserError
+from realblur_gan.ownership import FolderLock, claim_folder
+from realblur_gan.training.callbacks import FiniteGuard, PeriodicCheckpoint, RNGState
+from realblur_gan.training.config import (
     ConfigError,
     available_schemes,
     instantiate_checked,
@@ -29,8 +30,11 @@ from realblur_gan.config import (
     stage_settings,
     validate_config,
 )
-from realblur_gan.errors import UserError
-from realblur_gan.ownership import FolderLock, claim_folder
+from realblur_gan.weights.checkpoints import (
+    AtomicCheckpointIO,
+    find_resume_checkpoint,
+    load_net_weights,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +86,8 @@ def run(cfg: DictConfig) -> RunResult:
 
 
 def train_checked(cfg: DictConfig) -> RunResult:
-    """:func:`run` for a config :func:`~realblur_gan.config.validate_config` has passed (the CLI
+    """:func:`run` for a config :func:`~realblur_gan.training.config.validate_config` has passed
+    (the CLI
     checks before importing Lightning, and so does not check twice)."""
     _single_log_handler()
     _tips_once()
@@ -196,7 +201,7 @@ def init_source(source: str, checkpoints: dict[str, Path]) -> Path:
     """The file an ``init_from`` entry names: an earlier stage's checkpoint (by stage name), a
     named pretrained model (``realblur-dbgan``, the packaged DBGAN: fine-tuning starts there;
     its SHA-256 is checked) or a path (``.ckpt`` or exported ``.safetensors``)."""
-    from realblur_gan.model_zoo import MODELS, verified_path
+    from realblur_gan.weights.model_zoo import MODELS, verified_path
 
     if source in checkpoints:
         return checkpoints[source]
@@ -207,7 +212,7 @@ def init_source(source: str, checkpoints: dict[str, Path]) -> Path:
 
 def stage_trainer_config(cfg: DictConfig, name: str) -> DictConfig:
     """Stage ``name``'s Trainer config: its own ``trainer`` block merged over the global one
-    (see :func:`realblur_gan.config.stage_settings`).
+    (see :func:`realblur_gan.training.config.stage_settings`).
 
     Args:
         cfg: The composed config.

@@ -5,14 +5,16 @@
 - ``"torch"``: eager PyTorch. On the CPU the input is handed over in channels-last memory
   format, which oneDNN's convolutions run about 1.5x faster (the same values up to float
   rounding, ~1e-6); bf16 autocast where asked for and the device has native bf16.
-- ``"onnxruntime"``: the net exported to ONNX (``realblur_gan.export.onnx_model_bytes``) and run
+- ``"onnxruntime"``: the net exported to ONNX (:func:`realblur_gan.inference.onnx.onnx_model_bytes`)
+  and run
   by onnxruntime's CPU kernels (NCHWc convolutions with fused activations): on the 2-core CPU this
   project is developed on, a 1280x720 frame reaches ~70 % of the float32 matmul rate against
   ~57 % for torch and 43 % for the NCHW torch pass used before (``scripts/bench_predict.py
   --interleave``, ``docs/speed.md``). CPU and float32 only; onnxruntime is an
   optional dependency (``pip install realblur-gan[fast]``: onnx and onnxruntime).
 - ``"auto"`` (the default): onnxruntime on the CPU in float32 when it is installed and the
-  exported net reproduces torch's output within :data:`~realblur_gan.export.ONNX_TOLERANCE` at
+  exported net reproduces torch's output within
+  :data:`~realblur_gan.inference.onnx.ONNX_TOLERANCE` at
   two input sizes; torch otherwise (any net, any device).
 
 Works for any ``nn.Module`` generator: nothing depends on the architecture or the weights. An
@@ -121,7 +123,7 @@ def _onnxruntime() -> Any | None:
 
 def _ort_session(net: nn.Module, ort: Any) -> Runner:
     """Export ``net`` and open an onnxruntime session on it, threads as torch's."""
-    from realblur_gan.export import onnx_model_bytes
+    from realblur_gan.inference.onnx import onnx_model_bytes
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
@@ -146,8 +148,8 @@ def _ort_session(net: nn.Module, ort: Any) -> Runner:
 
 def _checked_ort_runner(net: nn.Module, ort: Any) -> Runner | None:
     """The onnxruntime runner of ``net`` if it reproduces torch at two sizes, else None."""
-    from realblur_gan.export import ONNX_TOLERANCE
-    from realblur_gan.inference import net_channels
+    from realblur_gan.inference.onnx import ONNX_TOLERANCE
+    from realblur_gan.nets.init import net_channels
 
     try:
         runner = _ort_session(net, ort)
