@@ -400,3 +400,27 @@ def test_patchgan_forward_gradcheck(
         assert torch.autograd.gradcheck(lambda a, c: d(a, c), (x, cond))
     else:
         assert torch.autograd.gradcheck(d, (x,))
+
+
+@pytest.mark.parametrize(("slope", "learns"), [(0.0, False), (0.2, True)])
+def test_leaky_decoder_still_learns_after_its_units_went_negative(
+    slope: float, learns: bool
+) -> None:
+    # The failure decoder_slope fixes: once every pre-activation of the last decoder block is
+    # negative, ReLUs pass no gradient and a keep-mean net stays the identity for good.
+    torch.manual_seed(0)
+    net = UNet(width=4, depth=2, keep_mean=True, decoder_slope=slope)
+    last_conv = net.ups[-1].merge[0]
+    with torch.no_grad():
+        last_conv.bias.fill_(-100.0)
+    x = torch.rand(2, 3, 16, 16)
+    out = net(x)
+    ((out - x.flip(-1)) ** 2).mean().backward()
+    grad = last_conv.weight.grad.abs().sum().item()
+    assert (grad > 0) is learns
+    assert torch.allclose(out, x, atol=1e-6) is not learns
+
+
+def test_decoder_slope_outside_zero_to_one_is_refused() -> None:
+    with pytest.raises(ArgumentError, match=r"decoder_slope=1.5: must be in \[0, 1\)"):
+        UNet(width=4, depth=2, decoder_slope=1.5)

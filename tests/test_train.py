@@ -508,7 +508,7 @@ def test_an_experiment_file_brings_its_scheme_and_its_settings_win():
     assert cfg.scheme_name == "joint" and stage_order(cfg) == ["pretrain_bgan", "joint"]
     # Its stage values beat the scheme's, wherever `+experiment` stands on the line.
     assert cfg.stages.joint.module.synthetic_ratio == 0.5
-    assert cfg.stages.joint.trainer.max_epochs == 36
+    assert cfg.stages.joint.trainer.max_epochs == 12
     assert cfg.model.dbgan_g.share_weights and cfg.data.sharp_dir[0] == "d/natural/CBSD432"
     validate_config(cfg)  # every net takes the 256 px crop
     assert _scheme_problem(["+experiment=packaged"]) is None

@@ -40,6 +40,10 @@ class _Down(nn.Module):
         return self.body(x)
 
 
+def _decoder_act(slope: float) -> nn.Module:
+    return nn.ReLU(inplace=True) if slope == 0 else nn.LeakyReLU(slope, inplace=True)
+
+
 class _Up(nn.Module):
     """Double the resolution, merge the encoder skip, refine.
 
@@ -47,11 +51,13 @@ class _Up(nn.Module):
     leave checkerboard patterns, which a blur generator would pass off as blur texture.
     """
 
-    def __init__(self, c_in: int, c_skip: int, c_out: int, norm: str, dropout: float) -> None:
+    def __init__(
+        self, c_in: int, c_skip: int, c_out: int, norm: str, dropout: float, slope: float
+    ) -> None:
         super().__init__()
-        self.reduce = _conv_block(c_in, c_out, norm, nn.ReLU(inplace=True))
+        self.reduce = _conv_block(c_in, c_out, norm, _decoder_act(slope))
         self.merge = nn.Sequential(
-            *_conv_block(c_out + c_skip, c_out, norm, nn.ReLU(inplace=True)),
+            *_conv_block(c_out + c_skip, c_out, norm, _decoder_act(slope)),
             # Dropout as pix2pix's source of stochasticity in the decoder; off by default.
             nn.Dropout(dropout) if dropout > 0 else nn.Identity(),
         )
@@ -85,6 +91,12 @@ class UNet(ResidualGenerator):
             residual net starts).
         keep_mean: keep the input's channel means (the residual's mean is removed; see
             :func:`~realblur_gan.nets.init.residual_output`).
+        decoder_slope: negative slope of the decoder's activations. 0 (pix2pix's ReLU) is the
+            default only because older weight files were trained with it: with a near-zero
+            output conv and a learning rate of 1e-3, the decoder's ReLUs die within a few dozen
+            steps (the share of active units in the last block fell from 31% to 11% in 60
+            steps, docs/generalisation.md) and the net freezes at the identity. New configs
+            set 0.2.
 
     Shape:
         - Input: :math:`(B, C_{in}, H, W)` in [0, 1], with H, W multiples of ``stride``
@@ -110,6 +122,7 @@ class UNet(ResidualGenerator):
         init: str = "auto",
         tail_scale: float = 0.01,
         keep_mean: bool = False,
+        decoder_slope: float = 0.0,
     ) -> None:
         super().__init__()
         check_residual_channels(global_residual, in_channels, out_channels)
@@ -120,13 +133,16 @@ class UNet(ResidualGenerator):
             raise ArgumentError("depth", depth, "must be >= 1")
         if width < 1:
             raise ArgumentError("width", width, "must be >= 1")
+        if not 0 <= decoder_slope < 1:
+            raise ArgumentError("decoder_slope", decoder_slope, "must be in [0, 1)")
         self.global_residual = global_residual
         self.stride = 2**depth
         widths = [min(width * 2**i, max_width) for i in range(depth + 1)]
         self.head = _conv_block(in_channels, widths[0], norm, nn.LeakyReLU(0.2, inplace=True))
         self.downs = nn.ModuleList(_Down(widths[i], widths[i + 1], norm) for i in range(depth))
         self.ups = nn.ModuleList(
-            _Up(widths[i + 1], widths[i], widths[i], norm, dropout) for i in reversed(range(depth))
+            _Up(widths[i + 1], widths[i], widths[i], norm, dropout, decoder_slope)
+            for i in reversed(range(depth))
         )
         self.tail = nn.Conv2d(widths[0], out_channels, 3, padding=1)
         generator_init(self, norm, self.tail, init, tail_scale)
