@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=2000,
         help="blind MAP's budget per grid crop (0: no MAP column); crops are cached in OUT",
     )
+    parser.add_argument(
+        "--no-ema", action="store_true", help="a .ckpt's raw weights, not its EMA copy"
+    )
     parser.add_argument("--label", help="name of the model's column (default: from the file)")
     return parser
 
@@ -88,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
 
         else:
             path = Path(args.checkpoint) if args.checkpoint else packaged_model()
-            net = load_generator(path)
+            net = load_generator(path, ema=not args.no_ema)
             label = args.label or path.stem
 
             def restore(blurry):

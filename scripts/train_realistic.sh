@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Train BGAN + DBGAN on your own photos: a folder of sharp photos and a folder of real blurry
-# photos (NOT paired). The validation split is held out of the sharp photos and blurred with
-# the realistic camera pipeline.
+# Train on your own photos: a folder of sharp photos and a folder of real blurry photos (NOT
+# paired). By default the own-data recipe (conf/experiment/own_data.yaml): the packaged DBGAN is
+# fine-tuned on blur from a learnable camera fitted to your blurry photos. With SCHEME set, that
+# scheme trains BGAN and DBGAN from scratch instead. The validation split is held out of the
+# sharp photos and blurred with the realistic camera pipeline.
 #
 #   bash scripts/train_realistic.sh SHARP_DIR REAL_BLUR_DIR [hydra overrides...]
 #   SCHEME=joint bash scripts/train_realistic.sh photos/sharp photos/blurry stages.joint.trainer.max_epochs=50
@@ -20,6 +22,7 @@ bash scripts/setup.sh
 # Hydra parses override values, so a path with spaces, commas, brackets, quotes or '=' would
 # need quoting for it; passed through the environment and read with oc.env, any path works.
 export REALBLUR_GAN_SHARP_DIR="$sharp" REALBLUR_GAN_REAL_BLUR_DIR="$real"
-exec .venv/bin/python -m realblur_gan "+scheme=${SCHEME:-separate}" data=folders \
+if [ -n "${SCHEME:-}" ]; then recipe=("+scheme=$SCHEME" data=folders); else recipe=(+experiment=own_data); fi
+exec .venv/bin/python -m realblur_gan "${recipe[@]}" \
     'data.sharp_dir=${oc.env:REALBLUR_GAN_SHARP_DIR}' \
     'data.real_blur_dir=${oc.env:REALBLUR_GAN_REAL_BLUR_DIR}' "$@"

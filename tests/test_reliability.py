@@ -791,9 +791,11 @@ def test_train_realistic_script_passes_any_path_through(tmp_path, monkeypatch):
     assert "'data.real_blur_dir=${oc.env:REALBLUR_GAN_REAL_BLUR_DIR}'" in script
     odd = tmp_path / "trip (2024), it's=here"
     monkeypatch.setenv("REALBLUR_GAN_SHARP_DIR", str(odd))
+    assert "+experiment=own_data" in script  # its default recipe; SCHEME=... from scratch
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("train", ["+scheme=joint", "data=folders", override])
-    assert cfg.data.sharp_dir == str(odd)
+        for recipe in (["+experiment=own_data"], ["+scheme=joint", "data=folders"]):
+            cfg = compose("train", [*recipe, override])
+            assert cfg.data.sharp_dir == str(odd)
 
 
 def _validated_setup_error(sharp: Path, real: Path) -> str:

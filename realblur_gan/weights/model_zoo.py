@@ -72,7 +72,7 @@ class PretrainedModel:
 MODELS: dict[str, PretrainedModel] = {
     "realblur-dbgan": PretrainedModel(
         file="realblur-dbgan.safetensors",
-        sha256="1fffa5110b77c7d1a001a08e10d0dd60165a492ce8af1f3176ef03f476773893",
+        sha256="ea9aa7ecfc1902d18d71678bf9887dbf9c42c81226ae2b6339dae989f6e1ee23",
         description="U-Net DBGAN for camera-shake blur (see realblur_gan/weights/MODEL_CARD.md)",
     ),
 }
