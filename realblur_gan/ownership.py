@@ -53,6 +53,25 @@ LOCK_NAME = ".realblur-gan.lock"
 _COMMAND_CHARS = 100
 
 
+# Every lock this process holds. A forked child (a data-loader worker) inherits their file
+# descriptors, and with them the flock: after a `kill -9` of the owner, workers still alive
+# for a few seconds kept the run dir locked and the resume was refused. The child closes its
+# copies at once (that leaves the parent's lock in place) and forgets it holds them.
+_HELD: set[FolderLock] = set()
+
+
+def _drop_inherited_locks() -> None:
+    for lock in list(_HELD):
+        if lock._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(lock._fd)
+            lock._fd = None
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_drop_inherited_locks)
+
+
 class OutputInUseError(UserError, RuntimeError):
     """Another live process writes into the folder; the message names it and the fix."""
 
@@ -172,6 +191,7 @@ class FolderLock:
                 break
             os.close(fd)
         self._fd = fd
+        _HELD.add(self)
         os.ftruncate(fd, 0)
         os.write(fd, (json.dumps(_this_holder()) + "\n").encode())
         return self
@@ -202,6 +222,7 @@ class FolderLock:
             self.path.unlink()
         os.close(self._fd)  # closing drops the flock
         self._fd = None
+        _HELD.discard(self)
 
     def __enter__(self) -> FolderLock:
         return self.acquire()

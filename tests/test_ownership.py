@@ -155,3 +155,30 @@ def test_new_folder_never_hands_out_a_folder_twice(tmp_path):
     assert [p.name for p in made] == [base.name, f"{base.name}_2", f"{base.name}_3"]
     assert sorted(made) == made  # launch order is name order (resume=true takes the newest)
     assert all(p.is_dir() for p in made)
+
+
+def test_a_forked_child_does_not_keep_a_dead_owners_lock(tmp_path: Path) -> None:
+    # A data-loader worker is a fork of the owner: after a kill -9 of the owner it lives on for
+    # a few seconds, and it must not hold the run dir for that long.
+    lock_file = tmp_path / LOCK_NAME
+    owner = (
+        "import os, sys, time\n"
+        "from realblur_gan.ownership import FolderLock\n"
+        f"FolderLock({str(lock_file)!r}, 'run dir', 'wait').acquire()\n"
+        "child = os.fork()\n"
+        "if child == 0:\n"
+        "    null = os.open(os.devnull, os.O_RDWR)\n"
+        "    os.dup2(null, 1), os.dup2(null, 2)  # the test reads the owner's output to its end\n"
+        "    time.sleep(30)\n"
+        "    os._exit(0)\n"
+        "print(child, flush=True)\n"
+        "os._exit(0)  # the owner dies without releasing, as under kill -9\n"
+    )
+    done = subprocess.run([sys.executable, "-c", owner], capture_output=True, text=True)
+    child = int(done.stdout)
+    try:
+        os.kill(child, 0)  # the forked child is still alive
+        with FolderLock(lock_file, "run dir", "wait"):
+            pass
+    finally:
+        os.kill(child, 9)

@@ -324,8 +324,12 @@ def add_poisson_gaussian_noise(
         return t.view(-1, *([1] * (x.ndim - 1))) if t.ndim else t
 
     shot_t, read_t = per_image(shot), per_image(read)
-    gen_device = generator.device if generator is not None else x.device
-    z = torch.randn(x.shape, generator=generator, device=gen_device, dtype=x.dtype).to(x.device)
+    if generator is None:
+        # randn_like, not randn(x.shape): torch.compile traces it with symbolic sizes.
+        z = torch.randn_like(x)
+    else:
+        z = torch.randn(x.shape, generator=generator, device=generator.device, dtype=x.dtype)
+        z = z.to(x.device)
     # In place on the fresh temporaries: three passes over a large image, not seven.
     std = (x.clamp_min(0.0) * shot_t).add_(read_t * read_t).clamp_min_(floor).sqrt_()
     return z.mul_(std).add_(x).clamp_(0.0, 1.0)

@@ -112,23 +112,22 @@ def time_feed(case: FeedCase, budget: Budget, notes: Notes, batches: int = 4) ->
     row: dict[str, Any] = {"part": "feed", "data": case.name, "stage": STAGE}
     with tempfile.TemporaryDirectory() as tmp, notes.quiet():
         root = Path(tmp)
-        typed = ["logger=none", *budget.overrides, *case.overrides]
-        cfg = compose_config(SCHEME, typed)
-        typed.insert(0, f"+scheme={SCHEME}")
+        overrides = ["logger=none", *budget.overrides, *case.overrides]
+        cfg = compose_config(SCHEME, overrides)
         with open_dict(cfg):
             cfg.paths.output_dir = str(root)
-            if not any(o.startswith("paths.data_dir=") for o in typed):
+            if not any(o.startswith("paths.data_dir=") for o in overrides):
                 cfg.paths.data_dir = str(root / "data")
             cfg.stages[STAGE].init_from = {}  # no earlier stage ran: initial weights cost the same
-        validate_config(cfg, typed)
-        check_stage_trainers(cfg, [STAGE], typed)
+        validate_config(cfg)
+        check_stage_trainers(cfg, [STAGE])
         row |= {"crop": int(cfg.data.crop_size), "batch": int(cfg.data.batch_size)}
         row["workers"] = int(cfg.data.get("num_workers", 0))
         try:
             datamodule = instantiate(cfg.data)
             datamodule.prepare_data()
             datamodule.setup("fit")
-            module = build_module(cfg, STAGE, typed)
+            module = build_module(cfg, STAGE)
             if hasattr(datamodule, "synthetic_pairs"):  # as a training run sets it
                 datamodule.synthetic_pairs = getattr(module, "reads_synthetic_pairs", True)
             first_epoch, later = _loader_cpu_s(datamodule)
@@ -138,7 +137,6 @@ def time_feed(case: FeedCase, budget: Budget, notes: Notes, batches: int = 4) ->
             trainer = stage_trainer(
                 cfg,
                 STAGE,
-                typed,
                 budget.device,
                 train_batches=budget.warmup + batches,
                 val_batches=0,
