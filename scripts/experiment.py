@@ -1,10 +1,10 @@
 """The paper's experiment in one command: one DBGAN budget, five sources of blurry training input.
 
 Zhang et al. (CVPR 2020) argue that a deblurring net is only as good as the blur it is trained
-on. This script trains the same DBGAN (same net, same number of training batches, same data
-sizes, same seed) five times, changing only where its blurry training input comes from. Each
+on. This script trains the same DBGAN (same net, same number of training batches, same data,
+same seed) once per condition, changing only where its blurry training input comes from. A
 condition is an experiment file, ``conf/experiment/<name>.yaml``, which names its scheme and
-can be run alone (``python -m realblur_gan +experiment=<name>``):
+runs alone as ``python -m realblur_gan +experiment=<name>``:
 
     a  naive_blur     DBGAN only; sharp frames blurred by SimpleBlur kernels
     b  camera_blur    DBGAN only; sharp frames through CameraPipelineBlur
@@ -13,26 +13,23 @@ can be run alone (``python -m realblur_gan +experiment=<name>``):
     e  real_pairs     DBGAN only; real frame averages paired with their middle frame
                       (the oracle: what c and d try to approach without pairs)
 
-Each final DBGAN is scored with ``realblur-evaluate``'s code on the real-blur validation pairs
-(whole frame averages of a window no condition trains on) and on the generalisation benchmark's
-scenes and photos it never saw (``realblur_gan.evaluation.generalisation``: real GoPro blur of other
-scenes, camera blur of held-out photos).
+``--conditions`` also takes the name of any other experiment file in ``conf/experiment/``: a
+variant of a condition is a copy of its file with the change, compared at the same budget.
+
+The script owns three things and no more: the **budget** (every condition's DBGAN trains on
+exactly the same number of batches, laid out in whole epochs), **resume** (a condition whose
+``result.json`` exists is not trained again; an interrupted one continues from its checkpoints)
+and the **report**. Scores are ``realblur-evaluate``'s on the real-blur validation pairs and the
+generalisation benchmark's (``realblur_gan.evaluation.generalisation``) on scenes and photos no
+condition saw. ``<out>`` then holds ``results.csv`` (per validation image and condition),
+``results.md`` (also printed) and ``grid.png`` (one validation crop restored by every condition).
 
 Usage::
 
     python scripts/experiment.py                          # all five, --budget cpu
-    python scripts/experiment.py --budget gpu --frames /data/GOPRO_Large_all/train \\
-        --set data.split_by=sequences --set data.train_stride=10
     python scripts/experiment.py --conditions a,e --budget smoke --logger none
-    python scripts/experiment.py --conditions a,b --set b:data.synthetic_blur.kernel_size=[5,31]
-
-Each condition is one ``realblur_gan.training.runner.run`` into ``<out>/<condition>/`` (its own
-checkpoints, panels, W&B runs); the conditions run one after another in this process. A
-condition whose ``result.json`` exists is not trained again (rerun the same command after an
-interruption; an interrupted condition resumes from its checkpoints); ``--force`` retrains it.
-At the end ``<out>`` holds ``results.csv`` (per validation image and condition), ``results.md``
-(also printed), ``results.png`` (PSNR per condition, the blurry input as a line) and
-``grid.png`` (one validation crop restored by every condition's final DBGAN).
+    python scripts/experiment.py --budget gpu --frames /data/GOPRO_Large_all/train \\
+        data.split_by=sequences data.train_stride=10     # Hydra overrides, every condition
 """
 
 from __future__ import annotations
@@ -83,9 +80,9 @@ class Condition:
     """One source of DBGAN's blurry training input: an experiment file and its labels.
 
     Attributes:
-        key: One letter, a to e (the output folder and the row of the table).
+        key: Its output folder and row: a letter for the five, else the file's name.
         experiment: The experiment file composed (``+experiment=``), which names the scheme.
-        name: Short label for plots and run names.
+        name: Short label for the tables and run names.
         description: One line for the table.
     """
 
@@ -97,7 +94,7 @@ class Condition:
     @property
     def label(self) -> str:
         """The condition's row name in the tables (``a: naive``)."""
-        return f"{self.key}: {self.name}"
+        return f"{self.key}: {self.name}" if self.key != self.name else self.key
 
 
 CONDITIONS: dict[str, Condition] = {
@@ -110,6 +107,28 @@ CONDITIONS: dict[str, Condition] = {
         Condition("e", "real_pairs", "real pairs", "paired real blur (oracle), DBGAN only"),
     )
 }
+
+
+def find_condition(token: str) -> Condition:
+    """A letter of the five, or the name of another file in ``conf/experiment/``.
+
+    Raises:
+        UserError: neither.
+    """
+    if token in CONDITIONS:
+        return CONDITIONS[token]
+    from realblur_gan.training.config import CONFIG_DIR
+
+    path = Path(CONFIG_DIR) / "experiment" / f"{token}.yaml"
+    if not path.is_file():
+        raise UserError(
+            f"--conditions: {token!r} is neither a letter of {','.join(CONDITIONS)} nor a file in "
+            f"{path.parent}; add conf/experiment/{token}.yaml or fix the name"
+        )
+    # The file's first comment line after the package line describes it.
+    comments = [line.lstrip("# ").strip() for line in path.read_text().splitlines()[1:3]]
+    description = next((c for c in comments if c), token)
+    return Condition(token, token, token, description[:80])
 
 
 @dataclass(frozen=True)
@@ -134,11 +153,9 @@ class Budget:
     bench_images: int | None = None
 
 
-# cpu: all five conditions, trained and scored, in about 51 minutes on the 2-core CPU, predicted
-# from per-batch costs measured there (docs/experiment.md: about 3.8 s per DBGAN batch of all
-# five, ~7 min of BGAN stages, scoring and start-up). 128 px crops of 8, and the BGAN stages
-# of the 1500-batch runs that ranked the conditions; lengths are multiples of the epochs there
-# (3 synthetic, 2 real-pair batches of 8).
+# cpu: all five conditions, trained and scored, in about 33 minutes on the 2-core CPU
+# (docs/experiment.md). 128 px crops of 8, and the BGAN stages of the 1500-batch runs that ranked
+# the conditions; lengths are multiples of the epochs there (3 synthetic, 2 real-pair batches).
 BUDGETS: dict[str, Budget] = {
     "smoke": Budget(dbgan=2, pretrain_bgan=2, bgan=2, validations=1, bench_images=1),
     "cpu": Budget(
@@ -204,45 +221,27 @@ def stage_kind(stage: str, stages: Sequence[str]) -> str:
     return "dbgan" if stage == stages[-1] else stage
 
 
-# --------------------------------------------------------------------------------------------------
-# Configs
-# --------------------------------------------------------------------------------------------------
-
-
-class OverrideError(ValueError):
-    """A ``--set`` override the condition's config cannot take (one line, for the user)."""
-
-
-def parse_sets(items: Sequence[str]) -> list[tuple[frozenset[str] | None, str]]:
-    """Split ``--set`` values into (conditions they reach, Hydra override).
-
-    ``KEY=VALUE`` reaches every condition; ``b:KEY=VALUE`` or ``a,b:KEY=VALUE`` only the
-    conditions named: an override of those conditions' compositions (a key only their
-    experiment file has, such as the camera's).
-
-    Raises:
-        ValueError: no ``=``, or a prefix that names no condition.
-    """
-    out: list[tuple[frozenset[str] | None, str]] = []
-    for item in items:
-        keys, override = None, item
-        if ":" in item.split("=", 1)[0]:  # a colon in the value (00:01:00) is no prefix
-            prefix, override = item.split(":", 1)
-            keys = frozenset(k.strip() for k in prefix.split(","))
-            if not keys <= CONDITIONS.keys():
-                raise ValueError(
-                    f"--set {item!r}: {prefix!r} is not a list of conditions "
-                    f"(letters of {','.join(CONDITIONS)}), as in b:KEY=VALUE"
-                )
-        if "=" not in override and not override.startswith("~"):
-            raise ValueError(f"--set takes [CONDITIONS:]KEY=VALUE, got {item!r}")
-        out.append((keys, override))
+def stage_overrides(stages: Sequence[str], plans: dict[str, StagePlan]) -> list[str]:
+    """Overrides giving every stage of a condition (``stages``, in order) its planned length."""
+    out = []
+    for stage in stages:
+        plan = plans[stage_kind(stage, stages)]
+        out += [
+            f"stages.{stage}.trainer.max_epochs={plan.epochs}",
+            # `++`: added when the stage config lacks the key, replaced when it has it.
+            f"++stages.{stage}.trainer.limit_train_batches={plan.per_epoch}",
+            f"++stages.{stage}.trainer.check_val_every_n_epoch={plan.val_every}",
+        ]
+    if "joint" in stages:
+        # BGAN gets the same adversarial budget in both schemes: inside the joint stage it
+        # trains for the separate scheme's `bgan` batches, then stays frozen.
+        out.append(f"stages.joint.module.bgan_max_steps={plans['bgan'].batches}")
     return out
 
 
-def sets_for(condition: Condition, sets: Sequence[tuple[frozenset[str] | None, str]]) -> list[str]:
-    """The ``--set`` overrides that reach ``condition``, in the order given."""
-    return [o for keys, o in sets if keys is None or condition.key in keys]
+# --------------------------------------------------------------------------------------------------
+# Configs and training
+# --------------------------------------------------------------------------------------------------
 
 
 def compose_condition(
@@ -259,13 +258,13 @@ def compose_condition(
         frames: ``data.frames_dir``.
         data_dir: ``paths.data_dir`` (where the frames cache goes).
         out_dir: The condition's run folder (``paths.output_dir``).
-        extra: More overrides, applied last (budget, logger, ``--set``).
+        extra: More overrides, applied last (budget, logger, the command line's).
 
     Returns:
         The config, ready for :func:`realblur_gan.training.runner.run`.
 
     Raises:
-        OverrideError: an override the config cannot take, in one line naming it.
+        UserError: an override the config cannot take, in one line naming it.
     """
     from hydra import compose, initialize_config_dir
     from hydra.errors import ConfigCompositionException
@@ -290,9 +289,10 @@ def compose_condition(
             lines = [line.strip().rstrip(".") for line in str(err).splitlines() if line.strip()]
             if err.__cause__ is not None:
                 lines.insert(1, str(err.__cause__).splitlines()[0])
-            raise OverrideError(
-                f"condition {condition.key}: {'; '.join(lines)}. A --set without a prefix "
-                "reaches every condition; b:KEY=VALUE limits it to the conditions named"
+            raise UserError(
+                f"condition {condition.key}: {'; '.join(lines)}. An override reaches every "
+                "condition; to change only some, copy their conf/experiment/ files with the "
+                "change and name the copies in --conditions"
             ) from err
     with open_dict(cfg):
         # Set here, not as overrides: a path may hold characters Hydra's grammar rejects.
@@ -301,24 +301,6 @@ def compose_condition(
         cfg.paths.data_dir = str(data_dir)
         cfg.paths.output_dir = str(out_dir)
     return cfg
-
-
-def stage_overrides(stages: Sequence[str], plans: dict[str, StagePlan]) -> list[str]:
-    """Overrides giving every stage of a condition (``stages``, in order) its planned length."""
-    out = []
-    for stage in stages:
-        plan = plans[stage_kind(stage, stages)]
-        out += [
-            f"stages.{stage}.trainer.max_epochs={plan.epochs}",
-            # `++`: added when the stage config lacks the key, replaced when it has it.
-            f"++stages.{stage}.trainer.limit_train_batches={plan.per_epoch}",
-            f"++stages.{stage}.trainer.check_val_every_n_epoch={plan.val_every}",
-        ]
-    if "joint" in stages:
-        # BGAN gets the same adversarial budget in both schemes: inside the joint stage it
-        # trains for the separate scheme's `bgan` batches, then stays frozen.
-        out.append(f"stages.joint.module.bgan_max_steps={plans['bgan'].batches}")
-    return out
 
 
 def logger_overrides(logger: str, group: str) -> list[str]:
@@ -343,34 +325,8 @@ def epoch_batches(cfg: DictConfig) -> tuple[int, Any]:
     return len(datamodule.train_set) // datamodule.batch_size, datamodule
 
 
-# --------------------------------------------------------------------------------------------------
-# Training
-# --------------------------------------------------------------------------------------------------
-
-
-def stage_seconds(run_dir: Path, stages: Sequence[str], start: float) -> dict[str, float]:
-    """Wall seconds per stage, read off the stages' DONE markers (written as each one ends).
-
-    A stage's time includes building it and its validations; a stage finished in an earlier,
-    interrupted launch is left out.
-    """
-    from realblur_gan.training.runner import DONE_MARKER
-
-    out: dict[str, float] = {}
-    previous = start
-    for stage in stages:
-        marker = run_dir / "checkpoints" / stage / DONE_MARKER
-        if not marker.exists():
-            continue
-        done = marker.stat().st_mtime
-        if done >= start:
-            out[stage] = round(done - previous, 2)
-        previous = max(previous, done)
-    return out
-
-
 def train_condition(
-    condition: Condition, cfg: DictConfig, run_dir: Path, signature: dict[str, Any]
+    condition: Condition, cfg: DictConfig, run_dir: Path, settings: dict[str, Any]
 ) -> dict[str, Any]:
     """Train one condition (or finish an interrupted one) and write its ``result.json``.
 
@@ -378,7 +334,8 @@ def train_condition(
         condition: Which condition.
         cfg: Its composed config (output dir ``run_dir``).
         run_dir: ``<out>/<key>``.
-        signature: What must match for an earlier result to count (stage plans, overrides).
+        settings: What must match for the result to be reused or reported (stage plans,
+            overrides, frames).
 
     Returns:
         The result record written, not yet scored.
@@ -389,15 +346,13 @@ def train_condition(
     from realblur_gan.training.runner import run
 
     stages = stage_order(cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
     resumed = (run_dir / "checkpoints").is_dir()
     if resumed:
         # An interrupted launch: finished stages are skipped, the interrupted one continues.
         log.info("%s: resuming the interrupted run in %s", condition.key, run_dir)
         with open_dict(cfg):
             cfg.resume = str(run_dir)
-    (run_dir / "signature.json").write_text(json.dumps(signature, indent=1) + "\n")
-    start_wall, start = time.time(), time.perf_counter()
+    start = time.perf_counter()
     result = run(cfg)
     record = {
         "condition": condition.key,
@@ -406,29 +361,12 @@ def train_condition(
         # Of this launch only: a resumed condition's earlier launches are not counted.
         "seconds": round(time.perf_counter() - start, 2),
         "resumed": resumed,
-        "stage_seconds": stage_seconds(run_dir, stages, start_wall),
         "checkpoint": str(result.checkpoints[stages[-1]]),
         "wandb_dirs": [str(p) for p in result.wandb_dirs],
-        "signature": signature,
+        "settings": settings,
     }
     write_result(run_dir, record)
     return record
-
-
-def condition_signature(
-    condition: Condition,
-    stages: Sequence[str],
-    budget: Budget,
-    plans: dict[str, StagePlan],
-    args: argparse.Namespace,
-) -> dict[str, Any]:
-    """What a stored result must have been trained with to be reused."""
-    return {
-        "preset": args.budget,
-        "stages": {s: vars(plans[stage_kind(s, stages)]) for s in stages},
-        "set": [*budget.overrides, *sets_for(condition, args.sets)],
-        "frames": str(args.frames),
-    }
 
 
 def load_result(run_dir: Path) -> dict[str, Any] | None:
@@ -490,18 +428,17 @@ class Scoring:
         }
 
 
-def make_scoring(val_dir: Path, bench_root: Path | None, budget: Budget, out: Path) -> Scoring:
+def make_scoring(val_dir: Path, bench_root: Path, budget: Budget, out: Path) -> Scoring:
     """The validation pairs, the benchmark's parts that exist, and LPIPS when its weights do."""
     from realblur_gan.evaluation.generalisation import BenchmarkData
     from realblur_gan.training.losses import LPIPSLoss
     from realblur_gan.weights.backbones import MissingPretrainedWeights
 
+    found = BenchmarkData.from_root(bench_root)
     bench = None
-    if bench_root is not None:
-        found = BenchmarkData.from_root(bench_root)
-        if found.gopro is not None or found.held_out_photos is not None:
-            bench = dataclasses.replace(found, real=None)
-    if bench is None:
+    if found.gopro is not None or found.held_out_photos is not None:
+        bench = dataclasses.replace(found, real=None)
+    else:
         log.warning(
             "benchmark: no gopro_pairs_other_scenes/ or natural/CBSD68/ under %s; the conditions "
             "are scored on the validation pairs only (pass --bench-data DIR)",
@@ -515,7 +452,9 @@ def make_scoring(val_dir: Path, bench_root: Path | None, budget: Budget, out: Pa
     return scoring
 
 
-def score_condition(record: dict[str, Any], scoring: Scoring, run_dir: Path) -> dict[str, Any]:
+def score_condition(
+    record: dict[str, Any], condition: Condition, scoring: Scoring, run_dir: Path
+) -> dict[str, Any]:
     """Score a condition's final DBGAN (EMA weights when kept) and store it in its record.
 
     ``record["val"]``: per-image rows of :func:`realblur_gan.evaluate.evaluate` on the whole
@@ -527,7 +466,6 @@ def score_condition(record: dict[str, Any], scoring: Scoring, run_dir: Path) -> 
     from realblur_gan.inference.tiling import deblur_image
     from realblur_gan.weights.checkpoints import load_generator
 
-    condition = CONDITIONS[record["condition"]]
     net = load_generator(record["checkpoint"])
     record["val"] = scoring.rows(model_method(net, condition.label, tile=None, overlap=0))
     record["benchmark"] = []
@@ -552,11 +490,13 @@ def _mean(rows: Sequence[dict[str, Any]], key: str) -> float:
 
 
 # --------------------------------------------------------------------------------------------------
-# Report: tables, bar plot, grid
+# Report: results.csv, results.md, grid.png
 # --------------------------------------------------------------------------------------------------
 
+Scored = tuple[Condition, dict[str, Any]]
 
-def ranking_table(results: list[dict[str, Any]], input_psnr: float) -> str:
+
+def ranking_table(results: Sequence[Scored], input_psnr: float) -> str:
     """One row per condition: its scores, gains and training cost, in condition order."""
     lines = [
         "| condition | DBGAN's training blur | PSNR (dB) | gain (dB) | unseen scenes, real blur "
@@ -564,16 +504,14 @@ def ranking_table(results: list[dict[str, Any]], input_psnr: float) -> str:
         "| wall (min) |",
         "|---|---|---:|---:|---:|---:|---:|---|---:|",
     ]
-    for r in results:
-        condition = CONDITIONS[r["condition"]]
+    for condition, r in results:
         psnr = _mean(r["val"], "psnr")
         bench = {p["part"]: p for p in r["benchmark"]}
         cells = []
         for part in BENCH_PARTS:
             p = bench.get(part)
             cells.append("n/a" if p is None else f"{p['psnr']:.2f} ({p['gain']:+.2f})")
-        stages = r["signature"]["stages"]
-        plans = {s: p["per_epoch"] * p["epochs"] for s, p in stages.items()}
+        plans = {s: p["per_epoch"] * p["epochs"] for s, p in r["settings"]["stages"].items()}
         last = r["stages"][-1]
         extra = " + ".join(f"{s} {n}" for s, n in plans.items() if s != last) or "none"
         if last == "joint":
@@ -586,47 +524,11 @@ def ranking_table(results: list[dict[str, Any]], input_psnr: float) -> str:
     return "\n".join(lines)
 
 
-PLOT_SIZE = (720, 420)
-
-
-def bar_plot(bars: list[tuple[str, float]], reference: float, path: Path, title: str) -> None:
-    """PSNR per condition as bars, the blurry input as a dashed red line, drawn with PIL."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    (width, height), (left, right, top, bottom) = PLOT_SIZE, (50, 20, 50, 40)
-    image = Image.new("RGB", PLOT_SIZE, "white")
-    draw = ImageDraw.Draw(image)
-    font = ImageFont.load_default()
-    values = [v for _, v in bars] + [reference]
-    lo, hi = math.floor(min(values) - 1), math.ceil(max(values) + 1)
-
-    def y_of(value: float) -> float:
-        return top + (height - top - bottom) * (hi - value) / (hi - lo)
-
-    draw.text((width // 2, 16), f"{title} (PSNR, dB)", fill="black", font=font, anchor="mm")
-    draw.line([(left, top), (left, height - bottom), (width - right, height - bottom)], "black")
-    for tick in range(lo, hi + 1, max(1, math.ceil((hi - lo) / 6))):
-        draw.line([(left + 1, y_of(tick)), (width - right, y_of(tick))], (230, 230, 230))
-        draw.text((left - 6, y_of(tick)), str(tick), fill="black", font=font, anchor="rm")
-    slot = (width - left - right) / max(1, len(bars))
-    for i, (name, value) in enumerate(bars):
-        x0, x1, y = left + slot * (i + 0.2), left + slot * (i + 0.8), y_of(value)
-        draw.rectangle([x0, y, x1, height - bottom - 1], fill=(70, 110, 170), outline="black")
-        draw.text(((x0 + x1) / 2, y - 4), f"{value:.2f}", fill="black", font=font, anchor="md")
-        draw.text(((x0 + x1) / 2, height - bottom + 8), name, fill="black", font=font, anchor="ma")
-    y = y_of(reference)
-    for x in range(left, width - right, 12):  # dashed
-        draw.line([(x, y), (min(x + 6, width - right), y)], fill=(200, 30, 30), width=2)
-    text = f"blurry input {reference:.2f} dB"
-    draw.text((width - right, top - 10), text, fill=(200, 30, 30), font=font, anchor="rm")
-    image.save(path)
-
-
 GRID_CROP = 256
 
 
 def make_grid(
-    blur: torch.Tensor, sharp: torch.Tensor, results: list[dict[str, Any]], path: Path
+    blur: torch.Tensor, sharp: torch.Tensor, results: Sequence[Scored], path: Path
 ) -> list[tuple[str, float]]:
     """Blurry input | each condition's restoration | sharp: the centre crop, in one PNG.
 
@@ -650,22 +552,16 @@ def make_grid(
         return x[..., top : top + side, left : left + side]
 
     columns = {"input": crop(blur)}
-    for r in results:
+    for condition, r in results:
         net = load_generator(r["checkpoint"])  # EMA weights when the run kept them
-        columns[r["condition"]] = crop(deblur_image(net, blur, tile=None))
+        columns[condition.key] = crop(deblur_image(net, blur, tile=None))
     scores = [(name, score_pair(x, crop(sharp))["psnr"]) for name, x in columns.items()]
     save_image(make_panel({**columns, "sharp": crop(sharp)}), path)
     return scores
 
 
-def report(
-    out: Path,
-    results: list[dict[str, Any]],
-    scoring: Scoring,
-    header: list[str],
-    dbgan_batches: int,
-) -> str:
-    """Write results.csv, results.md, results.png and grid.png; return the ranking table."""
+def report(out: Path, results: Sequence[Scored], scoring: Scoring, header: list[str]) -> str:
+    """Write results.csv, results.md and grid.png; return the ranking table."""
     from realblur_gan.data.io import read_image
     from realblur_gan.evaluate import Method, ScoreOptions, markdown_table, write_csv
     from realblur_gan.evaluation.baselines import identity
@@ -673,17 +569,14 @@ def report(
 
     blurry = Method("input (blurry)", lambda key, blur, kernel: identity(blur))
     inputs = scoring.rows(blurry)
-    rows = inputs + [row for r in results for row in r["val"]]
+    rows = inputs + [row for _, r in results for row in r["val"]]
     write_csv(out / "results.csv", rows)
-    labels = [blurry.label, *(CONDITIONS[r["condition"]].label for r in results)]
+    labels = [blurry.label, *(condition.label for condition, _ in results)]
     # Every record here was scored with this LPIPS or without it (its scoring signature says).
     val_table = markdown_table(rows, labels, ScoreOptions(), scoring.lpips_note)
     input_psnr = _mean(inputs, "psnr")
     table = ranking_table(results, input_psnr)
 
-    bars = [(CONDITIONS[r["condition"]].label, _mean(r["val"], "psnr")) for r in results]
-    title = f"DBGAN on the validation pairs, {dbgan_batches} DBGAN batches each"
-    bar_plot(bars, input_psnr, out / "results.png", title)
     worst = min(inputs, key=lambda row: float(row["psnr"]))
     key = str(worst["image"])
     pair = [
@@ -693,12 +586,12 @@ def report(
     grid_line = ", ".join(f"{n} {s:.2f} dB" for n, s in scores)
 
     bench = []
-    for r in results:
+    for condition, r in results:
         if r["benchmark"]:
             parts = [PartSummary(**part) for part in r["benchmark"]]
-            bench += [f"**{CONDITIONS[r['condition']].label}**", "", format_table(parts), ""]
+            bench += [f"**{condition.label}**", "", format_table(parts), ""]
     text = [
-        "# realblur-gan: DBGAN trained on five sources of blur",
+        "# realblur-gan: DBGAN trained on different sources of blur",
         "",
         *header,
         "",
@@ -708,18 +601,17 @@ def report(
         f"frames, {len(inputs)} pairs), per-image mean; gain: PSNR minus the blurry input's "
         f"({input_psnr:.2f} dB). The benchmark columns: real GoPro blur of scenes no condition "
         "saw and camera blur of held-out photos (`realblur_gan.evaluation.generalisation`). "
-        "Every condition "
-        "trains DBGAN for the same number of batches; the BGAN stages of c and d are extra "
-        "training those conditions need (their wall time includes it).",
+        "Every condition trains DBGAN for the same number of batches; the BGAN stages of c and d "
+        "are extra training those conditions need (their wall time includes it).",
         "",
         "## Validation pairs (`realblur-evaluate`)",
         "",
         val_table,
         "",
-        "![PSNR per condition](results.png)  ![grid](grid.png)",
+        "![grid](grid.png)",
         "",
         f"grid.png: validation pair `{key}` (the most blurred of {len(inputs)}), centre crop: "
-        f"input | {' | '.join(r['condition'] for r in results)} | sharp; {grid_line}.",
+        f"input | {' | '.join(c.key for c, _ in results)} | sharp; {grid_line}.",
         "",
     ]
     if bench:
@@ -759,7 +651,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         epilog="examples:\n"
         "  python scripts/experiment.py                               # all five, --budget cpu\n"
         "  python scripts/experiment.py --budget smoke --logger none  # a wiring check\n"
-        "  python scripts/experiment.py --conditions a,e --batches dbgan=300 --set seed=1",
+        "  python scripts/experiment.py --conditions a,e --batches dbgan=300 seed=1",
+    )
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="Hydra overrides, the same for every condition (e.g. seed=1 data.crop_size=96)",
     )
     parser.add_argument(
         "--frames",
@@ -770,7 +668,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "../shared/data/gopro_frames beside the checkout when it exists)",
     )
     parser.add_argument(
-        "--conditions", default=",".join(CONDITIONS), help="the conditions to run, e.g. a,e"
+        "--conditions",
+        default=",".join(CONDITIONS),
+        help="the conditions to run: letters, or names of other conf/experiment/ files",
     )
     parser.add_argument(
         "--budget",
@@ -784,15 +684,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="STAGE=N,...",
         help="replace the preset's training batches: dbgan=N (every condition's DBGAN), "
         "pretrain_bgan=N, bgan=N",
-    )
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="[CONDITIONS:]KEY=VALUE",
-        help="Hydra override passed to every condition (repeatable), e.g. --set seed=1; with a "
-        "prefix only to those conditions' compositions, e.g. "
-        "--set b:data.synthetic_blur.kernel_size=[5,31]",
     )
     parser.add_argument(
         "--bench-data",
@@ -826,7 +717,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="paths.data_dir, where the frames cache goes (default: $REALBLUR_GAN_DATA, else "
         "<repo>/data)",
     )
-    parser.add_argument("--force", action="store_true", help="retrain finished conditions")
+    parser.add_argument("--force", action="store_true", help="retrain the conditions named")
     parser.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
     )
@@ -837,14 +728,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the experiment; returns the exit status."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    keys = [k.strip() for k in args.conditions.split(",") if k.strip()]
-    unknown = [k for k in keys if k not in CONDITIONS]
-    if unknown or not keys:
-        print(
-            f"error: --conditions takes letters of {','.join(CONDITIONS)}, got {unknown}",
-            file=sys.stderr,
-        )
-        return 2
     args.frames = args.frames or default_frames()
     if args.frames is None or not args.frames.is_dir():
         where = f"{args.frames} is not a folder" if args.frames else "no frames found"
@@ -857,10 +740,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.bench_data is None:
         args.bench_data = Path(os.environ.get("REALBLUR_GAN_BENCH_DATA") or SHARED_DATA)
     try:
+        tokens = [k.strip() for k in args.conditions.split(",") if k.strip()]
+        conditions = [find_condition(token) for token in dict.fromkeys(tokens)]
+        if not conditions:
+            raise UserError("--conditions names no condition; pass e.g. --conditions a,e")
         budget = parse_batches(args.batches, BUDGETS[args.budget])
-        args.sets = parse_sets(args.set)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (UserError, ValueError) as err:
+        print(error_text(err), file=sys.stderr)
         return 2
     if args.threads:
         import torch
@@ -876,75 +762,66 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(error_text(err), file=sys.stderr)
         return 2
     try:
-        return run_experiment(args, keys, budget, out, data_dir, stamp)
+        return run_experiment(args, conditions, budget, out, data_dir, stamp)
     finally:
         owner.release()
 
 
-def settings_mismatch(manifest: dict[str, Any], args: argparse.Namespace) -> str | None:
-    """What differs between an earlier launch's settings (``experiment.json``) and this one's."""
-    now = {"frames": str(args.frames), "budget": args.budget, "batches": args.batches}
-    now["set"] = list(args.set)
-    differ = [
-        f"{key} {manifest.get(key, '')!r} -> {value!r}"
-        for key, value in now.items()
-        if manifest.get(key, "" if key == "batches" else None) != value
-    ]
-    return "; ".join(differ) or None
-
-
 def run_experiment(
     args: argparse.Namespace,
-    keys: list[str],
+    conditions: list[Condition],
     budget: Budget,
     out: Path,
     data_dir: Path,
     stamp: str,
 ) -> int:
     """Everything after the command line is checked, with ``out`` owned by this launch."""
+    from realblur_gan.training.config import stage_order, validate_config
+
+    settings = {
+        "frames": str(args.frames),
+        "budget": args.budget,
+        "batches": args.batches,
+        "overrides": [*budget.overrides, *args.overrides],
+    }
     manifest_path = out / MANIFEST_FILE
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-    mismatch = settings_mismatch(manifest, args) if manifest else None
-    if mismatch and not args.force:
+    differ = [
+        f"{key} {manifest.get(key)!r} -> {value!r}"
+        for key, value in settings.items()
+        if manifest and manifest.get(key) != value
+    ]
+    if differ and not args.force:
         # Before anything is written: the results there were trained with the old settings.
         print(
-            f"error: --out {out} holds an experiment launched with other settings ({mismatch}); "
-            "rerun with its settings to continue it, add --force to retrain the conditions "
-            "chosen with these, or pass another --out",
+            f"error: --out {out} holds an experiment launched with other settings "
+            f"({'; '.join(differ)}); rerun with its settings to continue it, add --force to "
+            "retrain the conditions named with these, or pass another --out",
             file=sys.stderr,
         )
         return 2
 
     def config(condition: Condition, *more: str) -> DictConfig:
-        return compose_condition(
-            condition,
-            args.frames,
-            data_dir,
-            out / condition.key,
-            [*budget.overrides, *more, *sets_for(condition, args.sets)],
-        )
+        extra = [*budget.overrides, *more, *args.overrides]
+        return compose_condition(condition, args.frames, data_dir, out / condition.key, extra)
 
-    from realblur_gan.training.config import stage_order, validate_config
-
+    # Every condition composed and checked once up front, before any frame is rendered: a bad
+    # override (a key, or a value such as lr=nan) fails here, in one line, not after an hour of
+    # training the conditions before it. a and e size the epochs below.
     configs: dict[str, DictConfig] = {}
     try:
-        # Every condition composed and checked once up front, before any frame is rendered: a
-        # bad --set (a key, or a value such as lr=nan) fails here, in one line, not after an
-        # hour of training the conditions before it. a and e size the epochs below.
-        for key in dict.fromkeys([*keys, "a", "e"]):
-            configs[key] = config(CONDITIONS[key], "logger=none")
-            validate_config(configs[key])
-    except (OverrideError, UserError) as err:
-        prefix = "" if isinstance(err, OverrideError) else f"condition {key}: "
-        print(f"error: {prefix}{err}", file=sys.stderr)
+        for condition in dict.fromkeys([*conditions, CONDITIONS["a"], CONDITIONS["e"]]):
+            configs[condition.key] = cfg = config(condition, "logger=none")
+            try:
+                validate_config(cfg)
+            except UserError as err:
+                raise UserError(f"condition {condition.key}: {err}") from err
+    except UserError as err:
+        print(error_text(err), file=sys.stderr)
         return 2
     # One W&B group for every run of the experiment, kept across resumed launches.
-    manifest.setdefault("group", f"experiment-{stamp}")
-    manifest.update(
-        frames=str(args.frames), budget=args.budget, batches=args.batches, set=list(args.set)
-    )
+    manifest = {"group": manifest.get("group", f"experiment-{stamp}"), **settings}
     manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
-    group = manifest["group"]
     # Epoch sizes of both training sets (synthetic pairs, real pairs): the DBGAN epoch is capped
     # by the smaller one so every condition trains DBGAN on exactly the same number of batches.
     synthetic, datamodule = epoch_batches(configs["a"])
@@ -963,68 +840,58 @@ def run_experiment(
     )
     scoring = make_scoring(Path(datamodule.val_dir), args.bench_data, budget, out)
 
-    def signature(key: str) -> dict[str, Any]:
+    def condition_settings(key: str) -> dict[str, Any]:
+        """The launch's settings and the stage plans: what a stored result must match."""
         stages = stage_order(configs[key])
-        return condition_signature(CONDITIONS[key], stages, budget, plans, args)
+        return {**settings, "stages": {s: vars(plans[stage_kind(s, stages)]) for s in stages}}
 
-    for key in keys:
-        condition = CONDITIONS[key]
-        run_dir = out / key
-        record = load_result(run_dir)
-        if record is not None and not args.force:
-            if record["signature"] != signature(key):
-                print(
-                    f"error: {run_dir} holds a result trained with other settings "
-                    f"({record['signature']}); use --force to retrain it or another --out",
-                    file=sys.stderr,
-                )
-                return 2
+    for condition in conditions:
+        key, run_dir = condition.key, out / condition.key
+        record = None if args.force else load_result(run_dir)
+        if record is not None:
             log.info("%s: trained earlier (%s), not trained again", key, run_dir / RESULT_FILE)
         else:
             if args.force and run_dir.exists():
                 shutil.rmtree(run_dir)
-            started = run_dir / "signature.json"
-            if started.exists() and json.loads(started.read_text()) != signature(key):
-                print(
-                    f"error: {run_dir} holds an interrupted run with other settings; use --force "
-                    "to start it again or another --out",
-                    file=sys.stderr,
-                )
-                return 2
             log.info("%s: %s (+experiment=%s)", key, condition.description, condition.experiment)
             stages = stage_order(configs[key])
             cfg = config(
-                condition, *stage_overrides(stages, plans), *logger_overrides(args.logger, group)
+                condition,
+                *stage_overrides(stages, plans),
+                *logger_overrides(args.logger, manifest["group"]),
             )
-            record = train_condition(condition, cfg, run_dir, signature(key))
+            record = train_condition(condition, cfg, run_dir, condition_settings(key))
         if record.get("scoring") != scoring.signature:
-            record = score_condition(record, scoring, run_dir)
+            record = score_condition(record, condition, scoring, run_dir)
         gains = [f"validation {_mean(record['val'], 'psnr'):.2f} dB"]
         gains += [f"{p['part']} {p['gain']:+.2f} dB" for p in record["benchmark"]]
         log.info("%s: %s; trained in %.1f min", key, ", ".join(gains), record["seconds"] / 60)
 
     # The report covers every condition with a result here, also from earlier launches, as long
-    # as it was trained with this budget (others are named and left out).
-    results = []
-    for key, condition in CONDITIONS.items():
-        record = load_result(out / key)
-        if record is None:
+    # as it was trained with these settings (others are named and left out).
+    results: list[Scored] = []
+    for run_dir in sorted(p.parent for p in out.glob(f"*/{RESULT_FILE}")):
+        record = load_result(run_dir)
+        try:
+            condition = find_condition(record["condition"])
+            if condition.key not in configs:
+                configs[condition.key] = config(condition, "logger=none")
+        except UserError as err:
+            log.warning("%s: left out of the report (%s)", run_dir.name, err)
             continue
-        if key not in configs:
-            configs[key] = config(condition, "logger=none")
-        if record["signature"] != signature(key):
-            log.warning("%s: trained with other settings; left out of the report", key)
+        if record.get("settings") != condition_settings(condition.key):
+            log.warning("%s: trained with other settings; left out of the report", run_dir.name)
             continue
         if record.get("scoring") != scoring.signature:
-            record = score_condition(record, scoring, out / key)
-        results.append(record)
+            record = score_condition(record, condition, scoring, run_dir)
+        results.append((condition, record))
     header = [
         f"- frames: `{args.frames}`; budget `{args.budget}` {args.batches}; overrides: "
-        f"{' '.join([*budget.overrides, *args.set]) or 'none'}",
+        f"{' '.join(settings['overrides']) or 'none'}",
         f"- DBGAN: {plans['dbgan'].batches} batches ({plans['dbgan'].epochs} epoch(s) of "
         f"{plans['dbgan'].per_epoch}) in every condition",
     ]
-    table = report(out, results, scoring, header, plans["dbgan"].batches)
+    table = report(out, results, scoring, header)
     print(f"\n{table}\n\nresults in {out}", flush=True)
     return 0
 

@@ -100,7 +100,7 @@ def run_main(
         "none",
         "--conditions",
         conditions,
-        *(arg for item in TINY_SET for arg in ("--set", item)),
+        *TINY_SET,
         *more,
     ]
     return experiment.main(argv)
@@ -141,8 +141,6 @@ def check_outputs(experiment, out: Path, keys: list[str]) -> list[dict[str, str]
         assert float(cells[1]) == pytest.approx(psnr, abs=0.006)
         assert float(cells[2]) == pytest.approx(psnr - input_psnr, abs=0.011)
         assert cells[5] == "2"  # identical DBGAN budget: two smoke batches in every condition
-    with Image.open(out / "results.png") as plot:
-        assert plot.size == experiment.PLOT_SIZE
     # input | conditions | sharp: the whole 48x64 validation frames' 48 px centre square.
     with Image.open(out / "grid.png") as grid:
         assert grid.size == ((len(keys) + 2) * (48 + 2) + 2, 48 + 4)
@@ -169,7 +167,7 @@ def test_all_five_conditions_then_resume_skips_them(
     }
     for key, names in stages.items():
         result = json.loads((out / key / "result.json").read_text())
-        assert set(result["stage_seconds"]) == names
+        assert set(result["stages"]) == set(result["settings"]["stages"]) == names
         assert Path(result["checkpoint"]).parent.name == ("joint" if key == "d" else "dbgan")
         # Scored on both benchmark parts, one image each (the smoke budget's limit).
         parts = {p["part"]: p for p in result["benchmark"]}
@@ -197,7 +195,7 @@ def test_all_five_conditions_then_resume_skips_them(
     assert read_rows(out) == rows
 
     # Other training settings are refused instead of mixed into the table.
-    assert run_main(experiment, clip, out, "a", "--set", "seed=1") == 2
+    assert run_main(experiment, clip, out, "a", "seed=1") == 2
     assert "--force" in capsys.readouterr().err
 
 
@@ -214,7 +212,7 @@ def test_a_later_launch_adds_conditions_to_the_report(
     result.unlink()
     assert run_main(experiment, clip, out, "e") == 0
     after = json.loads(result.read_text())
-    assert after["stage_seconds"] == {}
+    assert after["resumed"]
     assert after["val"] == before["val"] and len(after["val"]) == 3
     assert after["benchmark"] == before["benchmark"] == []  # no benchmark data: skipped
     first = (out / "e" / "result.json").stat().st_mtime_ns
@@ -291,69 +289,50 @@ def test_each_condition_is_an_experiment_file_that_brings_its_scheme(
         assert cfg.stages.dbgan.module.bgan_g is None and not cfg.stages.dbgan.init_from
 
 
-def test_a_prefixed_set_reaches_only_the_conditions_it_names(experiment) -> None:
-    sets = experiment.parse_sets(
-        ["seed=1", "b:data.gamma=2.4", "a,e:+x=1", "~data.foo", "b:~data.bar"]
-    )
-    reach = {k: experiment.sets_for(c, sets) for k, c in experiment.CONDITIONS.items()}
-    assert reach["b"] == ["seed=1", "data.gamma=2.4", "~data.foo", "~data.bar"]
-    assert reach["a"] == reach["e"] == ["seed=1", "+x=1", "~data.foo"]
-    assert reach["c"] == reach["d"] == ["seed=1", "~data.foo"]
-    # A value may hold colons; only a prefix before the key counts.
-    assert experiment.parse_sets(["trainer.max_time=00:01:00:00"]) == [
-        (None, "trainer.max_time=00:01:00:00")
-    ]
-    for bad in ("seed", "b:seed", "f:seed=1", "a,x:seed=1", ":seed=1"):
-        with pytest.raises(ValueError, match="--set"):
-            experiment.parse_sets([bad])
-
-
-def test_the_camera_setting_composes_for_b_and_is_refused_for_a(experiment, tmp_path: Path) -> None:
-    # b's experiment file writes the camera's settings: a prefixed --set changes one of them.
-    override = "data.synthetic_blur.saturation_factor=[1.5,3.0]"
-    b = experiment.compose_condition(
-        experiment.CONDITIONS["b"], tmp_path, tmp_path, tmp_path / "b", [override]
-    )
-    assert b.data.synthetic_blur._target_.endswith("CameraPipelineBlur")
-    assert list(b.data.synthetic_blur.saturation_factor) == [1.5, 3.0]
-    with pytest.raises(experiment.OverrideError) as caught:
-        experiment.compose_condition(
-            experiment.CONDITIONS["a"], tmp_path, tmp_path, tmp_path / "a", [override]
-        )
-    message = str(caught.value)
-    assert len(message.splitlines()) == 1
-    assert message.startswith("condition a:") and "data.synthetic_blur.saturation_factor" in message
-    assert "b:KEY=VALUE limits it" in message
-
-
-def test_a_set_one_condition_cannot_take_stops_before_any_training(
+def test_an_override_some_condition_cannot_take_stops_before_any_training(
     experiment, clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # b's camera has a saturation boost; a's SimpleBlur has no such key.
+    # b's camera has a saturation boost; a's SimpleBlur has no such key. An override reaches
+    # every condition: a change for some is an experiment file of its own (next test).
     out = tmp_path / "exp"
-    code = run_main(
-        experiment, clip, out, "b,a", "--set", "data.synthetic_blur.saturation_factor=2"
-    )
+    code = run_main(experiment, clip, out, "b,a", "data.synthetic_blur.saturation_factor=2")
     assert code == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and err.startswith("error: condition a:")
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    assert err.startswith("error: condition a:")
     assert "use +data.synthetic_blur.saturation_factor=2" in err  # Hydra's fix, kept
-    assert "b:KEY=VALUE" in err
+    assert "copy their conf/experiment/ files" in err
     # b comes first and could train, but every condition is composed before any trains.
     assert not (out / "a").exists() and not (out / "b").exists()
 
 
-def test_a_prefixed_set_trains_only_its_condition_with_it(
-    experiment, clip: Path, tmp_path: Path
+def test_a_variant_is_an_experiment_file_compared_at_the_same_budget(
+    experiment, clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import shutil
+
+    from realblur_gan.training import config
+
+    conf = tmp_path / "conf"
+    shutil.copytree(config.CONFIG_DIR, conf)
+    # The variant names the condition's file first and changes one value (own_data.yaml's form).
+    variant = (
+        "# @package _global_\n# The camera with a highlight boost.\n"
+        "defaults:\n  - camera_blur\n  - _self_\n"
+        "data:\n  synthetic_blur:\n    saturation_factor: 2.0\n"
+    )
+    (conf / "experiment" / "camera_boost.yaml").write_text(variant)
+    monkeypatch.setattr(config, "CONFIG_DIR", conf)
     out = tmp_path / "exp"
-    prefixed = "b:data.synthetic_blur.saturation_factor=2.0"
-    assert run_main(experiment, clip, out, "a,b", "--set", prefixed) == 0
-    signature = {k: json.loads((out / k / "result.json").read_text())["signature"] for k in "ab"}
-    assert "data.synthetic_blur.saturation_factor=2.0" in signature["b"]["set"]
-    assert not any("saturation" in s for s in signature["a"]["set"])
-    trained = OmegaConf.load(out / "b" / "config.yaml")
-    assert trained.data.synthetic_blur.saturation_factor == 2.0
+    assert run_main(experiment, clip, out, "b,camera_boost") == 0
+    trained = {k: OmegaConf.load(out / k / "config.yaml") for k in ("b", "camera_boost")}
+    assert trained["b"].data.synthetic_blur.saturation_factor is None
+    assert trained["camera_boost"].data.synthetic_blur.saturation_factor == 2.0
+    table = ranking(out)
+    assert list(table) == ["b: camera", "camera_boost"]
+    assert table["camera_boost"][0] == "The camera with a highlight boost."
+    assert table["camera_boost"][5] == table["b: camera"][5] == "2"  # the same DBGAN budget
+    with pytest.raises(experiment.UserError, match=r"conf/experiment/nothing\.yaml"):
+        experiment.find_condition("nothing")
 
 
 def test_every_conditions_wandb_runs_share_the_experiments_group(
@@ -399,11 +378,11 @@ def test_other_settings_are_refused_before_anything_is_rewritten(
     out = tmp_path / "exp"
     out.mkdir()
     earlier = {"group": "experiment-1", "frames": str(clip), "budget": "smoke", "batches": ""}
-    earlier["set"] = TINY_SET
+    earlier["overrides"] = TINY_SET
     manifest = out / "experiment.json"
     manifest.write_text(json.dumps(earlier))
     before = manifest.read_bytes()
-    assert run_main(experiment, clip, out, "a", "--set", "seed=1") == 2
+    assert run_main(experiment, clip, out, "a", "seed=1") == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"error: --out {out} holds an experiment launched with other settings")
     assert "seed=1" in line and "--force" in line and "another --out" in line
@@ -417,7 +396,7 @@ def test_a_bad_value_is_refused_before_any_frame_is_rendered(
 ) -> None:
     """Before: the frames were rendered first, then a traceback ended the run."""
     out = tmp_path / "exp"
-    assert run_main(experiment, clip, out, "a,b", "--set", "optim.generator.lr=nan") == 2
+    assert run_main(experiment, clip, out, "a,b", "optim.generator.lr=nan") == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert (
         line == "error: condition a: optim.generator.lr=nan: must be a number > 0; fix the override"
