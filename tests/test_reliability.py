@@ -798,30 +798,6 @@ def test_train_realistic_script_passes_any_path_through(tmp_path, monkeypatch):
             assert cfg.data.sharp_dir == str(odd)
 
 
-def test_train_packaged_script_composes_both_legs_from_any_path(tmp_path, monkeypatch):
-    """scripts/train_packaged.sh: both legs take the data root and the first leg's checkpoint
-    by environment; without arguments it prints its usage and exits 2."""
-    from hydra import compose, initialize_config_dir
-
-    from realblur_gan.training.config import CONFIG_DIR
-
-    script = Path(__file__).parent.parent / "scripts" / "train_packaged.sh"
-    done = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=30)
-    assert done.returncode == 2 and done.stderr.startswith("usage: bash scripts/train_packaged.sh")
-    odd = tmp_path / "data (v2), it's=here"
-    monkeypatch.setenv("REALBLUR_GAN_DATA_ROOT", str(odd))
-    monkeypatch.setenv("REALBLUR_GAN_FIRST_LEG", str(odd / "first" / "last.ckpt"))
-    text = script.read_text()
-    root = "data_root=${oc.env:REALBLUR_GAN_DATA_ROOT}"
-    first_leg = "stages.joint.init_from.dbgan_g=${oc.env:REALBLUR_GAN_FIRST_LEG}"
-    assert f"'{root}'" in text and f"'{first_leg}'" in text
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        first = compose("train", ["+experiment=packaged", root])
-        second = compose("train", ["+experiment=packaged_continue", root, first_leg])
-    assert first.data.val_dir == second.data.val_dir == str(odd / "gopro_val")
-    assert second.stages.joint.init_from.dbgan_g == str(odd / "first" / "last.ckpt")
-
-
 def _validated_setup_error(sharp: Path, real: Path) -> str:
     """The error (as the CLI prints it) of a ``validate_files=True`` data setup over folders."""
     from realblur_gan.camera import SimpleBlur

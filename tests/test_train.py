@@ -525,13 +525,6 @@ def test_an_experiment_file_brings_its_scheme_and_its_settings_win():
     assert own.model == cfg.model and own.data.synthetic_blur == cfg.data.synthetic_blur
     assert own.data.real_pairs_dir is None and own.optim.generator.lr == 2e-4
     validate_config(own)
-    # The packaged model's second leg: the same recipe from trained weights, a warm restart.
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        more = compose("train", overrides=["+experiment=packaged_continue", "data_root=d", *paths])
-    assert more.stages.joint.init_from.dbgan_g == "realblur-dbgan"
-    assert more.stages.joint.trainer.max_epochs == 16 and more.optim.generator.lr == 3e-4
-    assert more.model == cfg.model and more.data == cfg.data
-    validate_config(more)
 
 
 def test_init_from_a_pretrained_model_fills_the_net_and_its_moving_average(tiny_config, tmp_path):
