@@ -721,7 +721,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
     )
-    return parser.parse_args(argv)
+    # Overrides may stand on both sides of an option (`seed=1 --force data.gap=2`).
+    return parser.parse_intermixed_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

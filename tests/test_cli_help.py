@@ -76,6 +76,7 @@ def _parser_of(main, monkeypatch: pytest.MonkeyPatch) -> argparse.ArgumentParser
         raise _Parsed(self)
 
     monkeypatch.setattr(argparse.ArgumentParser, "parse_args", capture)
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_intermixed_args", capture)
     with pytest.raises(_Parsed) as caught:
         main([])
     return caught.value.parser

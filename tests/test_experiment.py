@@ -419,3 +419,10 @@ def test_a_second_launch_into_the_same_out_is_refused(
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"error: --out {out} is in use by PID ")
     assert not (out / "experiment.json").exists()
+
+
+def test_overrides_may_stand_on_both_sides_of_an_option(experiment) -> None:
+    args = experiment.parse_args(["seed=1", "--force", "data.gap=2", "--conditions", "a,e", "+x=1"])
+    assert args.overrides == ["seed=1", "data.gap=2", "+x=1"]
+    assert args.force and args.conditions == "a,e"
+    assert experiment.parse_args([]).overrides == []
