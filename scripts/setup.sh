@@ -9,6 +9,16 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=".venv/.installed-$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
+    # The CPU-capable torch/torchvision builds take about 5.6 GB in .venv, and pip unpacks them
+    # in TMPDIR first: a full disk would otherwise end deep inside pip with "Errno 28".
+    need_kb=$((8 * 1024 * 1024))
+    for dir in . "${TMPDIR:-/tmp}"; do
+        free_kb=$(df -Pk "$dir" | awk 'NR==2 {print $4}')
+        if [ "${free_kb:-0}" -lt "$need_kb" ]; then
+            echo "setup.sh: only $((free_kb / 1024)) MB free on $(cd "$dir" && pwd); installing torch needs about 8 GB there: free some space (or point TMPDIR elsewhere) and rerun" >&2
+            exit 1
+        fi
+    done
     .venv/bin/python -m pip install --quiet --upgrade pip
     # pyproject.toml declares compatible ranges; constraints.txt pins the torch/torchvision
     # builds that import together and run on CPU (pip takes them from a local mirror if any).
