@@ -373,3 +373,66 @@ def test_pyramid_and_lowpass_terms_gradcheck(device: torch.device, dtype: torch.
     pyramid = PyramidLoss(PSNRLoss())
     assert torch.autograd.gradcheck(lambda c, f, t: pyramid([c, f], t), (coarse, fine, target))
     assert torch.autograd.gradcheck(LowPassL1Loss(factor=2), (fine, target))
+
+
+# --- detail energy ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scales", [(1,), (1, 2)])
+def test_detail_energy_loss_grows_with_blur(scales: tuple[int, ...], device: torch.device) -> None:
+    from realblur_gan.training.losses import DetailEnergyLoss
+
+    loss = DetailEnergyLoss(scales=scales, window=8).to(device)
+    _assert_grows_with_blur(loss, _image(size=64, device=device))
+
+
+def test_detail_energy_loss_charges_missing_detail_in_db_and_nothing_for_extra() -> None:
+    from realblur_gan.training.losses import DetailEnergyLoss
+
+    loss = DetailEnergyLoss(window=8, eps=1e-12)
+    target = _image(size=34)
+    # Half the contrast, same mean: a quarter of the Laplacian's energy in every window, 6.02 dB.
+    flat = 0.5 * target + 0.25
+    assert loss(flat, target).item() == pytest.approx(10 * math.log10(4), abs=1e-4)
+    # One-sided: a prediction with more detail than the target costs nothing.
+    assert loss(target, flat).item() == 0.0
+
+
+def test_detail_energy_loss_sends_gradient_towards_detail() -> None:
+    from realblur_gan.training.losses import DetailEnergyLoss
+
+    target = _image(size=64)
+    pred = _blur(target, 1.5).requires_grad_(True)
+    DetailEnergyLoss(scales=(1, 2), window=8)(pred, target).backward()
+    # A small step against the gradient adds detail energy, so the loss falls.
+    step = (pred - 1e-3 * pred.grad / pred.grad.abs().max()).detach()
+    loss = DetailEnergyLoss(scales=(1, 2), window=8)
+    assert loss(step, target) < loss(pred.detach(), target)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64])
+def test_detail_energy_loss_gradcheck(device: torch.device, dtype: torch.dtype) -> None:
+    from realblur_gan.training.losses import DetailEnergyLoss
+
+    target = _leaf((1, 2, 12, 12), device, dtype, 0).detach()
+    pred = (0.3 * _leaf((1, 2, 12, 12), device, dtype, 1)).detach().requires_grad_(True)
+    loss = DetailEnergyLoss(scales=(1, 2), window=2, eps=1e-3)
+    assert loss(pred, target).dtype == dtype
+    assert torch.autograd.gradcheck(lambda p: loss(p, target), (pred,))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"scales": ()}, "scales"),
+        ({"scales": (0,)}, "scales"),
+        ({"window": 0}, "window"),
+        ({"eps": 0.0}, "eps"),
+    ],
+)
+def test_detail_energy_loss_refuses_bad_settings(kwargs: dict, name: str) -> None:
+    from realblur_gan.errors import ArgumentError
+    from realblur_gan.training.losses import DetailEnergyLoss
+
+    with pytest.raises(ArgumentError, match=name):
+        DetailEnergyLoss(**kwargs)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -485,6 +485,79 @@ class FFTAmplitudeLoss(nn.Module):
         amp_p = torch.fft.rfft2(_at_least_float32(pred), norm="ortho").abs()
         amp_t = torch.fft.rfft2(_at_least_float32(target), norm="ortho").abs()
         return (amp_p - amp_t).abs().mean()
+
+
+class DetailEnergyLoss(nn.Module):
+    """How much local detail the prediction lacks against the target, in dB, one-sided.
+
+    Deblurring nets trained with a pixel loss answer ambiguous texture with its average: the
+    output is smoother than the sharp image (measured here: every trained net made real photos
+    blurrier than their input). This term measures the energy of a Laplacian in ``window``-px
+    windows of both images and charges ``10 log10(E_target / E_pred)`` where the prediction has
+    less, nothing where it has more, so it asks for texture back without paying for any given
+    pixel pattern (the pixel term still decides which). Scale-free like :class:`PSNRLoss`: a window
+    with half the target's detail energy costs 3 dB.
+
+    ``scales`` picks the bands: the Laplacian of the images area-averaged by each factor. The
+    finest band of a real sharp frame is mostly sensor noise, which no net can recover from a
+    frame average (measured on the GoPro validation frames: the packaged model gains +1 dB there
+    and still lacks 4-5 dB of detail energy at 1/2 and 1/4 scale, where noise has averaged away).
+
+    Args:
+        scales: area-averaging factors of the bands; the loss is their mean.
+        window: side of the square windows the energy is averaged over, in pixels of each band.
+        eps: energy floor (squared [0, 1] units) so flat windows of both images cost nothing.
+
+    Shape:
+        - pred, target: :math:`(B, C, H, W)`, H and W at least ``max(scales) * (window + 2)``
+        - output: scalar (dB, >= 0)
+    """
+
+    def __init__(self, scales: Sequence[int] = (1,), window: int = 16, eps: float = 1e-4) -> None:
+        super().__init__()
+        if not scales or any(int(k) < 1 for k in scales):
+            raise ArgumentError("scales", scales, "must be a non-empty list of factors >= 1")
+        if window < 1:
+            raise ArgumentError("window", window, "must be >= 1")
+        if eps <= 0:
+            raise ArgumentError("eps", eps, "must be > 0")
+        self.scales = tuple(int(k) for k in scales)
+        self.window = window
+        self.eps = eps
+        kernel = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
+        self.register_buffer("kernel", kernel.view(1, 1, 3, 3), persistent=False)
+
+    def energy(self, x: Tensor) -> Tensor:
+        """Mean squared Laplacian of each channel in ``window``-px windows.
+
+        Args:
+            x: images, :math:`(B, C, H, W)`.
+
+        Returns:
+            :math:`(B, C, (H - 2) // window, (W - 2) // window)`.
+        """
+        x = _at_least_float32(x)
+        c = x.shape[1]
+        # Valid convolution: a padded border would add detail that neither image has.
+        lap = F.conv2d(x, self.kernel.to(x.dtype).expand(c, 1, 3, 3), groups=c)
+        return F.avg_pool2d(lap.square(), self.window)
+
+    def forward(self, pred: Tensor, target: Tensor) -> Tensor:
+        """Compute the loss.
+
+        Args:
+            pred: predicted images.
+            target: sharp images.
+
+        Returns:
+            Scalar loss.
+        """
+        losses = []
+        for k in self.scales:
+            p, t = (F.avg_pool2d(pred, k), F.avg_pool2d(target, k)) if k > 1 else (pred, target)
+            ratio = (self.energy(t) + self.eps) / (self.energy(p) + self.eps)
+            losses.append((10.0 * torch.log10(ratio)).clamp(min=0.0).mean())
+        return torch.stack(losses).mean()
 
 
 class LowPassL1Loss(nn.Module):
