@@ -10,12 +10,14 @@ fi
 stamp=".venv/.installed-$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
     # The CPU-capable torch/torchvision builds take about 5.6 GB in .venv, and pip unpacks them
-    # in TMPDIR first: a full disk would otherwise end deep inside pip with "Errno 28".
+    # in TMPDIR first: a full disk would otherwise end deep inside pip with "Errno 28". A venv
+    # that already holds torch only updates the smaller packages.
     need_kb=$((8 * 1024 * 1024))
+    compgen -G ".venv/lib/python*/site-packages/torch" > /dev/null && need_kb=$((512 * 1024))
     for dir in . "${TMPDIR:-/tmp}"; do
         free_kb=$(df -Pk "$dir" | awk 'NR==2 {print $4}')
         if [ "${free_kb:-0}" -lt "$need_kb" ]; then
-            echo "setup.sh: only $((free_kb / 1024)) MB free on $(cd "$dir" && pwd); installing torch needs about 8 GB there: free some space (or point TMPDIR elsewhere) and rerun" >&2
+            echo "setup.sh: only $((free_kb / 1024)) MB free on $(cd "$dir" && pwd); the install needs about $((need_kb / 1024)) MB there: free some space (or point TMPDIR elsewhere) and rerun" >&2
             exit 1
         fi
     done

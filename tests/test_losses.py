@@ -15,9 +15,11 @@ import torchvision
 from torch import nn
 from torch.nn import functional as F
 
+from realblur_gan.errors import ArgumentError
 from realblur_gan.nets import MultiScalePatchGAN, PatchGAN
 from realblur_gan.training.losses import (
     AdversarialLoss,
+    DetailEnergyLoss,
     FFTAmplitudeLoss,
     HingeGANLoss,
     LPIPSLoss,
@@ -380,15 +382,11 @@ def test_pyramid_and_lowpass_terms_gradcheck(device: torch.device, dtype: torch.
 
 @pytest.mark.parametrize("scales", [(1,), (1, 2)])
 def test_detail_energy_loss_grows_with_blur(scales: tuple[int, ...], device: torch.device) -> None:
-    from realblur_gan.training.losses import DetailEnergyLoss
-
     loss = DetailEnergyLoss(scales=scales, window=8).to(device)
     _assert_grows_with_blur(loss, _image(size=64, device=device))
 
 
 def test_detail_energy_loss_charges_missing_detail_in_db_and_nothing_for_extra() -> None:
-    from realblur_gan.training.losses import DetailEnergyLoss
-
     loss = DetailEnergyLoss(window=8, eps=1e-12)
     target = _image(size=34)
     # Half the contrast, same mean: a quarter of the Laplacian's energy in every window, 6.02 dB.
@@ -399,8 +397,6 @@ def test_detail_energy_loss_charges_missing_detail_in_db_and_nothing_for_extra()
 
 
 def test_detail_energy_loss_sends_gradient_towards_detail() -> None:
-    from realblur_gan.training.losses import DetailEnergyLoss
-
     target = _image(size=64)
     pred = _blur(target, 1.5).requires_grad_(True)
     DetailEnergyLoss(scales=(1, 2), window=8)(pred, target).backward()
@@ -412,8 +408,6 @@ def test_detail_energy_loss_sends_gradient_towards_detail() -> None:
 
 @pytest.mark.parametrize("dtype", [torch.float64])
 def test_detail_energy_loss_gradcheck(device: torch.device, dtype: torch.dtype) -> None:
-    from realblur_gan.training.losses import DetailEnergyLoss
-
     target = _leaf((1, 2, 12, 12), device, dtype, 0).detach()
     pred = (0.3 * _leaf((1, 2, 12, 12), device, dtype, 1)).detach().requires_grad_(True)
     loss = DetailEnergyLoss(scales=(1, 2), window=2, eps=1e-3)
@@ -431,8 +425,5 @@ def test_detail_energy_loss_gradcheck(device: torch.device, dtype: torch.dtype) 
     ],
 )
 def test_detail_energy_loss_refuses_bad_settings(kwargs: dict, name: str) -> None:
-    from realblur_gan.errors import ArgumentError
-    from realblur_gan.training.losses import DetailEnergyLoss
-
     with pytest.raises(ArgumentError, match=name):
         DetailEnergyLoss(**kwargs)
