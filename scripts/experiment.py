@@ -153,7 +153,7 @@ class Budget:
     bench_images: int | None = None
 
 
-# cpu: all five conditions, trained and scored, in about 33 minutes on the 2-core CPU
+# cpu: all five conditions, trained and scored, in about 42 minutes on the 2-core CPU
 # (docs/experiment.md). 128 px crops of 8, and the BGAN stages of the 1500-batch runs that ranked
 # the conditions; lengths are multiples of the epochs there (3 synthetic, 2 real-pair batches).
 BUDGETS: dict[str, Budget] = {

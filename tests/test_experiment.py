@@ -289,6 +289,21 @@ def test_each_condition_is_an_experiment_file_that_brings_its_scheme(
         assert cfg.stages.dbgan.module.bgan_g is None and not cfg.stages.dbgan.init_from
 
 
+def test_every_condition_trains_the_same_leaky_mean_keeping_dbgan(
+    experiment, tmp_path: Path
+) -> None:
+    from omegaconf import OmegaConf
+
+    nets = {}
+    for key, condition in experiment.CONDITIONS.items():
+        cfg = experiment.compose_condition(condition, tmp_path, tmp_path, tmp_path / key)
+        nets[key] = OmegaConf.to_container(cfg.model.dbgan_g)
+    assert len({repr(net) for net in nets.values()}) == 1, nets
+    # With pix2pix's ReLU decoder a and e stopped learning at the identity, and without
+    # keep_mean b, c and e shifted colour on unseen scenes (docs/experiment.md).
+    assert nets["a"]["decoder_slope"] == 0.2 and nets["a"]["keep_mean"] is True
+
+
 def test_an_override_some_condition_cannot_take_stops_before_any_training(
     experiment, clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
