@@ -87,6 +87,8 @@ def blur_args(args: argparse.Namespace) -> dict[str, object]:
     }
     if args.no_noise:
         settings |= {"noise_shot": None, "noise_read": None}
+    if args.rotation is not None:
+        settings["rotation"] = tuple(args.rotation)
     if args.blur == "realistic":
         return settings
     curve = args.tone_curve or "camera"
@@ -181,6 +183,13 @@ def main(argv: list[str] | None = None) -> int:
     low_high("--kernel-size", int, (9, 33), "kernel size range (odd sizes drawn)")
     low_high("--intensity", float, (0.0, 1.0), "camera-shake intensity range (not simple)")
     low_high("--jpeg-quality", int, None, "JPEG quality range (not simple; default: no JPEG)")
+    low_high(
+        "--rotation",
+        float,
+        None,
+        "not simple: the camera's roll, blur that changes across the photo (amplitude at the "
+        "far corner, a fraction of the kernel size; default none); kernels/ gets its average",
+    )
     parser.add_argument("--no-noise", action="store_true", help="no sensor noise (not simple)")
     parser.add_argument(
         "--tone-curve",

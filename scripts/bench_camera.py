@@ -42,6 +42,7 @@ def cases(k: int, images: torch.Tensor) -> list[tuple[str, Callable[[], object]]
     gen = torch.Generator().manual_seed(0)
     camera = CameraPipelineBlur(kernel_size=k)
     camera_jpeg = CameraPipelineBlur(kernel_size=k, jpeg_quality=90)
+    rolling = CameraPipelineBlur(kernel_size=k, rotation=(0.0, 0.5))
     realistic = RealisticBlur(kernel_size=k, exposure=(1.0, 1.2))
     n = images.shape[0]
     kernels = camera.draw(n, gen).kernels
@@ -51,6 +52,7 @@ def cases(k: int, images: torch.Tensor) -> list[tuple[str, Callable[[], object]]
     return [
         (f"CameraPipelineBlur, {k}-px kernel, no JPEG", lambda: camera(images, gen)),
         ("CameraPipelineBlur + JPEG q90", lambda: camera_jpeg(images, gen)),
+        ("CameraPipelineBlur + roll (2x2 kernel lattice)", lambda: rolling(images, gen)),
         ("RealisticBlur (for comparison)", lambda: realistic(images, gen)),
         ("- drawing the parameters (kernels)", lambda: camera.draw(n, gen)),
         ("- camera tone curve, both ways", lambda: from_linear(to_linear(images))),

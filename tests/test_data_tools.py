@@ -77,6 +77,7 @@ def test_synthesize_camera_pipeline_and_its_switches(
         "jpeg": ["--jpeg-quality", "70", "90"],
         "daylight": ["--no-saturation", "--no-white-balance", "--no-mosaic", "--no-noise"],
         "linear": ["--tone-curve", "linear"],
+        "roll": ["--rotation", "0.5", "0.5"],
     }
     blurs = {}
     for run, flags in runs.items():
@@ -86,8 +87,11 @@ def test_synthesize_camera_pipeline_and_its_switches(
     gen = torch.Generator().manual_seed(synthesize.seed_for(3, "a"))
     expected = CameraPipelineBlur(kernel_size=(5, 9))(sharp, gen)
     torch.testing.assert_close(blurs["full"], expected, atol=1 / 255, rtol=0)  # 8-bit PNG
-    for run in ("jpeg", "daylight", "linear"):
+    for run in ("jpeg", "daylight", "linear", "roll"):
         assert (blurs[run] - blurs["full"]).abs().max() > 2 / 255, run
+    # With the roll the blur varies across the photo; kernels/ holds its average.
+    kernel = np.load(tmp_path / "roll" / "kernels" / "a.npy")
+    assert kernel.ndim == 2 and kernel.sum() == pytest.approx(1.0, abs=1e-5)
     # A camera switch with another blur is refused on one line, before any work.
     capsys.readouterr()
     assert synthesize.main([str(src), str(tmp_path / "x"), "--no-mosaic"]) == 2

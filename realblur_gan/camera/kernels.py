@@ -27,6 +27,7 @@ __all__ = [
     "trajectory_kernel",
     "trajectory_kernels",
     "uniform",
+    "varying_shake_kernels",
 ]
 
 # Rasterised trajectories are resampled so that consecutive samples are at most this many pixels
@@ -190,6 +191,19 @@ def _trajectory_kernels(
     size: int, intensity: Tensor, max_extent: Tensor, generator: torch.Generator | None
 ) -> Tensor:
     """Batched camera-shake kernels; see :func:`trajectory_kernels`. All inputs are (N,)."""
+    path = _trajectory_paths(size, intensity, max_extent, generator)
+    return rasterise(_resample_polyline(path), size)
+
+
+def _trajectory_paths(
+    size: int, intensity: Tensor, max_extent: Tensor, generator: torch.Generator | None
+) -> Tensor:
+    """The camera-shake paths of :func:`_trajectory_kernels`, fitted to the kernel, not drawn.
+
+    Shape:
+        - intensity, max_extent: :math:`(N,)`
+        - output: :math:`(N, T, 2)` in kernel-pixel coordinates, T trajectory vertices.
+    """
     n = intensity.shape[0]
     t = _TRAJECTORY_VERTICES
     gen_device = generator.device if generator is not None else torch.device("cpu")
@@ -230,9 +244,7 @@ def _trajectory_kernels(
     # Larger shakes span more of the kernel: from 25-45 % of it at intensity 0 to 60-100 % at 1.
     frac = (0.25 + 0.35 * k[:, 0]) + (0.2 + 0.2 * k[:, 0]) * extent_u
     extent = (max_extent.to(gen_device) * frac).clamp(0.0, size - 1.0)
-    path = _fit_to_kernel(path, size, extent)
-    path = _resample_polyline(path)
-    return rasterise(path, size)
+    return _fit_to_kernel(path, size, extent)
 
 
 def trajectory_kernels(
@@ -380,3 +392,103 @@ def shake_kernels(
     strength = uniform(n, *intensity, generator, cpu)
     grid = int(sizes.max())
     return _trajectory_kernels(grid, strength, sizes.float() - 1.0, generator).cpu()
+
+
+def _centre_paths(path: Tensor, size: int) -> Tensor:
+    """Shift paths so their centre of mass sits on the kernel centre, or as near as fits.
+
+    Shape:
+        - path: :math:`(N, P, 2)`, each no wider than ``size - 1``
+        - output: :math:`(N, P, 2)`
+    """
+    lo = path.amin(dim=1)
+    hi = path.amax(dim=1)
+    centre = (size - 1) / 2.0
+    shift = torch.minimum(torch.maximum(centre - path.mean(dim=1), -lo), (size - 1) - hi)
+    return path + shift[:, None]
+
+
+def varying_shake_kernels(
+    n: int,
+    kernel_size: tuple[int, int],
+    intensity: tuple[float, float],
+    rotation: tuple[float, float],
+    grid: int = 2,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Camera-shake kernels that change across the image, as a camera's roll makes them.
+
+    A hand-held camera also turns about its optical axis while the shutter is open, so points
+    far from the centre of that turn trace longer, differently bent paths than points near it:
+    real camera-shake blur is not one kernel for the whole photo (Whyte et al., "Non-uniform
+    Deblurring for Shaken Images", IJCV 2012). Each image here gets one shake path as in
+    :func:`shake_kernels` (the same draws first, so ``rotation=(0, 0)`` gives its kernels at
+    every anchor), plus a roll: a random walk of the angle, a centre of rotation drawn anywhere
+    within 1.5 half-widths of the image centre (inside or off the photo, as for a crop of a
+    larger frame), and an amplitude that moves the anchor farthest from that centre by up to
+    ``rotation`` times the image's kernel size. The kernels are drawn at a ``grid x grid``
+    lattice of anchors spanning the image from corner to corner (small angles: the roll adds a
+    displacement perpendicular to the lever from the centre). When an anchor's path would not
+    fit in the image's kernel size, all the image's paths shrink by the same factor; each is
+    centred on its own centre of mass, so the blur moves no part of the image.
+
+    Args:
+        n: number of images.
+        kernel_size: ``(low, high)`` kernel sides.
+        intensity: ``(low, high)`` shake strengths in [0, 1].
+        rotation: ``(low, high)`` roll amplitude at the farthest anchor, as a fraction of the
+            image's kernel size (>= 0).
+        grid: anchors per side (>= 1); :func:`realblur_gan.camera.ops.convolve_varying`
+            interpolates between them.
+        generator: random source; the same seed gives the same kernels.
+
+    Returns:
+        float32 kernels on the CPU, non-negative, each summing to 1; ``[:, i, j]`` is the
+        kernel at anchor row ``i`` (top to bottom) and column ``j`` (left to right).
+
+    Shape:
+        - output: :math:`(n, grid, grid, k, k)`, ``k`` the largest size drawn.
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> varying_shake_kernels(2, (9, 21), (0.0, 1.0), (0.2, 0.5), generator=g).shape
+        torch.Size([2, 2, 2, 21, 21])
+    """
+    lo_rot, hi_rot = as_range(rotation, "rotation")
+    if not 0.0 <= lo_rot <= hi_rot:
+        raise ValueError(f"rotation must be a range of fractions >= 0, got {rotation!r}")
+    if not isinstance(grid, int) or grid < 1:
+        raise ValueError(f"grid must be a positive int, got {grid!r}")
+    cpu = torch.device("cpu")
+    sizes = odd_sizes(n, *kernel_size, generator, cpu)
+    strength = uniform(n, *intensity, generator, cpu)
+    size = int(sizes.max())
+    shake = _trajectory_paths(size, strength, sizes.float() - 1.0, generator).cpu()
+    t = shake.shape[1]
+    gen_device = generator.device if generator is not None else cpu
+    # The roll's draws come after the shake's, so the shake is the same with or without it.
+    walk = torch.randn(n, t - 1, generator=generator, device=gen_device).cpu()
+    amplitude = uniform(n, lo_rot, hi_rot, generator, cpu) * (sizes.float() - 1.0)
+    centre = (torch.rand(n, 2, generator=generator, device=gen_device).cpu() * 2 - 1) * 1.5
+
+    # The angle integrates a random angular velocity: a hand turns smoothly, without jitter.
+    angle = torch.cat([torch.zeros(n, 1), torch.cumsum(torch.cumsum(walk, dim=1), dim=1)], dim=1)
+    angle = angle - angle.mean(dim=1, keepdim=True)
+    angle = angle / angle.abs().amax(dim=1, keepdim=True).clamp_min(1e-9)
+    ticks = torch.linspace(-1.0, 1.0, grid) if grid > 1 else torch.zeros(1)
+    # Anchors as (x, y), row-major: anchor (i, j) sits at x = ticks[j], y = ticks[i].
+    anchors = torch.stack(torch.meshgrid(ticks, ticks, indexing="ij")[::-1], dim=-1).view(-1, 2)
+    lever = anchors[None] - centre[:, None]  # (n, A, 2)
+    lever = lever / lever.norm(dim=-1).amax(dim=1).clamp_min(1e-9)[:, None, None]
+    across = torch.stack([-lever[..., 1], lever[..., 0]], dim=-1)  # the lever turned by 90°
+    roll = (amplitude[:, None] * angle)[:, None, :, None] * across[:, :, None, :]
+    paths = shake[:, None] + roll  # (n, A, T, 2)
+
+    # One shrink factor per image keeps the anchors' blurs in proportion.
+    span = (paths.amax(dim=2) - paths.amin(dim=2)).amax(dim=-1).amax(dim=1)  # (n,)
+    shrink = ((sizes.float() - 1.0) / span.clamp_min(1e-9)).clamp(max=1.0)
+    middle = paths.mean(dim=2, keepdim=True)
+    paths = middle + (paths - middle) * shrink[:, None, None, None]
+    paths = _centre_paths(paths.flatten(0, 1), size)
+    kernels = rasterise(_resample_polyline(paths), size)
+    return kernels.view(n, grid, grid, size, size)

@@ -29,7 +29,9 @@ class CameraParams:
     batch. A step whose value is None is switched off.
 
     Attributes:
-        kernels: blur kernels (non-negative, summing to 1), applied in linear light.
+        kernels: blur kernels (non-negative, summing to 1), applied in linear light: one per
+            image, or a ``G x G`` lattice per image for blur that changes across it
+            (:func:`realblur_gan.camera.ops.convolve_varying`).
         tone_curve: the camera's tone curve (see :data:`realblur_gan.camera.TONE_CURVES`); None
             treats the values as linear light already.
         gamma: exponent of the ``"gamma"`` and ``"camera"`` curves.
@@ -51,7 +53,7 @@ class CameraParams:
             0 leaves every value exact.
 
     Shape:
-        - kernels: :math:`(B, k, k)`
+        - kernels: :math:`(B, k, k)` or :math:`(B, G, G, k, k)`
         - saturation, exposure, shot, read, jpeg_quality: :math:`(B,)`
         - white_balance: :math:`(B, 3)`
     """
@@ -131,7 +133,9 @@ def render(
     if params.saturation is not None:
         clipped = images.amax(dim=1, keepdim=True) >= params.saturation_threshold
         x.mul_(torch.where(clipped, per_image(params.saturation, 1, 1, 1), 1.0))
-    if params.kernels is not None:
+    if params.kernels is not None and params.kernels.ndim == 5:
+        x = ops.convolve_varying(x, params.kernels)
+    elif params.kernels is not None:
         x = ops.convolve(x, params.kernels)
     if params.exposure is not None:
         x.mul_(per_image(params.exposure, 1, 1, 1))

@@ -33,6 +33,7 @@ from realblur_gan.camera.kernels import (
     odd_sizes,
     shake_kernels,
     uniform,
+    varying_shake_kernels,
 )
 from realblur_gan.camera.render import CameraParams, render
 
@@ -99,6 +100,26 @@ def _jpeg_range(jpeg_quality: int | Sequence[int] | None) -> tuple[int, int] | N
     return quality
 
 
+def _roll_settings(
+    rotation: Range | None, kernel_grid: int
+) -> tuple[tuple[float, float] | None, int]:
+    """The checked ``rotation`` range (None: no roll) and kernel lattice side of a shake blur."""
+    if not isinstance(kernel_grid, int) or kernel_grid < 2:
+        raise ValueError(f"kernel_grid must be an int >= 2, got {kernel_grid!r}")
+    return _positive_range(rotation, "rotation"), kernel_grid
+
+
+def _shake(
+    blur: RealisticBlur | CameraPipelineBlur, n: int, generator: torch.Generator | None
+) -> Tensor:
+    """A shake blur's kernels: one per image, or a lattice per image when it rolls."""
+    if blur.rotation is None:
+        return shake_kernels(n, blur.kernel_size, blur.intensity, generator)
+    return varying_shake_kernels(
+        n, blur.kernel_size, blur.intensity, blur.rotation, blur.kernel_grid, generator
+    )
+
+
 class BlurSampler:
     """A synthetic blur: draws camera parameters per batch and renders them.
 
@@ -122,7 +143,8 @@ class BlurSampler:
         Shape:
             - images: :math:`(C, H, W)` or :math:`(B, C, H, W)`
             - output: same shape as ``images``, and kernels :math:`(B, k, k)`, k the largest
-              size drawn (:math:`(B, 1, 1)` ones when the blur is off).
+              size drawn (:math:`(B, 1, 1)` ones when the blur is off; the anchors' average
+              when it varies across the image).
         """
         if images.ndim not in (3, 4):
             raise ValueError(
@@ -132,6 +154,8 @@ class BlurSampler:
         params = self.draw(batch.shape[0], generator)
         blurred = render(batch, params, generator)
         kernels = params.kernels if params.kernels is not None else torch.ones(len(batch), 1, 1)
+        if kernels.ndim == 5:  # a lattice per image (spatially varying blur): its average
+            kernels = kernels.mean(dim=(1, 2))
         return (blurred if images.ndim == 4 else blurred[0]), kernels
 
     def __call__(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -229,6 +253,9 @@ class RealisticBlur(BlurSampler):
         noise_shot: photon-noise gain range (variance ``shot * x``); None for no shot noise.
         noise_read: read-noise standard deviation range; None for no read noise.
         jpeg_quality: JPEG quality or range; None for no JPEG.
+        rotation: the camera's roll, as in :class:`CameraPipelineBlur`; None for one kernel per
+            image.
+        kernel_grid: anchors per side of the kernel lattice when ``rotation`` is set (>= 2).
 
     Example:
         >>> blur = RealisticBlur(kernel_size=(9, 21), jpeg_quality=(70, 95))
@@ -245,8 +272,11 @@ class RealisticBlur(BlurSampler):
         noise_shot: Range | None = (0.0, 1e-3),
         noise_read: Range | None = (0.0, 2e-3),
         jpeg_quality: int | Sequence[int] | None = None,
+        rotation: Range | None = None,
+        kernel_grid: int = 2,
     ) -> None:
         self.kernel_size, self.intensity = _shake_ranges(kernel_size, intensity)
+        self.rotation, self.kernel_grid = _roll_settings(rotation, kernel_grid)
         self.gamma = None if gamma is None else float(gamma)
         self.exposure = None if exposure is None else as_range(exposure, "exposure")
         self.noise_shot = _positive_range(noise_shot, "noise_shot")
@@ -255,7 +285,7 @@ class RealisticBlur(BlurSampler):
 
     def draw(self, n: int, generator: torch.Generator | None = None) -> CameraParams:
         """Draw ``n`` shake kernels and the per-image camera settings that are on."""
-        kernels = shake_kernels(n, self.kernel_size, self.intensity, generator)
+        kernels = _shake(self, n, generator)
         device = _gen_device(generator)
 
         def draw_range(bounds: tuple[float, float] | None) -> Tensor | None:
@@ -299,6 +329,13 @@ class CameraPipelineBlur(BlurSampler):
     leaves the kernels and the other draws unchanged: an ablation with the same seed compares
     like with like.
 
+    ``rotation`` adds the camera's roll: the blur then changes across the image (longer, bent
+    strokes far from the centre of the turn), as real hand-held and GoPro blur does, rendered
+    from a ``kernel_grid x kernel_grid`` lattice of kernels (:func:`varying_shake_kernels`,
+    :func:`~realblur_gan.camera.ops.convolve_varying`; G² convolutions per image). Its draws
+    come after the shake's, so the same seed gives the same shake with or without it.
+    :meth:`sample` then returns each image's anchor-averaged kernel.
+
     Saturation follows RSBlur's recipe: pixels that the sharp photo itself had clipped (brightest
     channel >= ``saturation_threshold`` in the input) stood for light brighter than the sensor's
     white, so in linear light they are multiplied by a per-image factor drawn from
@@ -327,6 +364,7 @@ class CameraPipelineBlur(BlurSampler):
           noise_shot: [1.0e-4, 2.0e-3]
           noise_read: [5.0e-4, 3.0e-3]
           jpeg_quality: [80, 95]    # null for no JPEG
+          rotation: [0.0, 0.5]      # null: one kernel per image
 
     Args:
         kernel_size: kernel side, or ``[low, high]`` range (rounded up to odd).
@@ -350,6 +388,10 @@ class CameraPipelineBlur(BlurSampler):
         noise_read: range of the read-noise standard deviation, drawn like ``noise_shot``; None
             for none.
         jpeg_quality: JPEG quality or range; None for no JPEG.
+        rotation: range of the roll's amplitude, the displacement it adds at the image corner
+            farthest from the centre of the turn, as a fraction of the image's kernel size;
+            None for one kernel per image.
+        kernel_grid: anchors per side of the kernel lattice when ``rotation`` is set (>= 2).
 
     Example:
         >>> camera = CameraPipelineBlur(kernel_size=(9, 21), jpeg_quality=(80, 95))
@@ -373,8 +415,11 @@ class CameraPipelineBlur(BlurSampler):
         noise_shot: Range | None = (1e-4, 2e-3),
         noise_read: Range | None = (5e-4, 3e-3),
         jpeg_quality: int | Sequence[int] | None = None,
+        rotation: Range | None = None,
+        kernel_grid: int = 2,
     ) -> None:
         self.kernel_size, self.intensity = _shake_ranges(kernel_size, intensity)
+        self.rotation, self.kernel_grid = _roll_settings(rotation, kernel_grid)
         self.blur = bool(blur)
         # The switches shared by the batch are checked the way the renderer will read them.
         CameraParams(tone_curve=tone_curve, gamma=gamma, bayer_pattern=bayer_pattern)
@@ -396,7 +441,7 @@ class CameraPipelineBlur(BlurSampler):
 
     def draw(self, n: int, generator: torch.Generator | None = None) -> CameraParams:
         """Draw ``n`` shake kernels and every per-image setting, whatever the switches say."""
-        kernels = shake_kernels(n, self.kernel_size, self.intensity, generator)
+        kernels = _shake(self, n, generator)
         u = torch.rand(6, n, generator=generator, device=_gen_device(generator)).cpu().double()
         one, zero = (1.0, 1.0), (0.0, 0.0)
         quality = self.jpeg_quality or (100, 100)
