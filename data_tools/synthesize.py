@@ -79,9 +79,10 @@ def build_blur(job: Job) -> BlurSampler:
 def blur_args(args: argparse.Namespace) -> dict[str, object]:
     """The blur's keyword arguments from the command line (defaults where a flag is absent)."""
     if args.blur == "simple":
-        return {"kernel_size": tuple(args.kernel_size)}
+        return {"kernel_size": tuple(args.kernel_size), "kernel_size_law": args.kernel_size_law}
     settings: dict[str, object] = {
         "kernel_size": tuple(args.kernel_size),
+        "kernel_size_law": args.kernel_size_law,
         "intensity": tuple(args.intensity),
         "jpeg_quality": None if args.jpeg_quality is None else tuple(args.jpeg_quality),
     }
@@ -181,6 +182,13 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     low_high("--kernel-size", int, (9, 33), "kernel size range (odd sizes drawn)")
+    parser.add_argument(
+        "--kernel-size-law",
+        choices=("uniform", "log"),
+        default="uniform",
+        help="how sizes spread over --kernel-size: uniform in pixels, or log (each octave of "
+        "blur as often: more mild blur)",
+    )
     low_high("--intensity", float, (0.0, 1.0), "camera-shake intensity range (not simple)")
     low_high("--jpeg-quality", int, None, "JPEG quality range (not simple; default: no JPEG)")
     low_high(

@@ -17,6 +17,7 @@ Images are float tensors in [0, 1], shaped (B, C, H, W); randomness comes from a
 """
 
 from realblur_gan.camera.kernels import (
+    SIZE_LAWS,
     disk_kernel,
     gaussian_kernel,
     linear_motion_kernel,
@@ -51,6 +52,7 @@ from realblur_gan.camera.synthetic import (
 __all__ = [
     "BAYER_PATTERNS",
     "FFT_MIN_KERNEL_SIZE",
+    "SIZE_LAWS",
     "TONE_CURVES",
     "BlurSampler",
     "CameraParams",

@@ -16,8 +16,10 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "SIZE_LAWS",
     "Range",
     "as_range",
+    "check_size_law",
     "disk_kernel",
     "gaussian_kernel",
     "linear_motion_kernel",
@@ -66,16 +68,42 @@ def uniform(
     return (low + (high - low) * u).to(device)
 
 
+#: How kernel sizes spread over their range: ``"uniform"`` in pixels, or ``"log"``: uniform in
+#: log-size, so every octave of blur (3-6 px, 6-12 px, ...) is drawn equally often.
+SIZE_LAWS = ("uniform", "log")
+
+
+def check_size_law(law: str) -> str:
+    """``law`` if it is one of :data:`SIZE_LAWS`, else a ValueError that lists them."""
+    if law not in SIZE_LAWS:
+        raise ValueError(f"kernel size law must be one of {SIZE_LAWS}, got {law!r}")
+    return law
+
+
 def odd_sizes(
-    n: int, low: int, high: int, generator: torch.Generator | None, device: torch.device
+    n: int,
+    low: int,
+    high: int,
+    generator: torch.Generator | None,
+    device: torch.device,
+    law: str = "uniform",
 ) -> Tensor:
     """Odd kernel sizes in [low, high] (rounded up to odd) so kernels stay centred.
+
+    One uniform draw per size whatever the ``law`` (:data:`SIZE_LAWS`), so the draws that
+    follow are the same under either law.
 
     Shape:
         - output: :math:`(n,)`, long.
     """
+    check_size_law(law)
     u = uniform(n, 0.0, 1.0, generator, torch.device("cpu"))
-    sizes = (low + (u * (high - low + 1)).floor().clamp(max=high - low)).long()
+    if law == "log":
+        # Uniform in log-size over [low, high + 1): as many mild blurs as large ones per octave.
+        span = math.log(high + 1) - math.log(low)
+        sizes = torch.exp(math.log(low) + u.double() * span).floor().clamp(low, high).long()
+    else:
+        sizes = (low + (u * (high - low + 1)).floor().clamp(max=high - low)).long()
     return (sizes | 1).to(device)
 
 
@@ -371,6 +399,7 @@ def shake_kernels(
     kernel_size: tuple[int, int],
     intensity: tuple[float, float],
     generator: torch.Generator | None = None,
+    size_law: str = "uniform",
 ) -> Tensor:
     """Camera-shake kernels of random odd sizes and intensities, centred in a common grid.
 
@@ -383,12 +412,13 @@ def shake_kernels(
         kernel_size: ``(low, high)`` kernel sides.
         intensity: ``(low, high)`` shake strengths in [0, 1].
         generator: random source; the same seed gives the same kernels.
+        size_law: how sizes spread over ``kernel_size`` (:data:`SIZE_LAWS`).
 
     Shape:
         - output: :math:`(n, k, k)` on the CPU, ``k`` the largest size drawn.
     """
     cpu = torch.device("cpu")
-    sizes = odd_sizes(n, *kernel_size, generator, cpu)
+    sizes = odd_sizes(n, *kernel_size, generator, cpu, size_law)
     strength = uniform(n, *intensity, generator, cpu)
     grid = int(sizes.max())
     return _trajectory_kernels(grid, strength, sizes.float() - 1.0, generator).cpu()
@@ -415,6 +445,7 @@ def varying_shake_kernels(
     rotation: tuple[float, float],
     grid: int = 2,
     generator: torch.Generator | None = None,
+    size_law: str = "uniform",
 ) -> Tensor:
     """Camera-shake kernels that change across the image, as a camera's roll makes them.
 
@@ -441,6 +472,7 @@ def varying_shake_kernels(
         grid: anchors per side (>= 1); :func:`realblur_gan.camera.ops.convolve_varying`
             interpolates between them.
         generator: random source; the same seed gives the same kernels.
+        size_law: how sizes spread over ``kernel_size`` (:data:`SIZE_LAWS`).
 
     Returns:
         float32 kernels on the CPU, non-negative, each summing to 1; ``[:, i, j]`` is the
@@ -460,7 +492,7 @@ def varying_shake_kernels(
     if not isinstance(grid, int) or grid < 1:
         raise ValueError(f"grid must be a positive int, got {grid!r}")
     cpu = torch.device("cpu")
-    sizes = odd_sizes(n, *kernel_size, generator, cpu)
+    sizes = odd_sizes(n, *kernel_size, generator, cpu, size_law)
     strength = uniform(n, *intensity, generator, cpu)
     size = int(sizes.max())
     shake = _trajectory_paths(size, strength, sizes.float() - 1.0, generator).cpu()

@@ -27,6 +27,7 @@ from torch import Tensor
 from realblur_gan.camera.kernels import (
     Range,
     as_range,
+    check_size_law,
     disk_kernel,
     gaussian_kernel,
     linear_motion_kernel,
@@ -113,10 +114,11 @@ def _shake(
     blur: RealisticBlur | CameraPipelineBlur, n: int, generator: torch.Generator | None
 ) -> Tensor:
     """A shake blur's kernels: one per image, or a lattice per image when it rolls."""
+    law = blur.kernel_size_law
     if blur.rotation is None:
-        return shake_kernels(n, blur.kernel_size, blur.intensity, generator)
+        return shake_kernels(n, blur.kernel_size, blur.intensity, generator, law)
     return varying_shake_kernels(
-        n, blur.kernel_size, blur.intensity, blur.rotation, blur.kernel_grid, generator
+        n, blur.kernel_size, blur.intensity, blur.rotation, blur.kernel_grid, generator, law
     )
 
 
@@ -180,6 +182,8 @@ class SimpleBlur(BlurSampler):
         sigma: Gaussian sigma range as a fraction of ``(size - 1) / 2``.
         motion_length: motion stroke length range as a fraction of ``size - 1``.
         disk_radius: disk radius range as a fraction of ``(size - 1) / 2``.
+        kernel_size_law: how sizes spread over ``kernel_size``: ``"uniform"`` in pixels or
+            ``"log"`` (each octave equally often, :data:`~realblur_gan.camera.SIZE_LAWS`).
 
     Example:
         >>> blur = SimpleBlur(kernel_size=(5, 15))
@@ -197,8 +201,10 @@ class SimpleBlur(BlurSampler):
         sigma: Range = (0.15, 0.5),
         motion_length: Range = (0.3, 1.0),
         disk_radius: Range = (0.3, 1.0),
+        kernel_size_law: str = "uniform",
     ) -> None:
         self.kernel_size = _size_range(kernel_size, "kernel_size")
+        self.kernel_size_law = check_size_law(kernel_size_law)
         self.kinds = tuple(str(k) for k in kinds)
         unknown = set(self.kinds) - set(self.KINDS)
         if unknown or not self.kinds:
@@ -213,7 +219,7 @@ class SimpleBlur(BlurSampler):
 
     def draw(self, n: int, generator: torch.Generator | None = None) -> CameraParams:
         """Draw ``n`` kernels, centred in a common grid; no tone curve, nothing else."""
-        sizes = odd_sizes(n, *self.kernel_size, generator, _CPU).tolist()
+        sizes = odd_sizes(n, *self.kernel_size, generator, _CPU, self.kernel_size_law).tolist()
         kind_idx = torch.multinomial(
             self.probs.to(_gen_device(generator)), n, replacement=True, generator=generator
         ).tolist()
@@ -256,6 +262,7 @@ class RealisticBlur(BlurSampler):
         rotation: the camera's roll, as in :class:`CameraPipelineBlur`; None for one kernel per
             image.
         kernel_grid: anchors per side of the kernel lattice when ``rotation`` is set (>= 2).
+        kernel_size_law: how sizes spread over ``kernel_size``, as in :class:`SimpleBlur`.
 
     Example:
         >>> blur = RealisticBlur(kernel_size=(9, 21), jpeg_quality=(70, 95))
@@ -274,8 +281,10 @@ class RealisticBlur(BlurSampler):
         jpeg_quality: int | Sequence[int] | None = None,
         rotation: Range | None = None,
         kernel_grid: int = 2,
+        kernel_size_law: str = "uniform",
     ) -> None:
         self.kernel_size, self.intensity = _shake_ranges(kernel_size, intensity)
+        self.kernel_size_law = check_size_law(kernel_size_law)
         self.rotation, self.kernel_grid = _roll_settings(rotation, kernel_grid)
         self.gamma = None if gamma is None else float(gamma)
         self.exposure = None if exposure is None else as_range(exposure, "exposure")
@@ -392,6 +401,7 @@ class CameraPipelineBlur(BlurSampler):
             farthest from the centre of the turn, as a fraction of the image's kernel size;
             None for one kernel per image.
         kernel_grid: anchors per side of the kernel lattice when ``rotation`` is set (>= 2).
+        kernel_size_law: how sizes spread over ``kernel_size``, as in :class:`SimpleBlur`.
 
     Example:
         >>> camera = CameraPipelineBlur(kernel_size=(9, 21), jpeg_quality=(80, 95))
@@ -417,8 +427,10 @@ class CameraPipelineBlur(BlurSampler):
         jpeg_quality: int | Sequence[int] | None = None,
         rotation: Range | None = None,
         kernel_grid: int = 2,
+        kernel_size_law: str = "uniform",
     ) -> None:
         self.kernel_size, self.intensity = _shake_ranges(kernel_size, intensity)
+        self.kernel_size_law = check_size_law(kernel_size_law)
         self.rotation, self.kernel_grid = _roll_settings(rotation, kernel_grid)
         self.blur = bool(blur)
         # The switches shared by the batch are checked the way the renderer will read them.
