@@ -80,7 +80,7 @@ def test_realblur_deblur_needs_no_checkpoint(tmp_path: Path) -> None:
 def test_it_deblurs_real_gopro_blur_of_scenes_it_never_saw(
     net: torch.nn.Module, tmp_path: Path
 ) -> None:
-    """The benchmark's first part: 6 whole 1280x720 pairs, +0.12 dB measured (-0.27 to +0.43)."""
+    """The benchmark's first part: 6 whole 1280x720 pairs, +0.23 dB measured (+0.07 to +0.55)."""
     from realblur_gan.evaluation.generalisation import BenchmarkData, run_benchmark
     from realblur_gan.inference.tiling import deblur_image
 
@@ -88,6 +88,6 @@ def test_it_deblurs_real_gopro_blur_of_scenes_it_never_saw(
     result = run_benchmark(lambda x: deblur_image(net, x, 512), data, tmp_path, parts=["gopro"])
     gains = [row["gain"] for row in result.rows]
     assert len(gains) == 6
-    assert sum(gains) / len(gains) > 0.05
-    assert min(gains) > -0.3, gains  # never worse than the issue's floor
+    assert sum(gains) / len(gains) > 0.15
+    assert min(gains) > 0.0, gains  # every unseen scene gains
     assert all(row["colour_kept"] for row in result.rows)

@@ -522,7 +522,12 @@ def test_an_experiment_file_brings_its_scheme_and_its_settings_win():
         "bgan_g": "pretrain_bgan",
         "dbgan_g": "realblur-dbgan",
     }
-    assert own.model == cfg.model and own.data.synthetic_blur == cfg.data.synthetic_blur
+    assert own.model == cfg.model
+    # The same camera, with the blur sizes its fine-tuning was measured with.
+    own_blur = OmegaConf.to_container(own.data.synthetic_blur)
+    packaged_blur = OmegaConf.to_container(cfg.data.synthetic_blur)
+    assert packaged_blur.pop("kernel_size_law") == "log"
+    assert own_blur.pop("kernel_size_law") == "uniform" and own_blur == packaged_blur
     assert own.data.real_pairs_dir is None and own.optim.generator.lr == 2e-4
     validate_config(own)
 

@@ -72,7 +72,7 @@ class PretrainedModel:
 MODELS: dict[str, PretrainedModel] = {
     "realblur-dbgan": PretrainedModel(
         file="realblur-dbgan.safetensors",
-        sha256="ea9aa7ecfc1902d18d71678bf9887dbf9c42c81226ae2b6339dae989f6e1ee23",
+        sha256="a804c027de39e4b538c2e9221c5d75aec0c1f7e313b2ccc71bb75f2460b37cb7",
         description="U-Net DBGAN for camera-shake blur (see realblur_gan/weights/MODEL_CARD.md)",
     ),
 }
