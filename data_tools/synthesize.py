@@ -184,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     low_high("--kernel-size", int, (9, 33), "kernel size range (odd sizes drawn)")
     parser.add_argument(
         "--kernel-size-law",
+        # realblur_gan.camera.SIZE_LAWS, spelled out: no torch import before the arguments parse.
         choices=("uniform", "log"),
         default="uniform",
         help="how sizes spread over --kernel-size: uniform in pixels, or log (each octave of "

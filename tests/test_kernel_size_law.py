@@ -105,6 +105,13 @@ def test_an_unknown_law_is_refused_with_the_choices(blur_class: type) -> None:
         blur_class(kernel_size_law="loguniform")
 
 
+def test_synthesize_offers_every_law(capsys: pytest.CaptureFixture[str]) -> None:
+    """The CLI spells the choices out (it imports no torch before parsing): they stay in step."""
+    with pytest.raises(SystemExit):
+        synthesize.main(["--help"])
+    assert "--kernel-size-law {" + ",".join(SIZE_LAWS) + "}" in capsys.readouterr().out
+
+
 def test_synthesize_takes_the_law(tmp_path: Path) -> None:
     src = tmp_path / "sharp"
     src.mkdir()
