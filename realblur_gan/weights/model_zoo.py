@@ -73,7 +73,10 @@ MODELS: dict[str, PretrainedModel] = {
     "realblur-dbgan": PretrainedModel(
         file="realblur-dbgan.safetensors",
         sha256="a804c027de39e4b538c2e9221c5d75aec0c1f7e313b2ccc71bb75f2460b37cb7",
-        description="U-Net DBGAN for camera-shake blur (see realblur_gan/weights/MODEL_CARD.md)",
+        description=(
+            "Scale-recurrent DBGAN (one U-Net shared by 3 scales) for camera-shake blur "
+            "(see realblur_gan/weights/MODEL_CARD.md)"
+        ),
     ),
 }
 #: The name of the first entry: the packaged DBGAN.
