@@ -265,8 +265,11 @@ def shake_recipes() -> dict[str, Callable[[], Pins]]:
 
 RECIPES = kernel_recipes() | op_recipes() | sampler_recipes() | shake_recipes()
 
-# Where the float order had to change: (recipe prefix, key) -> (atol, rtol); everything else,
-# the random draws ("after") included, must be bit-exact.
+# Where the float order had to change: (recipe prefix, key) -> (atol, rtol). The random draws
+# ("after") and every non-float pin must be bit-exact. Every other float pin may move by float32
+# rounding and no more (FLOAT_ROUNDING): the CPU's vector width changes the order of the sums in
+# convolutions and FFTs (measured: an AVX-512 CPU against the AVX2 one that wrote the pins,
+# <= 4.8e-7 on values in [0, 1], a few units in the last place of 1.0).
 # ShakeBlurNet's kernels come from the one rasteriser now (a scatter-add of bilinear weights per
 # point, where it had its own tent-weight einsum over the grid): the same sums in another order,
 # so kernels and outputs move by float32 rounding (measured <= 3.6e-7 on values in [0, 1]), and
@@ -274,15 +277,21 @@ RECIPES = kernel_recipes() | op_recipes() | sampler_recipes() | shake_recipes()
 TOLERANCE: dict[tuple[str, str], tuple[float, float]] = {
     ("shake/", "out"): (1e-6, 0.0),
     ("shake/", "kernels"): (1e-6, 0.0),
-    ("shake/", "grad_raw"): (0.0, 1e-5),
+    # 1.4e-6 where the pins were written, 1.1e-5 on an AVX-512 CPU (the vector width again).
+    ("shake/", "grad_raw"): (0.0, 5e-5),
 }
 
 
-def tolerance(name: str, key: str) -> tuple[float, float]:
+FLOAT_ROUNDING = (1e-6, 0.0)
+
+
+def tolerance(name: str, key: str, value: torch.Tensor) -> tuple[float, float]:
     for (prefix, tol_key), tol in TOLERANCE.items():
         if name.startswith(prefix) and key == tol_key:
             return tol
-    return 0.0, 0.0
+    if key == "after" or not value.is_floating_point():
+        return 0.0, 0.0
+    return FLOAT_ROUNDING
 
 
 def compute(name: str) -> Pins:
@@ -322,7 +331,7 @@ def test_blur_matches_its_pinned_output(name: str, pinned: dict[str, Pins]) -> N
     assert sorted(got) == sorted(want)
     for key, value in want.items():
         assert got[key].dtype == value.dtype and got[key].shape == value.shape, key
-        atol, rtol = tolerance(name, key)
+        atol, rtol = tolerance(name, key, value)
         if atol == rtol == 0.0:
             assert torch.equal(got[key], value), f"{name}/{key} changed"
         else:
