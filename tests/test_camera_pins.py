@@ -268,7 +268,7 @@ RECIPES = kernel_recipes() | op_recipes() | sampler_recipes() | shake_recipes()
 # Where the float order had to change: (recipe prefix, key) -> (atol, rtol). The random draws
 # ("after") and every non-float pin must be bit-exact. Every other float pin may move by float32
 # rounding and no more (FLOAT_ROUNDING): the CPU's vector width changes the order of the sums in
-# convolutions and FFTs (measured: an AVX-512 CPU against the AVX2 one that wrote the pins,
+# convolutions and FFTs (measured: an AVX-512 CPU against the one that wrote the pins,
 # <= 4.8e-7 on values in [0, 1], a few units in the last place of 1.0).
 # ShakeBlurNet's kernels come from the one rasteriser now (a scatter-add of bilinear weights per
 # point, where it had its own tent-weight einsum over the grid): the same sums in another order,
