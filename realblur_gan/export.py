@@ -97,6 +97,8 @@ def export_safetensors(
     temps = (unique_temp(weights), unique_temp(sidecar))
     try:
         metadata = {"net_config": text, "net": name, "format": "pt"}
+        if getattr(net, "interpolation", None):  # set by --start/--alpha: how it was made
+            metadata["interpolation"] = json.dumps(net.interpolation, sort_keys=True)
         # Serialised in memory and written as any file is (mode 0666 less the umask): save_file
         # creates its file with mode 0600, unreadable to the other users of a shared folder.
         temps[0].write_bytes(save(state, metadata=metadata))
@@ -200,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  python -m realblur_gan.export outputs/joint/<run>/checkpoints/joint/last.ckpt "
         "--out exported/\n"
         "  python -m realblur_gan.export --out exported/ --onnx   # the packaged model\n"
+        "  python -m realblur_gan.export run/checkpoints/joint/last.ckpt --start realblur-dbgan "
+        "--alpha 0.7 0.8 0.9 1 --val-dir data/val --out mine/\n"
         "--onnx needs the onnx extra: pip install 'realblur-gan[onnx]'",
     )
     parser.add_argument(
@@ -216,12 +220,143 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write <net>.onnx (dynamic batch, height, width) and check it against PyTorch",
     )
     parser.add_argument("--opset", type=int, default=ONNX_OPSET, help="ONNX opset (>= 17)")
+    blend = parser.add_argument_group(
+        "interpolation (after fine-tuning: keep the gain, drop the losses on unlike images)"
+    )
+    blend.add_argument(
+        "--start",
+        metavar="MODEL",
+        help="the weights the checkpoint was fine-tuned from: a pretrained name "
+        "(realblur-dbgan) or a .ckpt/.safetensors; exports start + alpha * (checkpoint - start)",
+    )
+    blend.add_argument(
+        "--alpha",
+        type=float,
+        nargs="+",
+        metavar="A",
+        help="share of the way from --start to the checkpoint, in [0, 1]; several values with "
+        "--val-dir export the best on it",
+    )
+    blend.add_argument(
+        "--val-dir",
+        type=Path,
+        metavar="DIR",
+        help="paired validation folder (blur/ + sharp/): score every --alpha on its whole images "
+        "(mean PSNR), write OUT/interpolation.csv and export the best",
+    )
+    blend.add_argument(
+        "--tile", type=int, default=512, metavar="PX", help="inference tile side for --val-dir"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log details")
     parser.add_argument("--debug", action="store_true", help="full tracebacks for errors")
     add_generator_options(
         parser, ".ckpt from training, or an exported .safetensors; without it, the packaged model"
     )
     return parser
+
+
+def _blend_options_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with --start/--alpha/--val-dir together, or None."""
+    if args.start is None:
+        if args.alpha is not None or args.val_dir is not None:
+            return "--alpha and --val-dir interpolate towards --start: pass --start MODEL"
+        return None
+    if args.alpha is None:
+        return "--start: pass --alpha A (1 exports the checkpoint as it is, 0 the start)"
+    bad = [a for a in args.alpha if not 0.0 <= a <= 1.0]
+    if bad:
+        return f"--alpha {bad[0]}: use values in [0, 1]"
+    if len(args.alpha) > 1 and args.val_dir is None:
+        return "several --alpha values: pass --val-dir DIR to pick the best on it"
+    if args.val_dir is not None:
+        for sub in ("blur", "sharp"):
+            if not (args.val_dir / sub).is_dir():
+                return f"--val-dir {args.val_dir}: no {sub}/ folder in it; pass a paired folder"
+    return None
+
+
+def _start_net(model: str, net: str) -> nn.Module:
+    """The net ``--start`` names: a pretrained model (its SHA-256 checked) or a file."""
+    from realblur_gan.weights.checkpoints import load_generator
+    from realblur_gan.weights.model_zoo import MODELS, load_pretrained
+
+    if model in MODELS:
+        return load_pretrained(model)
+    path = Path(model)
+    if not path.exists():
+        raise UserError(
+            f"--start {model}: no such file, and no pretrained model of that name; pass a "
+            f".ckpt or .safetensors path, or one of {', '.join(MODELS)}"
+        )
+    return load_generator(path, net)
+
+
+def _interpolated(net: nn.Module, args: argparse.Namespace) -> nn.Module:
+    """``net`` moved towards ``--start`` by the given (or the validation-picked) ``--alpha``."""
+    from realblur_gan.weights.interpolation import MismatchedNets, interpolate_nets
+
+    start = _start_net(args.start, args.net)
+    try:
+        candidates = {a: interpolate_nets(start, net, a) for a in dict.fromkeys(args.alpha)}
+    except MismatchedNets as err:
+        raise MismatchedNets(
+            f"--start {args.start}: {err}; pass the weights it started from"
+        ) from None
+    if args.val_dir is None:
+        (alpha,) = candidates
+    else:
+        scores = _score_alphas(candidates, args.val_dir, args.tile)
+        alpha = max(scores, key=lambda a: (scores[a][1], a))
+        _write_sweep(args.out / "interpolation.csv", scores, alpha)
+        for a, (n, mean, gain, worst) in scores.items():
+            mark = "  <- exported" if a == alpha else ""
+            print(
+                f"alpha {a:g}: {n} images, PSNR {mean:.2f} dB ({gain:+.2f} vs blurry input, "
+                f"worst image {worst:+.2f}){mark}"
+            )
+    print(f"interpolated {alpha:g} of the way from {args.start} to the checkpoint")
+    chosen = candidates[alpha]
+    chosen.interpolation = {"start": str(args.start), "alpha": alpha}
+    return chosen
+
+
+def _score_alphas(
+    candidates: Mapping[float, nn.Module], val_dir: Path, tile: int
+) -> dict[float, tuple[int, float, float, float]]:
+    """Per alpha: images scored, mean PSNR, mean gain over the blurry input, worst gain."""
+    from realblur_gan.evaluate import EvaluationError, Method, evaluate, model_method
+
+    def blurry(key: str, blur: Any, kernel: Any) -> Any:
+        return blur
+
+    methods = [Method("input", blurry)]
+    methods += [model_method(net, f"{a:g}", tile, 32) for a, net in candidates.items()]
+    result = evaluate(val_dir / "sharp", methods, val_dir / "blur", progress=False)
+    by_method: dict[str, dict[str, float]] = {}
+    for row in result.rows:
+        by_method.setdefault(str(row["method"]), {})[str(row["image"])] = float(row["psnr"])
+    base = by_method.get("input", {})
+    if not base:
+        raise EvaluationError(f"--val-dir {val_dir}: no blur/sharp pair could be scored")
+    scores = {}
+    for a in candidates:
+        got = by_method.get(f"{a:g}", {})
+        gains = [got[k] - base[k] for k in got if k in base]
+        if not gains:
+            raise EvaluationError(f"--val-dir {val_dir}: alpha {a:g} scored no image")
+        mean = sum(got.values()) / len(got)
+        scores[a] = (len(gains), mean, sum(gains) / len(gains), min(gains))
+    return scores
+
+
+def _write_sweep(
+    path: Path, scores: Mapping[float, tuple[int, float, float, float]], chosen: float
+) -> None:
+    lines = ["alpha,images,psnr,gain_vs_input,worst_gain,exported"]
+    for a, (n, mean, gain, worst) in scores.items():
+        lines.append(f"{a:g},{n},{mean:.4f},{gain:.4f},{worst:.4f},{int(a == chosen)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -239,12 +374,18 @@ def _main(args: argparse.Namespace, owned: contextlib.ExitStack) -> int:
     if args.source is not None and args.checkpoint is not None:
         print("error: pass the checkpoint once: CHECKPOINT or --checkpoint", file=sys.stderr)
         return 2
+    problem = _blend_options_problem(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     try:
         if args.onnx:  # before anything is written: half an export is no use
             require_extra("onnx", ("onnx", "onnxruntime", "onnxscript"), "--onnx")
         # Before loading anything; one writer per --out.
         owned.enter_context(claim_folder(args.out, "--out", "pass another --out"))
         net = generator_from_options(args, args.source)
+        if args.start is not None:
+            net = _interpolated(net, args)
         weights, sidecar = export_safetensors(net, net.net_config, args.out, args.net)
     except (UserError, OSError) as err:
         if debug_requested(args.debug):
