@@ -275,27 +275,15 @@ def _blend_options_problem(args: argparse.Namespace) -> str | None:
     return None
 
 
-def _start_net(model: str, net: str) -> nn.Module:
-    """The net ``--start`` names: a pretrained model (its SHA-256 checked) or a file."""
-    from realblur_gan.weights.checkpoints import load_generator
-    from realblur_gan.weights.model_zoo import MODELS, load_pretrained
-
-    if model in MODELS:
-        return load_pretrained(model)
-    path = Path(model)
-    if not path.exists():
-        raise UserError(
-            f"--start {model}: no such file, and no pretrained model of that name; pass a "
-            f".ckpt or .safetensors path, or one of {', '.join(MODELS)}"
-        )
-    return load_generator(path, net)
-
-
 def _interpolated(net: nn.Module, args: argparse.Namespace) -> nn.Module:
     """``net`` moved towards ``--start`` by the given (or the validation-picked) ``--alpha``."""
     from realblur_gan.weights.interpolation import MismatchedNets, interpolate_nets
+    from realblur_gan.weights.model_zoo import load_model
 
-    start = _start_net(args.start, args.net)
+    try:
+        start = load_model(args.start, args.net)
+    except UserError as err:  # name the option: the checkpoint is loaded from another one
+        raise UserError(f"--start {err}") from None
     try:
         candidates = {a: interpolate_nets(start, net, a) for a in dict.fromkeys(args.alpha)}
     except MismatchedNets as err:
@@ -324,18 +312,17 @@ def _score_alphas(
     candidates: Mapping[float, nn.Module], val_dir: Path, tile: int
 ) -> dict[float, tuple[int, float, float, float]]:
     """Per alpha: images scored, mean PSNR, mean gain over the blurry input, worst gain."""
-    from realblur_gan.evaluate import EvaluationError, Method, evaluate, model_method
+    from realblur_gan.defaults import DEFAULT_OVERLAP
+    from realblur_gan.evaluate import EvaluationError, baseline_methods, evaluate, model_method
 
-    def blurry(key: str, blur: Any, kernel: Any) -> Any:
-        return blur
-
-    methods = [Method("input", blurry)]
-    methods += [model_method(net, f"{a:g}", tile, 32) for a, net in candidates.items()]
+    methods = baseline_methods(["identity"], nsr=0.0, iterations=0)  # the blurry input's row
+    base_label = methods[0].label
+    methods += [model_method(net, f"{a:g}", tile, DEFAULT_OVERLAP) for a, net in candidates.items()]
     result = evaluate(val_dir / "sharp", methods, val_dir / "blur", progress=False)
     by_method: dict[str, dict[str, float]] = {}
     for row in result.rows:
         by_method.setdefault(str(row["method"]), {})[str(row["image"])] = float(row["psnr"])
-    base = by_method.get("input", {})
+    base = by_method.get(base_label, {})
     if not base:
         raise EvaluationError(f"--val-dir {val_dir}: no blur/sharp pair could be scored")
     scores = {}

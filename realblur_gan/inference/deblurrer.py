@@ -15,7 +15,6 @@ It takes PIL images, numpy arrays and torch tensors and returns each in kind (se
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -25,7 +24,7 @@ from realblur_gan.defaults import DEFAULT_NET, DEFAULT_OVERLAP, DEFAULT_TILE, TI
 from realblur_gan.errors import UserError
 from realblur_gan.inference.image_kinds import from_batch, to_batch
 from realblur_gan.inference.tiling import deblur_image, pick_device
-from realblur_gan.weights.model_zoo import DEFAULT_MODEL, MODELS, load_pretrained
+from realblur_gan.weights.model_zoo import DEFAULT_MODEL, load_model
 
 __all__ = ["Deblurrer"]
 
@@ -110,17 +109,7 @@ class Deblurrer(nn.Module):
             CheckpointError: The file is damaged, does not match its registered SHA-256, or
                 lacks the net.
         """
-        if isinstance(model, str) and model in MODELS:
-            return cls(load_pretrained(model), **options)
-        path = Path(model)
-        if not path.exists():
-            raise UserError(
-                f"{model}: no such file, and no pretrained model of that name; pass a .ckpt or "
-                f".safetensors path, or one of {', '.join(MODELS)}"
-            )
-        from realblur_gan.weights.checkpoints import load_generator
-
-        return cls(load_generator(path, net, ema=ema), **options)
+        return cls(load_model(model, net, ema), **options)
 
     @property
     def device(self) -> torch.device:

@@ -36,6 +36,7 @@ __all__ = [
     "PretrainedModel",
     "file_sha256",
     "get_model",
+    "load_model",
     "load_pretrained",
     "verified_path",
 ]
@@ -139,6 +140,38 @@ def load_pretrained(name: str = DEFAULT_MODEL) -> nn.Module:
 
     entry = get_model(name)
     return load_generator(verified_path(name), entry.net, entry.net_config)
+
+
+def load_model(
+    model: str | os.PathLike[str], net: str = DEFAULT_NET, ema: bool = True
+) -> nn.Module:
+    """Build the net a name or a file names: a model of :data:`MODELS` (its SHA-256 checked),
+    else a ``.ckpt`` from training or an exported ``.safetensors`` / export folder.
+
+    Args:
+        model: The name or the path.
+        net: The net to read from a file (``dbgan_g`` deblurs).
+        ema: Use a checkpoint's moving-average weights when it has them.
+
+    Returns:
+        The net on the CPU in eval mode (see
+        :func:`realblur_gan.weights.checkpoints.load_generator`).
+
+    Raises:
+        UserError: ``model`` is neither a registered name nor an existing file or folder.
+        CheckpointError: The file is damaged, does not match its registered SHA-256, or lacks
+            the net.
+    """
+    from realblur_gan.weights.checkpoints import load_generator
+
+    if isinstance(model, str) and model in MODELS:
+        return load_pretrained(model)
+    if not Path(model).exists():
+        raise UserError(
+            f"{model}: no such file, and no pretrained model of that name; pass a .ckpt or "
+            f".safetensors path, or one of {', '.join(MODELS)}"
+        )
+    return load_generator(Path(model), net, ema=ema)
 
 
 def packaged_model() -> Path:
