@@ -245,6 +245,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(mean PSNR), write OUT/interpolation.csv and export the best",
     )
     blend.add_argument(
+        "--max-loss",
+        type=float,
+        metavar="DB",
+        help="with --val-dir: only alphas whose worst image loses at most DB dB against its "
+        "blurry input may be exported (the best mean of those); if none, the one whose worst "
+        "image loses least",
+    )
+    blend.add_argument(
         "--tile", type=int, default=512, metavar="PX", help="inference tile side for --val-dir"
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log details")
@@ -268,6 +276,11 @@ def _blend_options_problem(args: argparse.Namespace) -> str | None:
         return f"--alpha {bad[0]}: use values in [0, 1]"
     if len(args.alpha) > 1 and args.val_dir is None:
         return "several --alpha values: pass --val-dir DIR to pick the best on it"
+    if args.max_loss is not None:
+        if args.val_dir is None:
+            return "--max-loss is checked on --val-dir: pass --val-dir DIR"
+        if not args.max_loss >= 0.0:  # also refuses nan
+            return f"--max-loss {args.max_loss}: use a loss in dB >= 0 (e.g. 0.3)"
     if args.val_dir is not None:
         for sub in ("blur", "sharp"):
             if not (args.val_dir / sub).is_dir():
@@ -294,7 +307,7 @@ def _interpolated(net: nn.Module, args: argparse.Namespace) -> nn.Module:
         (alpha,) = candidates
     else:
         scores = _score_alphas(candidates, args.val_dir, args.tile)
-        alpha = max(scores, key=lambda a: (scores[a][1], a))
+        alpha, note = pick_alpha(scores, args.max_loss)
         _write_sweep(args.out / "interpolation.csv", scores, alpha)
         for a, (n, mean, gain, worst) in scores.items():
             mark = "  <- exported" if a == alpha else ""
@@ -302,10 +315,41 @@ def _interpolated(net: nn.Module, args: argparse.Namespace) -> nn.Module:
                 f"alpha {a:g}: {n} images, PSNR {mean:.2f} dB ({gain:+.2f} vs blurry input, "
                 f"worst image {worst:+.2f}){mark}"
             )
+        if note:
+            print(note)
     print(f"interpolated {alpha:g} of the way from {args.start} to the checkpoint")
     chosen = candidates[alpha]
     chosen.interpolation = {"start": str(args.start), "alpha": alpha}
+    if args.max_loss is not None:
+        chosen.interpolation["max_loss"] = args.max_loss
     return chosen
+
+
+def pick_alpha(
+    scores: Mapping[float, tuple[int, float, float, float]], max_loss: float | None = None
+) -> tuple[float, str | None]:
+    """The alpha to export from a sweep, and a note when no alpha met ``max_loss``.
+
+    Args:
+        scores: Per alpha ``(images, mean PSNR, mean gain, worst gain)``, as
+            :func:`_score_alphas` returns them.
+        max_loss: The most (dB, >= 0) any one image may lose against its blurry input; None
+            puts no bound.
+
+    Returns:
+        The best mean PSNR (ties: the larger alpha) among the alphas within ``max_loss``; when
+        none is, the alpha whose worst image loses least, with a note that says so.
+    """
+    within = [a for a in scores if max_loss is None or scores[a][3] >= -max_loss]
+    if within:
+        return max(within, key=lambda a: (scores[a][1], a)), None
+    # A bound no alpha meets still deserves an export: the safest one, said out loud.
+    safest = max(scores, key=lambda a: (scores[a][3], -a))
+    return safest, (
+        f"no alpha keeps every image within {max_loss:g} dB of its blurry input: exported "
+        f"{safest:g}, whose worst image loses least ({scores[safest][3]:+.2f}); "
+        "add a smaller --alpha (0 is the start) to get one that does"
+    )
 
 
 def _score_alphas(

@@ -14,7 +14,7 @@ from conftest import save_net_checkpoint
 from PIL import Image
 from safetensors import safe_open
 
-from realblur_gan.export import main
+from realblur_gan.export import main, pick_alpha
 from realblur_gan.nets import UNet
 from realblur_gan.weights.checkpoints import load_generator
 from realblur_gan.weights.interpolation import (
@@ -103,6 +103,15 @@ def _val_folder(root: Path, n: int = 2) -> Path:
     return root
 
 
+def _knocked_off_checkpoint(tmp_path: Path) -> Path:
+    """An identity net knocked far off: every step towards it costs PSNR on ``_val_folder``."""
+    tuned = UNet(3, 3, width=4, depth=2).zero_residual_().eval()
+    with torch.no_grad():
+        for p in tuned.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return save_net_checkpoint(tmp_path / "last.ckpt", tuned)
+
+
 def test_export_writes_the_interpolated_weights_and_says_how_they_were_made(
     tmp_path: Path, packaged_weights: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -124,13 +133,7 @@ def test_export_writes_the_interpolated_weights_and_says_how_they_were_made(
 def test_export_picks_the_alpha_that_scores_best_on_the_validation_pairs(
     tmp_path: Path, packaged_weights: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # An identity net knocked far off: every step towards it costs PSNR on these pairs.
-    tuned = UNet(3, 3, width=4, depth=2).zero_residual_().eval()
-    with torch.no_grad():
-        for p in tuned.parameters():
-            p.add_(0.3 * torch.randn_like(p))
-    ckpt = save_net_checkpoint(tmp_path / "last.ckpt", tuned)
-    val = _val_folder(tmp_path / "val")
+    ckpt, val = _knocked_off_checkpoint(tmp_path), _val_folder(tmp_path / "val")
     out = tmp_path / "mine"
     args = [str(ckpt), "--start", "realblur-dbgan", "--alpha", "1", "0.5", "0"]
     assert main([*args, "--val-dir", str(val), "--out", str(out), "--tile", "64"]) == 0
@@ -150,6 +153,52 @@ def test_export_picks_the_alpha_that_scores_best_on_the_validation_pairs(
     )
 
 
+# Per alpha: (images, mean PSNR, mean gain, worst gain). The fine-tuned end has the best mean
+# and one image that loses 0.6 dB; moving back towards the start trades mean for safety.
+SWEEP = {
+    1.0: (3, 24.0, 0.50, -0.60),
+    0.7: (3, 23.9, 0.40, -0.25),
+    0.5: (3, 23.8, 0.30, -0.10),
+    0.0: (3, 23.5, 0.00, 0.00),
+}
+
+
+def test_without_a_loss_bound_the_best_mean_is_exported() -> None:
+    assert pick_alpha(SWEEP) == (1.0, None)
+
+
+def test_a_loss_bound_exports_the_best_mean_among_the_alphas_within_it() -> None:
+    assert pick_alpha(SWEEP, max_loss=0.3) == (0.7, None)
+    assert pick_alpha(SWEEP, max_loss=0.1) == (0.5, None)
+    assert pick_alpha(SWEEP, max_loss=0.0) == (0.0, None)
+
+
+def test_when_no_alpha_meets_the_bound_the_safest_is_exported_and_said() -> None:
+    risky = {a: v for a, v in SWEEP.items() if a >= 0.7}
+    alpha, note = pick_alpha(risky, max_loss=0.1)
+    assert alpha == 0.7
+    assert note is not None and "within 0.1 dB" in note and "(-0.25)" in note
+
+
+def test_export_with_max_loss_skips_the_alphas_that_lose_too_much_on_one_image(
+    tmp_path: Path, packaged_weights: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ckpt, val = _knocked_off_checkpoint(tmp_path), _val_folder(tmp_path / "val")
+    args = [str(ckpt), "--start", "realblur-dbgan", "--alpha", "1", "0.5", "--tile", "64"]
+    out = tmp_path / "mine"
+    assert main([*args, "--val-dir", str(val), "--max-loss", "0.3", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    rows = {r["alpha"]: r for r in csv.DictReader((out / "interpolation.csv").open())}
+    # Neither alpha keeps every image within 0.3 dB: the one whose worst image loses least goes.
+    assert float(rows["0.5"]["worst_gain"]) < -0.3
+    assert float(rows["0.5"]["worst_gain"]) > float(rows["1"]["worst_gain"])
+    assert rows["0.5"]["exported"] == "1" and rows["1"]["exported"] == "0"
+    assert "no alpha keeps every image within 0.3 dB" in printed
+    with safe_open(str(out / "dbgan_g.safetensors"), "pt") as f:
+        made = json.loads(f.metadata()["interpolation"])
+    assert made == {"start": "realblur-dbgan", "alpha": 0.5, "max_loss": 0.3}
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
@@ -161,6 +210,14 @@ def test_export_picks_the_alpha_that_scores_best_on_the_validation_pairs(
             "several --alpha values: pass --val-dir DIR",
         ),
         (["--start", "nowhere.ckpt", "--alpha", "0.5"], "--start nowhere.ckpt: no such file"),
+        (
+            ["--start", "realblur-dbgan", "--alpha", "0.5", "--max-loss", "0.3"],
+            "--max-loss is checked on --val-dir: pass --val-dir DIR",
+        ),
+        (
+            ["--start", "realblur-dbgan", "--alpha", "0.5", "--val-dir", "v", "--max-loss", "-1"],
+            "--max-loss -1.0: use a loss in dB >= 0",
+        ),
     ],
 )
 def test_bad_interpolation_options_are_one_line_and_write_nothing(
