@@ -99,6 +99,8 @@ def export_safetensors(
         metadata = {"net_config": text, "net": name, "format": "pt"}
         if getattr(net, "interpolation", None):  # set by --start/--alpha: how it was made
             metadata["interpolation"] = json.dumps(net.interpolation, sort_keys=True)
+        if getattr(net, "init_source", None):  # what training fine-tuned it from
+            metadata["init_source"] = json.dumps(net.init_source, sort_keys=True)
         # Serialised in memory and written as any file is (mode 0666 less the umask): save_file
         # creates its file with mode 0600, unreadable to the other users of a shared folder.
         temps[0].write_bytes(save(state, metadata=metadata))
@@ -288,6 +290,26 @@ def _blend_options_problem(args: argparse.Namespace) -> str | None:
     return None
 
 
+def _check_start(start: nn.Module, net: nn.Module, args: argparse.Namespace) -> None:
+    """Refuse a ``--start`` other than the weights training recorded it fine-tuned from.
+
+    Interpolating from other weights of the same shape (an older packaged model, another run)
+    would silently export a net on no line through the fine-tuning. Files from before training
+    recorded its start carry no record and are not checked.
+    """
+    from realblur_gan.weights.interpolation import MismatchedNets, weights_fingerprint
+
+    record = getattr(net, "init_source", None) or {}
+    expected = record.get("fingerprint")
+    if not expected or weights_fingerprint(start.state_dict()) == expected:
+        return
+    raise MismatchedNets(
+        f"--start {args.start}: not the weights the checkpoint was fine-tuned from (its "
+        f"training started from {record.get('source', '?')!r}, weights {expected[:12]}..., "
+        "which have changed since or are another file); pass those weights as --start"
+    )
+
+
 def _interpolated(net: nn.Module, args: argparse.Namespace) -> nn.Module:
     """``net`` moved towards ``--start`` by the given (or the validation-picked) ``--alpha``."""
     from realblur_gan.weights.interpolation import MismatchedNets, interpolate_nets
@@ -297,6 +319,7 @@ def _interpolated(net: nn.Module, args: argparse.Namespace) -> nn.Module:
         start = load_model(args.start, args.net)
     except UserError as err:  # name the option: the checkpoint is loaded from another one
         raise UserError(f"--start {err}") from None
+    _check_start(start, net, args)
     try:
         candidates = {a: interpolate_nets(start, net, a) for a in dict.fromkeys(args.alpha)}
     except MismatchedNets as err:

@@ -172,13 +172,23 @@ TINY_NET |= {"width": 4, "depth": 2}
 
 
 def save_net_checkpoint(
-    path: Path, net: torch.nn.Module, config: dict | None = TINY_NET, name: str = "dbgan_g"
+    path: Path,
+    net: torch.nn.Module,
+    config: dict | None = TINY_NET,
+    name: str = "dbgan_g",
+    init_from: torch.nn.Module | None = None,
 ) -> Path:
-    """A checkpoint shaped like training's: prefixed state dict plus ``net_configs``."""
+    """A checkpoint shaped like training's: prefixed state dict plus ``net_configs`` (and, with
+    ``init_from``, the record of the weights its net was fine-tuned from)."""
+    from realblur_gan.weights.interpolation import weights_fingerprint
+
     blob: dict = {"state_dict": {f"{name}.{k}": v for k, v in net.state_dict().items()}}
     blob["state_dict"]["iteration"] = torch.tensor(3)
     if config is not None:
         blob["net_configs"] = {name: config}
+    if init_from is not None:
+        record = {"source": "start", "fingerprint": weights_fingerprint(init_from.state_dict())}
+        blob["init_sources"] = {name: record}
     torch.save(blob, path)
     return path
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import save_net_checkpoint
+from conftest import TINY_NET, save_net_checkpoint
 from PIL import Image
 from safetensors import safe_open
 
@@ -21,6 +21,7 @@ from realblur_gan.weights.interpolation import (
     MismatchedNets,
     interpolate_nets,
     interpolate_state_dicts,
+    weights_fingerprint,
 )
 
 
@@ -84,6 +85,21 @@ def test_nets_of_different_shapes_are_refused() -> None:
         interpolate_nets(start, UNet(3, 3, width=4, depth=3), 0.5)
     with pytest.raises(MismatchedNets, match=r"\(8, 3, 3, 3\)|\(4, 3, 3, 3\)"):
         interpolate_nets(start, UNet(3, 3, width=8, depth=2), 0.5)
+
+
+def test_the_fingerprint_names_the_weights_whatever_file_holds_them(tmp_path: Path) -> None:
+    from realblur_gan.export import export_safetensors
+
+    start, tuned = _pair()
+    first = weights_fingerprint(start.state_dict())
+    assert first != weights_fingerprint(tuned.state_dict())
+    ckpt = save_net_checkpoint(tmp_path / "a.ckpt", start)
+    exported, _ = export_safetensors(start, TINY_NET, tmp_path / "exported", "dbgan_g")
+    for path in (ckpt, exported):
+        assert weights_fingerprint(load_generator(path).state_dict()) == first
+    with torch.no_grad():
+        next(start.parameters())[0].add_(1e-6)  # one weight, barely moved
+    assert weights_fingerprint(start.state_dict()) != first
 
 
 # --- the export command ------------------------------------------------------------------
@@ -234,6 +250,38 @@ def test_bad_interpolation_options_are_one_line_and_write_nothing(
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert not (out / "dbgan_g.safetensors").exists()
+
+
+def test_a_start_other_than_the_one_training_recorded_is_refused(
+    tmp_path: Path, packaged_weights: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Fine-tuned from some other net of the same shape, not the packaged (identity) model.
+    other, tuned = _pair()
+    ckpt = save_net_checkpoint(tmp_path / "last.ckpt", tuned, init_from=other)
+    out = tmp_path / "mine"
+    assert main([str(ckpt), "--start", "realblur-dbgan", "--alpha", "0.5", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --start realblur-dbgan: not the weights the checkpoint was")
+    assert "'start'" in err and len(err.splitlines()) == 1
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_the_recorded_start_is_accepted_and_travels_into_the_export(
+    tmp_path: Path, packaged_weights: Path
+) -> None:
+    _, tuned = _pair()
+    ckpt = save_net_checkpoint(
+        tmp_path / "last.ckpt", tuned, init_from=load_generator(packaged_weights)
+    )
+    out = tmp_path / "mine"
+    assert main([str(ckpt), "--start", "realblur-dbgan", "--alpha", "1", "--out", str(out)]) == 0
+    record = load_generator(out).init_source
+    assert record["fingerprint"] == weights_fingerprint(
+        load_generator(packaged_weights).state_dict()
+    )
+    # ... so the export itself is checked against its start when interpolated again.
+    again = tmp_path / "again"
+    assert main([str(out), "--start", "realblur-dbgan", "--alpha", "0.5", "--out", str(again)]) == 0
 
 
 def test_a_start_of_another_architecture_is_one_line(

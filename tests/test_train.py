@@ -538,6 +538,7 @@ def test_init_from_a_pretrained_model_fills_the_net_and_its_moving_average(tiny_
     from realblur_gan.export import export_safetensors
     from realblur_gan.nets import UNet
     from realblur_gan.training.runner import build_stage, init_source
+    from realblur_gan.weights.interpolation import weights_fingerprint
     from realblur_gan.weights.model_zoo import DEFAULT_MODEL, verified_path
 
     cfg = tiny_config("joint")
@@ -550,6 +551,11 @@ def test_init_from_a_pretrained_model_fills_the_net_and_its_moving_average(tiny_
     for net in (module.dbgan_g, module.dbgan_g_ema):
         for key, value in trained.state_dict().items():
             torch.testing.assert_close(net.state_dict()[key], value, rtol=0, atol=0)
+    # Every checkpoint records which weights it started from, for export --start to check.
+    record = {"source": str(weights), "fingerprint": weights_fingerprint(trained.state_dict())}
+    saved: dict = {}
+    module.on_save_checkpoint(saved)
+    assert saved["init_sources"] == {"dbgan_g": record}
     # From a training checkpoint, its moving average is what is loaded (the better model).
     ema = UNet(3, 3, width=4, depth=3).state_dict()
     blob = {f"dbgan_g.{k}": torch.zeros_like(v) for k, v in ema.items()}

@@ -98,6 +98,8 @@ class GANStageModule(L.LightningModule):
         # Resolved `_target_` configs of the nets, stored in every checkpoint so inference can
         # rebuild a net from the checkpoint alone (plain dicts: loadable with weights_only).
         self.net_configs: dict[str, dict[str, Any]] = {}
+        # Per fine-tuned net, the init_from source and its weights' fingerprint (plain strings).
+        self.init_sources: dict[str, dict[str, str]] = {}
         self.channels_last = False
         # Batches seen (Lightning's global_step counts optimizer steps, several per batch). The
         # buffer goes into checkpoints; the Python int mirror is what the step reads, because
@@ -149,6 +151,9 @@ class GANStageModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # The RNG streams are saved by the callbacks.RNGState callback of the stage's Trainer.
         checkpoint["net_configs"] = self.net_configs
+        # Which weights each net was fine-tuned from (see training.runner.build_stage).
+        if self.init_sources:
+            checkpoint["init_sources"] = self.init_sources
 
     # --- optimisers -------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:

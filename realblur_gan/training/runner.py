@@ -35,6 +35,7 @@ from realblur_gan.weights.checkpoints import (
     find_resume_checkpoint,
     load_net_weights,
 )
+from realblur_gan.weights.interpolation import weights_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +194,11 @@ def build_stage(
         module.net_configs["dbgan_g_ema"] = module.net_configs["dbgan_g"]
     for net_name, source in (stage.get("init_from") or {}).items():
         load_net_weights(module, net_name, init_source(str(source), checkpoints or {}))
+        # Saved in every checkpoint: export --start checks it is given these same weights.
+        module.init_sources[net_name] = {
+            "source": str(source),
+            "fingerprint": weights_fingerprint(getattr(module, net_name).state_dict()),
+        }
     apply_perf_switches(module, cfg.get("perf") or {})
     return module
 

@@ -383,6 +383,16 @@ def read_safetensors(
     return state, metadata
 
 
+def _json_or_none(text: str | None) -> Any:
+    """``text`` parsed as JSON; None when absent or not JSON (optional metadata only)."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return None
+
+
 def _exported_config(path: Path, metadata: Mapping[str, str], net: str) -> tuple[Any, Path]:
     """The config of an exported net, from ``<net>.json`` beside it or its metadata, or None."""
     sidecar = path.with_suffix(".json")
@@ -431,10 +441,12 @@ def load_generator(
     source: str | os.PathLike[str] = path
     if isinstance(net_config, str | os.PathLike):
         source, config = net_config, read_net_config(net_config, net)
+    init_source: Any = None
     if path.suffix == ".safetensors":
         state, metadata = read_safetensors(path)
         if config is None:
             config, source = _exported_config(path, metadata, net)
+        init_source = _json_or_none(metadata.get("init_source"))
     else:
         # Finiteness is checked below, on the one net loaded.
         blob = load_checkpoint(path, finite=False)
@@ -446,6 +458,7 @@ def load_generator(
         if config is None:
             configs = blob.get("net_configs") or {}
             config = configs.get(net) or configs.get(net.removesuffix(EMA_SUFFIX))
+        init_source = (blob.get("init_sources") or {}).get(net.removesuffix(EMA_SUFFIX))
     # NaN/Inf weights would restore every image as black without any error.
     check_finite(state, path, None)
     if config is None:
@@ -464,6 +477,8 @@ def load_generator(
         ) from None
     model.image_channels = config_channels(config) or net_channels(model)
     model.net_config = config  # what it was built from, for re-export
+    # {"source", "fingerprint"} of the weights it was fine-tuned from, when training recorded it.
+    model.init_source = init_source if isinstance(init_source, dict) else None
     model.eval().requires_grad_(False)
     log.info("loaded %s (%s) from %s", net, config["_target_"], path)
     return model

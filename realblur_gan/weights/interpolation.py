@@ -14,6 +14,7 @@ which can also pick ``alpha`` on a validation folder.
 from __future__ import annotations
 
 import copy
+import hashlib
 from collections.abc import Mapping
 
 import torch
@@ -21,7 +22,7 @@ from torch import nn
 
 from realblur_gan.errors import UserError
 
-__all__ = ["MismatchedNets", "interpolate_nets", "interpolate_state_dicts"]
+__all__ = ["MismatchedNets", "interpolate_nets", "interpolate_state_dicts", "weights_fingerprint"]
 
 
 class MismatchedNets(UserError, ValueError):
@@ -93,3 +94,25 @@ def interpolate_nets(start: nn.Module, end: nn.Module, alpha: float) -> nn.Modul
     mixed = copy.deepcopy(end)
     mixed.load_state_dict(interpolate_state_dicts(start.state_dict(), end.state_dict(), alpha))
     return mixed
+
+
+def weights_fingerprint(state: Mapping[str, torch.Tensor]) -> str:
+    """A SHA-256 of a net's weights (names, shapes and float32 values), in hex.
+
+    The same weights give the same fingerprint whether they were read from a training
+    checkpoint, an exported ``.safetensors`` or a packaged model: training records the
+    fingerprint of the weights it fine-tunes from (``init_from``), and interpolation checks its
+    ``start`` against it.
+
+    Args:
+        state: A state dict.
+    """
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        value = state[key].detach()
+        if value.is_floating_point():
+            # As float32: weights read from a bf16 file into a float32 net match the file.
+            value = value.float()
+        digest.update(f"{key}:{tuple(value.shape)};".encode())
+        digest.update(value.cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
