@@ -570,3 +570,27 @@ def test_init_from_a_pretrained_model_fills_the_net_and_its_moving_average(tiny_
     if verified_path(DEFAULT_MODEL).is_file():
         assert init_source(DEFAULT_MODEL, {}) == verified_path(DEFAULT_MODEL)
     assert init_source("some/file.ckpt", {}) == Path("some/file.ckpt")
+
+
+def test_a_fine_tuning_run_remembers_its_start_for_the_export(tiny_config, tmp_path, capsys):
+    """Train from exported weights, then interpolate back towards them: the checkpoint's
+    record lets export accept exactly those weights and refuse others of the same shape."""
+    from realblur_gan.export import export_safetensors
+    from realblur_gan.export import main as export_main
+
+    cfg = tiny_config("joint", "logger=none")
+    config = OmegaConf.to_container(cfg.model.dbgan_g, resolve=True)
+    starts = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        net = instantiate(cfg.model.dbgan_g)
+        starts.append(export_safetensors(net, config, tmp_path / f"start{seed}", "dbgan_g")[0])
+    cfg.stages.joint.init_from = {"dbgan_g": str(starts[0])}
+    ckpt = run(cfg).checkpoints["joint"]
+    assert torch.load(ckpt, weights_only=True)["init_sources"]["dbgan_g"]["source"] == str(
+        starts[0]
+    )
+    args = [str(ckpt), "--alpha", "0.5", "--out"]
+    assert export_main([*args, str(tmp_path / "ok"), "--start", str(starts[0])]) == 0
+    assert export_main([*args, str(tmp_path / "no"), "--start", str(starts[1])]) == 2
+    assert "not the weights the checkpoint was fine-tuned from" in capsys.readouterr().err
