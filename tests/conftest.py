@@ -8,8 +8,11 @@ import os
 # time stable on a busy 2-core machine. Set before torch starts; subprocesses inherit it.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import importlib.util
 import random
+import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import lightning as L
@@ -25,6 +28,21 @@ torch.set_num_threads(1)
 
 # The data shared beside the checkout (../shared/data); tests that read it skip without it.
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def load_script(name: str) -> ModuleType:
+    """Import ``scripts/<name>.py`` (not a package) as the module ``realblur_script_<name>``.
+
+    It is registered in ``sys.modules`` before it runs, as an import would be, so that what it
+    defines (dataclasses, pickled objects) can find its module.
+    """
+    spec = importlib.util.spec_from_file_location(f"realblur_script_{name}", SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
 
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("WANDB_MODE", "offline")

@@ -8,18 +8,15 @@ conditions take about 15 s on one CPU thread), scored on a tiny generalisation b
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_script
 from omegaconf import OmegaConf
 from PIL import Image
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "experiment.py"
 
 # Tiny nets and data: every condition, stage and net still runs.
 TINY_SET = [
@@ -44,11 +41,7 @@ COLUMNS = ["image", "method", "psnr", "ssim", "dy", "dx"]
 
 @pytest.fixture(scope="module")
 def experiment():
-    spec = importlib.util.spec_from_file_location("realblur_experiment", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("experiment")
 
 
 @pytest.fixture(scope="module")

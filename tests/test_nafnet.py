@@ -110,6 +110,23 @@ def test_without_global_residual_output_is_a_sigmoid() -> None:
     assert y.min() > 0 and y.max() < 1
 
 
+@pytest.mark.parametrize("training", [True, False])
+def test_keep_mean_keeps_every_channel_mean_of_the_input(training: bool) -> None:
+    """As the U-Net's: deblurring moves no channel mean, so the net cannot shift tone."""
+    torch.manual_seed(0)
+    net = randomise_scales_(tiny(keep_mean=True)).train(training)
+    with torch.no_grad():
+        net.tail.weight.mul_(3)  # a residual that would move the means if allowed
+    x = 0.3 + 0.4 * torch.rand(2, 3, 37, 53)  # away from 0 and 1: no clamping in eval mode
+    y = net(x)
+    assert (y - x).abs().mean() > 1e-3 and y.min() > 0 and y.max() < 1
+    torch.testing.assert_close(y.mean((2, 3)), x.mean((2, 3)), atol=1e-6, rtol=0)
+    # Off by default: weights trained before the option keep their output.
+    assert not tiny().keep_mean
+    with pytest.raises(ValueError, match=r"keep_mean=True: needs global_residual=true"):
+        tiny(keep_mean=True, global_residual=False)
+
+
 def test_bad_configs_are_clear_errors() -> None:
     with pytest.raises(ValueError, match="in_channels >= out_channels"):
         NAFNet(1, 3)

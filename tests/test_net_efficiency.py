@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 from realblur_gan.nets import UNet
 from realblur_gan.weights.net_configs import read_net_config
@@ -19,10 +19,7 @@ MODELS = SCRIPT.parents[1] / "conf" / "model"
 
 @pytest.fixture(scope="module")
 def efficiency():
-    spec = importlib.util.spec_from_file_location("net_efficiency", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("net_efficiency")
 
 
 def test_flops_per_megapixel_of_a_config_and_of_a_net(efficiency) -> None:

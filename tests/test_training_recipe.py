@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import math
-import sys
-from pathlib import Path
 
 import lightning as L
 import pytest
 import torch
-from conftest import build_module, quiet_trainer
+from conftest import build_module, load_script, quiet_trainer
 from hydra.utils import instantiate
 
 from realblur_gan.evaluation.metrics import psnr
 from realblur_gan.training.losses import FFTAmplitudeLoss, PSNRLoss
 from realblur_gan.training.schedules import warmup_cosine
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_supervised.py"
 
 
 def test_psnr_loss_is_minus_the_psnr_metric():
@@ -106,11 +101,7 @@ def test_zero_adversarial_weight_skips_the_discriminator(tiny_config):
 
 @pytest.fixture(scope="module")
 def parity():
-    spec = importlib.util.spec_from_file_location("realblur_parity", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench_supervised")
 
 
 def test_dbgan_stage_without_adversary_equals_a_plain_loop(

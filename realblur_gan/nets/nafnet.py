@@ -188,6 +188,8 @@ class NAFNet(ResidualGenerator):
         global_residual: add the input image to the body's output (else a sigmoid output).
         dw_expand: :class:`NAFBlock` expansion in front of the depthwise conv.
         ffn_expand: :class:`NAFBlock` FFN expansion.
+        keep_mean: the output keeps the input's channel means (the residual's mean is removed:
+            no tone or colour shift), as :class:`~realblur_gan.nets.UNet`'s ``keep_mean``.
 
     Shape:
         - Input: :math:`(B, C_{in}, H, W)` in [0, 1], any H, W
@@ -211,9 +213,13 @@ class NAFNet(ResidualGenerator):
         global_residual: bool = True,
         dw_expand: int = 2,
         ffn_expand: int = 2,
+        keep_mean: bool = False,
     ) -> None:
         super().__init__()
         check_residual_channels(global_residual, in_channels, out_channels)
+        if keep_mean and not global_residual:
+            raise ArgumentError("keep_mean", keep_mean, "needs global_residual=true")
+        self.keep_mean = keep_mean
         enc_blocks, dec_blocks = [int(n) for n in enc_blocks], [int(n) for n in dec_blocks]
         if len(enc_blocks) != len(dec_blocks):
             raise ArgumentError(
@@ -291,4 +297,4 @@ class NAFNet(ResidualGenerator):
         for up, blocks in zip(self.ups, self.decoders, strict=True):
             feat = blocks(up(feat) + skips.pop())
         residual = self.tail(feat)[..., :h, :w]
-        return residual_output(x, residual, self.global_residual, self.training)
+        return residual_output(x, residual, self.global_residual, self.training, self.keep_mean)
