@@ -48,7 +48,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 from torch import Tensor, nn
 
-from realblur_gan.data.io import read_image
+from realblur_gan.data.datamodule import match_pairs
+from realblur_gan.data.datasets import read_pair
+from realblur_gan.errors import UserError
 from realblur_gan.evaluation.metrics import psnr
 from realblur_gan.export import export_safetensors
 from realblur_gan.nets.padding import forward_padded
@@ -121,24 +123,31 @@ def make_batches(cfg: DictConfig, n: int) -> list[tuple[Tensor, Tensor]]:
     return batches
 
 
-def load_pairs(val_dir: Path) -> list[tuple[str, Tensor, Tensor]]:
-    """Every (name, blurry, sharp) of ``val_dir/blur`` and ``val_dir/sharp`` as (1, 3, H, W)."""
+def load_pairs(val_dir: Path) -> list[tuple[str, Tensor, Tensor, float]]:
+    """Every pair of ``val_dir/blur`` and ``val_dir/sharp``: (name, blurry, sharp, input PSNR).
+
+    Raises:
+        UserError: No pairs, a file without its twin or an unreadable image (one line).
+
+    Shape:
+        - blurry, sharp: :math:`(1, 3, H, W)`
+    """
     pairs = []
-    for path in sorted((val_dir / "blur").iterdir()):
-        blur = read_image(path, channels=3)[0].unsqueeze(0)
-        sharp = read_image(val_dir / "sharp" / path.name, channels=3)[0].unsqueeze(0)
-        pairs.append((path.stem, blur, sharp))
+    for pair in match_pairs(val_dir):
+        blur, sharp = (t.unsqueeze(0) for t in read_pair(pair, channels=3))
+        name = Path(pair.name).with_suffix("").as_posix()
+        pairs.append((name, blur, sharp, float(psnr(blur, sharp))))
     return pairs
 
 
 @torch.no_grad()
-def score(net: nn.Module, pairs: list[tuple[str, Tensor, Tensor]]) -> dict[str, Any]:
+def score(net: nn.Module, pairs: list[tuple[str, Tensor, Tensor, float]]) -> dict[str, Any]:
     """Mean PSNR gain over the blurry input on whole images, and the worst image's."""
     net.eval()
     gains = {}
-    for name, blur, sharp in pairs:
+    for name, blur, sharp, input_psnr in pairs:
         out = forward_padded(net, blur).clamp(0, 1)
-        gains[name] = float(psnr(out, sharp) - psnr(blur, sharp))
+        gains[name] = float(psnr(out, sharp)) - input_psnr
     worst = min(gains, key=gains.get)
     return {
         "gain": sum(gains.values()) / len(gains),
@@ -216,7 +225,10 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unknown arms {unknown}; choose from {sorted(ARMS)}")
 
     cfg = compose_config(overrides)
-    pairs = load_pairs(args.val_dir)
+    try:
+        pairs = load_pairs(args.val_dir)
+    except UserError as err:
+        parser.error(str(err))
     t0 = time.perf_counter()
     batches = make_batches(cfg, args.batches)
     print(f"{len(batches)} batches made in {time.perf_counter() - t0:.0f} s", flush=True)

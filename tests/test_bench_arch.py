@@ -11,6 +11,8 @@ import torch
 from conftest import load_script
 from PIL import Image
 
+from realblur_gan.evaluation.metrics import psnr
+
 
 @pytest.fixture(scope="module")
 def probe():
@@ -60,6 +62,7 @@ def test_identity_scores_zero_gain(probe, tmp_path):
     _write_pairs(tmp_path)
     pairs = probe.load_pairs(tmp_path)
     assert [p[0] for p in pairs] == ["0", "1"]
+    assert pairs[0][3] == pytest.approx(float(psnr(pairs[0][1], pairs[0][2])))
     result = probe.score(torch.nn.Identity(), pairs)
     assert result["gain"] == pytest.approx(0.0, abs=1e-6)
     assert set(result["per_image"]) == {"0", "1"}
@@ -110,6 +113,15 @@ def test_probe_trains_every_arm_for_its_time_and_writes_results(
 
     deblur = Deblurrer.from_pretrained(tmp_path / "weights" / "unet_ema.safetensors")
     assert deblur(torch.rand(1, 3, 40, 56)).shape == (1, 3, 40, 56)
+
+
+def test_a_blurry_image_without_its_sharp_twin_is_one_line(probe, tmp_path, capsys):
+    _write_pairs(tmp_path)
+    (tmp_path / "sharp" / "1.png").unlink()
+    with pytest.raises(SystemExit):
+        probe.main(["--val-dir", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "1.png" in err[-1] and "Traceback" not in "\n".join(err)
 
 
 def test_unknown_arm_is_refused(probe, tmp_path):
