@@ -191,7 +191,7 @@ def test_noise_injection_factory_needs_image_channels_and_names_inner_arguments(
         MultiScaleGenerator(scale_net=functools.partial(ResNetGenerator, width=0))
 
 
-@pytest.mark.parametrize("config", ["default", "paper", "nafnet", "deepdeblur"])
+@pytest.mark.parametrize("config", ["default", "paper", "nafnet", "deepdeblur", "camera_nafnet"])
 @pytest.mark.parametrize("image_channels", [1, 3])
 def test_model_configs_state_image_and_noise_channels_once(config: str, image_channels: int):
     from omegaconf import OmegaConf
@@ -337,7 +337,7 @@ def test_multiscale_patchgan(cond_channels: int) -> None:
     assert [o.shape for o in out] == [(2, 1, 14, 10), (2, 1, 6, 4)]
 
 
-@pytest.mark.parametrize("config", ["paper", "deepdeblur"])
+@pytest.mark.parametrize("config", ["paper", "deepdeblur", "camera_nafnet"])
 def test_model_configs_build(config: str) -> None:
     # Built on the meta device: shapes are checked without allocating the paper-size nets.
     from omegaconf import OmegaConf
@@ -351,7 +351,7 @@ def test_model_configs_build(config: str) -> None:
     x = torch.empty(2, 3, 64, 64, device="meta")
     # 70x70 PatchGANs of 3 layers on 64 px: three stride-2 convs to 8, two 4x4 convs to 6; the
     # two-scale D (deepdeblur) also judges the image halved, 32 px -> 2.
-    patches = {"paper": [(2, 1, 6, 6)], "deepdeblur": [(2, 1, 6, 6), (2, 1, 2, 2)]}[config]
+    patches = {"deepdeblur": [(2, 1, 6, 6), (2, 1, 2, 2)]}.get(config, [(2, 1, 6, 6)])
 
     def shapes(logits: torch.Tensor | list[torch.Tensor]) -> list[tuple[int, ...]]:
         return [tuple(t.shape) for t in (logits if isinstance(logits, list) else [logits])]

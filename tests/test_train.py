@@ -532,6 +532,28 @@ def test_an_experiment_file_brings_its_scheme_and_its_settings_win():
     validate_config(own)
 
 
+def test_the_nafnet_leg_is_the_packaged_recipe_with_another_dbgan_only():
+    from hydra import compose, initialize_config_dir
+
+    from realblur_gan.training.config import CONFIG_DIR, validate_config
+
+    paths = ["paths.data_dir=data", "paths.output_dir=run"]
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        packaged = compose("train", overrides=["+experiment=packaged", "data_root=d", *paths])
+        leg = compose("train", overrides=["+experiment=packaged_nafnet", "data_root=d", *paths])
+    validate_config(leg)
+    # A NAFNet that keeps the input's channel means, with none of the U-Net's keys leaking in.
+    assert leg.model.dbgan_g._target_ == "realblur_gan.nets.NAFNet"
+    assert leg.model.dbgan_g.keep_mean and "scale_net" not in leg.model.dbgan_g
+    # Everything else is the packaged recipe: data, camera, BGAN, losses, optimiser; it only
+    # trains its cheaper steps for more epochs.
+    assert leg.stages.joint.trainer.max_epochs > packaged.stages.joint.trainer.max_epochs
+    for key in ("data", "loss", "optim"):
+        assert leg[key] == packaged[key]
+    for key in ("bgan_g", "bgan_d", "dbgan_d"):
+        assert leg.model[key] == packaged.model[key]
+
+
 def test_init_from_a_pretrained_model_fills_the_net_and_its_moving_average(tiny_config, tmp_path):
     """Fine-tuning starts from the given weights in DBGAN and in its EMA copy alike: an EMA
     left at the random initialisation would take thousands of steps to forget it."""
