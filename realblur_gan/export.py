@@ -438,6 +438,14 @@ def _main(args: argparse.Namespace, owned: contextlib.ExitStack) -> int:
         # Before loading anything; one writer per --out.
         owned.enter_context(claim_folder(args.out, "--out", "pass another --out"))
         net = generator_from_options(args, args.source)
+        if args.onnx and not getattr(net, "traceable", True):
+            print(
+                f"error: --onnx: this {type(net).__name__} computes differently at each image "
+                "size (a local sca_window), which an ONNX trace cannot keep; export without "
+                "--onnx (the .safetensors runs in torch)",
+                file=sys.stderr,
+            )
+            return 2
         if args.start is not None:
             net = _interpolated(net, args)
         weights, sidecar = export_safetensors(net, net.net_config, args.out, args.net)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from realblur_gan.export import ONNX_TOLERANCE, check_onnx, export_onnx, export_safetensors, main
-from realblur_gan.nets import ResNetGenerator, UNet
+from realblur_gan.nets import NAFNet, ResNetGenerator, UNet
 from realblur_gan.weights.checkpoints import load_generator
 from realblur_gan.weights.net_configs import NetConfigError
 
@@ -174,3 +174,21 @@ def test_onnx_without_its_extra_is_one_line_and_writes_nothing(
         "error: --onnx needs onnx, which is not installed: pip install 'realblur-gan[onnx]'"
     )
     assert not list(out.glob("*"))  # not half an export
+
+
+def test_onnx_of_a_net_with_a_local_sca_window_is_one_line_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("onnx")
+    config = {"_target_": "realblur_gan.nets.NAFNet", "width": 4, "enc_blocks": [1]}
+    config |= {"middle_blocks": 1, "dec_blocks": [1], "sca_window": 64}
+    net = NAFNet(**{k: v for k, v in config.items() if k != "_target_"})
+    path = tmp_path / "last.ckpt"
+    state = {f"dbgan_g.{k}": v for k, v in net.state_dict().items()}
+    torch.save({"state_dict": state, "net_configs": {"dbgan_g": config}}, path)
+    out = tmp_path / "exported"
+    assert main([str(path), "--out", str(out), "--onnx"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: --onnx: this NAFNet computes differently at each image size")
+    assert line.endswith("export without --onnx (the .safetensors runs in torch)")
+    assert not list(out.glob("*"))

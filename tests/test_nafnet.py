@@ -15,7 +15,7 @@ from torch.nn import functional as F
 
 from realblur_gan.inference.tiling import deblur_image
 from realblur_gan.nets import NAFBlock, NAFNet, NoiseInjection
-from realblur_gan.nets.nafnet import LAYER_NORM_IMPLS, LayerNorm2d
+from realblur_gan.nets.nafnet import LAYER_NORM_IMPLS, ContextPool, LayerNorm2d
 from realblur_gan.training.config import CONFIG_DIR
 from realblur_gan.weights.checkpoints import load_generator
 
@@ -227,3 +227,94 @@ def test_safetensors_and_onnx_export(tmp_path: Path) -> None:
     torch.testing.assert_close(load_generator(weights)(x), net(x))
     path = export_onnx(net, tmp_path / "g.onnx")
     assert check_onnx(net, path, [(32, 48), (20, 60)]) < ONNX_TOLERANCE
+
+
+# --------------------------------------------------------------------------------------------------
+# Local context pooling (sca_window): a training crop's statistics on whole photos
+# --------------------------------------------------------------------------------------------------
+
+
+def _crop_mean_by_hand(x: torch.Tensor, window: int) -> torch.Tensor:
+    """Each pixel's mean over the window-sided square around it, moved inside the image."""
+    h, w = x.shape[-2:]
+    out = torch.empty_like(x)
+    wh, ww = min(window, h), min(window, w)
+    for r in range(h):
+        for c in range(w):
+            r0 = min(max(r - window // 2, 0), h - wh)
+            c0 = min(max(c - window // 2, 0), w - ww)
+            out[..., r, c] = x[..., r0 : r0 + wh, c0 : c0 + ww].mean(dim=(-2, -1))
+    return out
+
+
+@pytest.mark.parametrize("window", [1, 4, 7, 30])
+def test_context_pool_is_the_mean_of_a_window_inside_the_image(window: int) -> None:
+    x = torch.rand(2, 3, 17, 23, generator=torch.Generator().manual_seed(0))
+    got = ContextPool(window)(x)
+    torch.testing.assert_close(got.expand_as(x), _crop_mean_by_hand(x, window))
+
+
+def test_context_pool_on_a_map_no_larger_than_the_window_is_the_global_mean() -> None:
+    x = torch.rand(1, 4, 12, 16)
+    global_mean = x.mean(dim=(-2, -1), keepdim=True)
+    assert torch.equal(ContextPool(None)(x), global_mean)
+    assert torch.equal(ContextPool(16)(x), global_mean)
+    assert ContextPool(8)(x).shape == x.shape
+    with pytest.raises(ValueError, match="window"):
+        ContextPool(0)
+
+
+def test_sca_window_halves_per_level_and_can_be_set_on_a_trained_net() -> None:
+    net = NAFNet(width=4, enc_blocks=[1, 1, 1], middle_blocks=1, dec_blocks=[1, 1, 1])
+    windows = lambda: [  # noqa: E731
+        [block.sca[0].window for block in blocks]
+        for blocks in (*net.encoders, net.middle, *net.decoders)
+    ]
+    assert net.sca_window is None and net.traceable
+    assert windows() == [[None]] * 7
+    net.sca_window = 256
+    # Encoder levels 0-2, the middle at 1/8, the decoders from the deepest level up.
+    assert windows() == [[256], [128], [64], [32], [64], [128], [256]]
+    assert not net.traceable
+    assert NAFNet(sca_window=100).encoders[1][0].sca[0].window == 50
+    with pytest.raises(ValueError, match="sca_window"):
+        net.sca_window = -1
+
+
+def test_sca_window_changes_nothing_on_crops_and_localises_whole_photos() -> None:
+    torch.manual_seed(0)
+    # No keep_mean here: its mean over the whole output is global by design.
+    net = randomise_scales_(tiny()).eval()
+    crop = torch.rand(1, 3, 32, 32)
+    photo = torch.rand(1, 3, 64, 96)
+    before = net(crop), net(photo), net.train()(crop)
+    net.sca_window = 32
+    # The crop the net trains on: the same numbers, in training and in eval mode.
+    torch.testing.assert_close(net(crop), before[2], rtol=0, atol=0)
+    torch.testing.assert_close(net.eval()(crop), before[0], rtol=0, atol=0)
+    # A larger photo: each pixel's attention reads a crop around it, not the whole photo.
+    assert (net(photo) - before[1]).abs().max() > 1e-3
+    # Local context means local effect: a change far away leaves this corner's output alone.
+    far = photo.clone()
+    far[..., 40:, 60:] = torch.rand(1, 3, 24, 36)
+    corner = (slice(None), slice(None), slice(0, 8), slice(0, 8))
+    assert (net(far)[corner] - net(photo)[corner]).abs().max() < 1e-6
+    net.sca_window = None
+    assert (net(far)[corner] - net(photo)[corner]).abs().max() > 1e-6
+
+
+def test_a_local_sca_window_runs_in_torch_and_is_not_traced() -> None:
+    from realblur_gan.inference.onnx import onnx_model_bytes
+    from realblur_gan.inference.runtime import RuntimeUnavailable
+
+    torch.manual_seed(0)
+    net = randomise_scales_(tiny()).eval()
+    net.sca_window = 16
+    photo = torch.rand(1, 3, 40, 72)
+    with torch.no_grad():
+        expected = net(photo).clamp(0, 1)
+    torch.testing.assert_close(deblur_image(net, photo, tile=None), expected)
+    with pytest.raises(ValueError, match="sca_window null"):
+        onnx_model_bytes(net)
+    with pytest.raises(RuntimeUnavailable, match="--runtime torch"):
+        deblur_image(net, photo, tile=None, runtime="onnxruntime")

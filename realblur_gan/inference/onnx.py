@@ -29,10 +29,21 @@ def onnx_model_bytes(net: nn.Module, size: int | None = None, opset: int = ONNX_
         net: the generator (exported in eval mode).
         size: side of the example input (a multiple of the stride); default ``8 * stride``.
         opset: ONNX opset (>= 17).
+
+    Raises:
+        ValueError: the net is not ``traceable`` (it computes differently at other sizes).
     """
     import torch
 
     from realblur_gan.nets.init import net_channels
+
+    if not getattr(net, "traceable", True):
+        # A trace freezes the size branches of e.g. NAFNet's local context pooling: the graph
+        # would compute the net at the example's size only.
+        raise ValueError(
+            f"{type(net).__name__} computes differently at different image sizes (a local "
+            "sca_window) and cannot be traced to ONNX; export it with sca_window null"
+        )
 
     stride = int(getattr(net, "stride", 1))
     size = size or 8 * max(stride, 4)

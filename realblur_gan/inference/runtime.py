@@ -221,6 +221,15 @@ def forward_runner(
             "--runtime onnxruntime: runs float32 on the CPU only; use --device cpu without "
             "--bf16, or --runtime torch"
         )
+    if not getattr(net, "traceable", True):
+        # Checked before the export cache: a setting such as NAFNet's sca_window changes what
+        # the net computes without touching a parameter.
+        if runtime == "onnxruntime":
+            raise RuntimeUnavailable(
+                f"--runtime onnxruntime: this {type(net).__name__} computes differently at each "
+                "image size (a local sca_window) and cannot be traced; use --runtime torch"
+            )
+        return _torch_runner(net, device, bf16)
     ort = _onnxruntime()
     runner = None if ort is None else _ort_runner(net, ort)
     if runner is not None:

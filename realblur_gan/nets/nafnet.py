@@ -92,6 +92,79 @@ class SimpleGate(nn.Module):
         return a * b
 
 
+class ContextPool(nn.Module):
+    """The pooled context of NAFNet's channel attention: a global mean, or a crop's.
+
+    NAFNet trains on crops, where the attention's global average pool sees a whole crop, and
+    then deblurs whole photos, where the same pool averages over far more, other content: the
+    statistics the attention learned to read are not the ones it gets. With a ``window``, each
+    pixel gets instead the mean of the ``window x window`` square around it, shifted inward at
+    the borders so that it stays inside the image: the statistic of a training-sized crop that
+    holds the pixel (the test-time local converter of Chu et al., "Improving Image Restoration
+    by Revisiting Global Information Aggregation", ECCV 2022). Along a side no longer than the
+    window the mean spans that whole side, so on training crops no larger than the window the
+    result is the global mean, exactly.
+
+    The local path has size-dependent branches, so a net that uses it is not traced to ONNX
+    (``traceable`` is False; the forward runner keeps such nets in torch).
+
+    Args:
+        window: side of the averaging square in this feature map's pixels, or None for the
+            global mean.
+
+    Shape:
+        - Input: :math:`(B, C, H, W)`
+        - Output: :math:`(B, C, H, W)`, but of length 1 along every side no longer than the
+          window (:math:`(B, C, 1, 1)` for the global mean)
+    """
+
+    def __init__(self, window: int | None = None) -> None:
+        super().__init__()
+        if window is not None and (isinstance(window, bool) or int(window) < 1):
+            raise ArgumentError("window", window, "must be a positive number of pixels or null")
+        self.window = None if window is None else int(window)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.window is None or (x.shape[-2] <= self.window and x.shape[-1] <= self.window):
+            # The pool NAFNet always had: bit for bit what nets trained before compute.
+            return F.adaptive_avg_pool2d(x, 1)
+        return _shifted_box_mean(_shifted_box_mean(x, self.window, -2), self.window, -1)
+
+    def extra_repr(self) -> str:
+        return f"window={self.window}"
+
+
+def _shifted_box_mean(x: Tensor, window: int, dim: int) -> Tensor:
+    """Mean over ``window`` consecutive entries along ``dim`` around each one, the run shifted
+    inward at the ends; over the whole side when it is no longer than ``window``.
+
+    A running sum in float64 (over a 1280-pixel row the difference of two float32 sums loses
+    the digits that matter), the means of every complete run, then the first and last
+    replicated outward: entry i gets the run starting at ``clamp(i - window // 2, 0, n -
+    window)``.
+
+    Shape:
+        - x: any; ``dim`` of length n
+        - output: as x, in x's dtype (length 1 along ``dim`` when ``n <= window``)
+    """
+    n = x.shape[dim]
+    if n <= window:
+        return x.mean(dim=dim, keepdim=True)
+    table = F.pad(x.double().movedim(dim, -1).cumsum(-1), (1, 0))
+    runs = (table[..., window:] - table[..., :-window]) / window  # n - window + 1 runs
+    before = window // 2
+    after = n - runs.shape[-1] - before
+    means = torch.cat(
+        [
+            runs[..., :1].expand(*runs.shape[:-1], before),
+            runs,
+            runs[..., -1:].expand(*runs.shape[:-1], after),
+        ],
+        dim=-1,
+    )
+    return means.movedim(-1, dim).to(x.dtype)
+
+
 class NAFBlock(nn.Module):
     """NAFNet's block: a gated depthwise-conv mixer and a gated 1x1 FFN, each a scaled residual.
 
@@ -106,6 +179,8 @@ class NAFBlock(nn.Module):
         dw_expand: expansion of the 1x1 conv in front of the depthwise conv (SG halves it).
         ffn_expand: expansion of the FFN's first 1x1 conv (SG halves it).
         norm_impl: :class:`LayerNorm2d` implementation.
+        sca_window: the channel attention's pooling window in this block's pixels
+            (:class:`ContextPool`); None pools globally.
 
     Shape:
         - Input: :math:`(B, C, H, W)`
@@ -118,6 +193,7 @@ class NAFBlock(nn.Module):
         dw_expand: int = 2,
         ffn_expand: int = 2,
         norm_impl: str = "layer_norm",
+        sca_window: int | None = None,
     ) -> None:
         super().__init__()
         dw = channels * dw_expand
@@ -131,7 +207,7 @@ class NAFBlock(nn.Module):
         self.expand = nn.Conv2d(channels, dw, 1)
         self.dwconv = nn.Conv2d(dw, dw, 3, padding=1, groups=dw)
         self.gate = SimpleGate()
-        self.sca = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(dw // 2, dw // 2, 1))
+        self.sca = nn.Sequential(ContextPool(sca_window), nn.Conv2d(dw // 2, dw // 2, 1))
         self.project = nn.Conv2d(dw // 2, channels, 1)
         self.norm2 = LayerNorm2d(channels, impl=norm_impl)
         self.ffn_expand = nn.Conv2d(channels, ffn, 1)
@@ -190,6 +266,10 @@ class NAFNet(ResidualGenerator):
         ffn_expand: :class:`NAFBlock` FFN expansion.
         keep_mean: the output keeps the input's channel means (the residual's mean is removed:
             no tone or colour shift), as :class:`~realblur_gan.nets.UNet`'s ``keep_mean``.
+        sca_window: the channel attention's pooling window in input pixels, halved per level
+            (:class:`ContextPool`), or None to pool globally (the paper). Set it to the training
+            crop (or larger) and training is unchanged while whole photos get, at each pixel, the
+            context of a crop around it; :attr:`sca_window` can also be set on a trained net.
 
     Shape:
         - Input: :math:`(B, C_{in}, H, W)` in [0, 1], any H, W
@@ -214,6 +294,7 @@ class NAFNet(ResidualGenerator):
         dw_expand: int = 2,
         ffn_expand: int = 2,
         keep_mean: bool = False,
+        sca_window: int | None = None,
     ) -> None:
         super().__init__()
         check_residual_channels(global_residual, in_channels, out_channels)
@@ -260,6 +341,35 @@ class NAFNet(ResidualGenerator):
             self.decoders.append(stack(channels, n))
         self.tail = nn.Conv2d(width, out_channels, 3, padding=1)
         self._init_weights()
+        self.sca_window = sca_window
+
+    @property
+    def sca_window(self) -> int | None:
+        """The channel attention's pooling window in input pixels; None pools globally."""
+        return self._sca_window
+
+    @sca_window.setter
+    def sca_window(self, window: int | None) -> None:
+        if window is not None and (isinstance(window, bool) or int(window) < 1):
+            raise ArgumentError("sca_window", window, "must be a positive number of pixels or null")
+        self._sca_window = None if window is None else int(window)
+        levels = [
+            *range(len(self.encoders)),
+            len(self.encoders),
+            *reversed(range(len(self.decoders))),
+        ]
+        stacks = [*self.encoders, self.middle, *self.decoders]
+        for level, blocks in zip(levels, stacks, strict=True):
+            for block in blocks:
+                pool = block.sca[0]
+                # Level l sees the input shrunk 2**l times; never below one pixel.
+                pool.window = None if window is None else max(1, round(int(window) / 2**level))
+
+    @property
+    def traceable(self) -> bool:
+        """Whether a traced export (ONNX) computes what this net does at every image size: not
+        with a local :attr:`sca_window`, whose branches on the size the trace would freeze."""
+        return self._sca_window is None
 
     def _init_weights(self) -> None:
         for module in self.modules():
