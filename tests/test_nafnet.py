@@ -266,10 +266,11 @@ def test_context_pool_on_a_map_no_larger_than_the_window_is_the_global_mean() ->
 
 def test_sca_window_halves_per_level_and_can_be_set_on_a_trained_net() -> None:
     net = NAFNet(width=4, enc_blocks=[1, 1, 1], middle_blocks=1, dec_blocks=[1, 1, 1])
-    windows = lambda: [  # noqa: E731
-        [block.sca[0].window for block in blocks]
-        for blocks in (*net.encoders, net.middle, *net.decoders)
-    ]
+
+    def windows() -> list[list[int | None]]:
+        stacks = (*net.encoders, net.middle, *net.decoders)
+        return [[block.sca[0].window for block in blocks] for blocks in stacks]
+
     assert net.sca_window is None and net.traceable
     assert windows() == [[None]] * 7
     net.sca_window = 256
