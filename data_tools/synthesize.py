@@ -69,11 +69,16 @@ class Job:
         )
 
 
-def build_blur(job: Job) -> BlurSampler:
+def make_blur(kind: str, settings: dict[str, object]) -> BlurSampler:
+    """The ``--blur`` sampler built from its keyword arguments (ValueError on a bad one)."""
     from realblur_gan.camera import CameraPipelineBlur, RealisticBlur, SimpleBlur
 
     kinds = {"simple": SimpleBlur, "realistic": RealisticBlur, "camera": CameraPipelineBlur}
-    return kinds[job.blur](**dict(job.blur_args))
+    return kinds[kind](**settings)
+
+
+def build_blur(job: Job) -> BlurSampler:
+    return make_blur(job.blur, dict(job.blur_args))
 
 
 def blur_args(args: argparse.Namespace) -> dict[str, object]:
@@ -90,6 +95,12 @@ def blur_args(args: argparse.Namespace) -> dict[str, object]:
         settings |= {"noise_shot": None, "noise_read": None}
     if args.rotation is not None:
         settings["rotation"] = tuple(args.rotation)
+    if args.frames is not None:
+        settings |= {
+            "frames": tuple(args.frames),
+            "shutter": tuple(args.shutter),
+            "frames_share": args.frames_share,
+        }
     if args.blur == "realistic":
         return settings
     curve = args.tone_curve or "camera"
@@ -199,6 +210,25 @@ def main(argv: list[str] | None = None) -> int:
         "not simple: the camera's roll, blur that changes across the photo (amplitude at the "
         "far corner, a fraction of the kernel size; default none); kernels/ gets its average",
     )
+    low_high(
+        "--frames",
+        int,
+        None,
+        "not simple: blur as the average of LOW..HIGH video frames along the shake (GoPro-style "
+        "ghosts of a fast move; default one continuous exposure)",
+    )
+    low_high(
+        "--shutter",
+        float,
+        (0.1, 1.0),
+        "with --frames: each frame's open time, a fraction of the frame interval in (0, 1]",
+    )
+    parser.add_argument(
+        "--frames-share",
+        type=float,
+        default=1.0,
+        help="with --frames: the share of photos blurred as frame averages (default 1)",
+    )
     parser.add_argument("--no-noise", action="store_true", help="no sensor noise (not simple)")
     parser.add_argument(
         "--tone-curve",
@@ -232,6 +262,9 @@ def main(argv: list[str] | None = None) -> int:
     if camera_only and args.blur != "camera":
         flag = "--" + camera_only[0].replace("_", "-")
         return cli_error(f"{flag} is a camera pipeline switch: add --blur camera")
+    shake_only = [flag for flag in ("rotation", "frames") if getattr(args, flag) is not None]
+    if shake_only and args.blur == "simple":
+        return cli_error(f"--{shake_only[0]} shapes a camera shake: add --blur realistic or camera")
     from realblur_gan.data.io import ImageFolderError, list_images
 
     try:
@@ -262,6 +295,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         for name, src in names.items()
     ]
+    try:  # the settings are checked once here, not once per photo in the workers
+        make_blur(args.blur, blur_args(args))
+    except ValueError as err:
+        return cli_error(f"--blur {args.blur}: {err}")
     problem = unwritable(args.out_dir)
     if problem:
         return cli_error(problem)

@@ -78,6 +78,7 @@ def test_synthesize_camera_pipeline_and_its_switches(
         "daylight": ["--no-saturation", "--no-white-balance", "--no-mosaic", "--no-noise"],
         "linear": ["--tone-curve", "linear"],
         "roll": ["--rotation", "0.5", "0.5"],
+        "frames": ["--frames", "7", "9", "--shutter", "0.1", "0.2"],
     }
     blurs = {}
     for run, flags in runs.items():
@@ -87,8 +88,13 @@ def test_synthesize_camera_pipeline_and_its_switches(
     gen = torch.Generator().manual_seed(synthesize.seed_for(3, "a"))
     expected = CameraPipelineBlur(kernel_size=(5, 9))(sharp, gen)
     torch.testing.assert_close(blurs["full"], expected, atol=1 / 255, rtol=0)  # 8-bit PNG
-    for run in ("jpeg", "daylight", "linear", "roll"):
+    for run in ("jpeg", "daylight", "linear", "roll", "frames"):
         assert (blurs[run] - blurs["full"]).abs().max() > 2 / 255, run
+    # Frame averages: the same shake's light, spread another way (separate short strokes).
+    framed = np.load(tmp_path / "frames" / "kernels" / "a.npy")
+    full = np.load(tmp_path / "full" / "kernels" / "a.npy")
+    assert framed.sum() == pytest.approx(1.0, abs=1e-5)
+    assert np.abs(framed - full).sum() > 0.1
     # With the roll the blur varies across the photo; kernels/ holds its average.
     kernel = np.load(tmp_path / "roll" / "kernels" / "a.npy")
     assert kernel.ndim == 2 and kernel.sum() == pytest.approx(1.0, abs=1e-5)
@@ -96,6 +102,14 @@ def test_synthesize_camera_pipeline_and_its_switches(
     capsys.readouterr()
     assert synthesize.main([str(src), str(tmp_path / "x"), "--no-mosaic"]) == 2
     assert "--no-mosaic is a camera pipeline switch" in capsys.readouterr().err
+    simple_frames = ["--blur", "simple", "--frames", "7", "13"]
+    assert synthesize.main([str(src), str(tmp_path / "x"), *simple_frames]) == 2
+    assert "--frames shapes a camera shake" in capsys.readouterr().err
+    # Bad settings are refused on one line before any photo is made.
+    bad_shutter = [*common, "--frames", "7", "13", "--shutter", "0", "0.5"]
+    assert synthesize.main([common[0], str(tmp_path / "x"), *bad_shutter[1:]]) == 2
+    err = capsys.readouterr().err
+    assert "shutter must lie in (0, 1]" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()
 
 

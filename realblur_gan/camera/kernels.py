@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import kornia
 import torch
@@ -17,10 +18,12 @@ from torch import Tensor
 
 __all__ = [
     "SIZE_LAWS",
+    "FrameExposures",
     "Range",
     "as_range",
     "check_size_law",
     "disk_kernel",
+    "frame_exposures",
     "gaussian_kernel",
     "linear_motion_kernel",
     "odd_sizes",
@@ -36,6 +39,9 @@ __all__ = [
 # apart; bilinear splatting then draws a continuous stroke with no gaps.
 _MAX_SAMPLE_SPACING = 0.35
 _TRAJECTORY_VERTICES = 96
+# Samples per path drawn as separate frame exposures: a few tenths of a pixel apart within each
+# frame even for the longest, most tangled paths of a 95 px kernel.
+_EXPOSURE_POINTS = 2048
 
 
 # --------------------------------------------------------------------------------------------------
@@ -117,24 +123,25 @@ def _check_size(size: int) -> None:
         raise ValueError(f"kernel size must be a positive int, got {size!r}")
 
 
-def rasterise(points: Tensor, size: int) -> Tensor:
+def rasterise(points: Tensor, size: int, light: Tensor | None = None) -> Tensor:
     """Draw point paths into normalised kernels by bilinear splatting.
 
-    Each point spreads one unit of light over its four neighbouring pixels, so a densely
-    sampled path draws a continuous anti-aliased stroke, and where points bunch up (the camera
-    moved slowly) the stroke is brighter. Differentiable in the point positions (the weights are
-    bilinear in them), so a loss on a blurred image reaches the path.
+    Each point spreads one unit of light (or its ``light``) over its four neighbouring pixels,
+    so a densely sampled path draws a continuous anti-aliased stroke, and where points bunch up
+    (the camera moved slowly) the stroke is brighter. Differentiable in the point positions (the
+    weights are bilinear in them), so a loss on a blurred image reaches the path.
 
     Args:
         points: kernel-pixel coordinates ``(x, y)`` from the top-left pixel's centre; points
             beyond ``[0, size - 1]`` are clamped onto the border.
         size: side of the square kernels.
+        light: non-negative light carried by each point; None for one unit each.
 
     Returns:
         Kernels that are non-negative and sum to 1.
 
     Shape:
-        - points: :math:`(N, P, 2)`
+        - points: :math:`(N, P, 2)`; light: :math:`(N, P)`
         - output: :math:`(N, size, size)`
 
     Example:
@@ -156,6 +163,8 @@ def rasterise(points: Tensor, size: int) -> Tensor:
     y1 = (y0 + 1).clamp(max=size - 1)
     index = torch.cat([y0 * size + x0, y0 * size + x1, y1 * size + x0, y1 * size + x1], dim=1)
     weight = torch.cat([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy], dim=1)
+    if light is not None:
+        weight = weight * light.repeat(1, 4)
     flat = torch.zeros(n, size * size, dtype=points.dtype, device=points.device)
     flat.scatter_add_(1, index, weight)
     total = flat.sum(dim=1, keepdim=True)
@@ -400,12 +409,15 @@ def shake_kernels(
     intensity: tuple[float, float],
     generator: torch.Generator | None = None,
     size_law: str = "uniform",
+    exposures: FrameExposures | None = None,
 ) -> Tensor:
     """Camera-shake kernels of random odd sizes and intensities, centred in a common grid.
 
     Each kernel draws its size from ``kernel_size`` (rounded up to odd) and its intensity from
     ``intensity``, then a trajectory scaled to its own size (see :func:`trajectory_kernels`);
-    the grid is the largest size drawn. Draw order: sizes, intensities, trajectories.
+    the grid is the largest size drawn. With ``exposures`` a share of them is drawn as the
+    average of video frames along the same trajectory (:func:`frame_exposures`). Draw order:
+    sizes, intensities, trajectories, then the frame draws (only with ``exposures``).
 
     Args:
         n: number of kernels.
@@ -413,6 +425,7 @@ def shake_kernels(
         intensity: ``(low, high)`` shake strengths in [0, 1].
         generator: random source; the same seed gives the same kernels.
         size_law: how sizes spread over ``kernel_size`` (:data:`SIZE_LAWS`).
+        exposures: draw a share of the kernels as frame averages; None for none.
 
     Shape:
         - output: :math:`(n, k, k)` on the CPU, ``k`` the largest size drawn.
@@ -421,21 +434,143 @@ def shake_kernels(
     sizes = odd_sizes(n, *kernel_size, generator, cpu, size_law)
     strength = uniform(n, *intensity, generator, cpu)
     grid = int(sizes.max())
-    return _trajectory_kernels(grid, strength, sizes.float() - 1.0, generator).cpu()
+    paths = _trajectory_paths(grid, strength, sizes.float() - 1.0, generator)
+    kernels = rasterise(_resample_polyline(paths), grid).cpu()
+    if exposures is None:
+        return kernels
+    return _as_frame_averages(kernels, paths, grid, exposures, generator)
 
 
-def _centre_paths(path: Tensor, size: int) -> Tensor:
+def _centre_paths(path: Tensor, size: int, light: Tensor | None = None) -> Tensor:
     """Shift paths so their centre of mass sits on the kernel centre, or as near as fits.
 
     Shape:
-        - path: :math:`(N, P, 2)`, each no wider than ``size - 1``
+        - path: :math:`(N, P, 2)`, each no wider than ``size - 1``; light: :math:`(N, P)`,
+          each point's share of the light (None: equal shares)
         - output: :math:`(N, P, 2)`
     """
     lo = path.amin(dim=1)
     hi = path.amax(dim=1)
     centre = (size - 1) / 2.0
-    shift = torch.minimum(torch.maximum(centre - path.mean(dim=1), -lo), (size - 1) - hi)
+    if light is None:
+        mass = path.mean(dim=1)
+    else:
+        mass = (path * light[..., None]).sum(dim=1) / light.sum(dim=1, keepdim=True)
+    shift = torch.minimum(torch.maximum(centre - mass, -lo), (size - 1) - hi)
     return path + shift[:, None]
+
+
+class FrameExposures(NamedTuple):
+    """Blur made by averaging video frames, not by one long exposure (see :func:`frame_exposures`).
+
+    Attributes:
+        frames: ``(low, high)`` frames averaged per image, each count equally likely.
+        shutter: ``(low, high)`` range of each frame's open time, as a fraction of the frame
+            interval (in (0, 1]; 1 is a continuous exposure).
+        share: probability that an image's blur is a frame average; the others keep the
+            continuous exposure.
+    """
+
+    frames: tuple[int, int] = (7, 13)
+    shutter: tuple[float, float] = (0.1, 1.0)
+    share: float = 1.0
+
+    @classmethod
+    def checked(
+        cls, frames: Sequence[int], shutter: Range = (0.1, 1.0), share: float = 1.0
+    ) -> FrameExposures:
+        """Validated settings from config values; ValueError names the bad one."""
+        lo, hi = as_range(frames, "frames")
+        if lo < 1 or lo != int(lo) or hi != int(hi) or hi > _EXPOSURE_POINTS // 8:
+            raise ValueError(
+                f"frames must be whole numbers in 1..{_EXPOSURE_POINTS // 8}, got {frames!r}"
+            )
+        open_lo, open_hi = as_range(shutter, "shutter")
+        if not 0.0 < open_lo <= open_hi <= 1.0:
+            raise ValueError(f"shutter must lie in (0, 1], got {shutter!r}")
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"frames_share must lie in [0, 1], got {share!r}")
+        return cls((int(lo), int(hi)), (open_lo, open_hi), float(share))
+
+
+def frame_exposures(
+    path: Tensor, frames: Tensor, shutter: Tensor, points: int = _EXPOSURE_POINTS
+) -> tuple[Tensor, Tensor]:
+    """Where a path's camera points while each of ``frames`` video frames has its shutter open.
+
+    Averaging consecutive frames of a fast video (the GoPro recipe of Nah et al., CVPR 2017) is
+    not one long exposure: each frame records only its own open-shutter slice of the motion, so
+    a fast move leaves ``frames`` separate short strokes, ghost copies of every edge, where a
+    still camera's long exposure draws one continuous stroke. The path's vertices are equal
+    steps of time from the first frame's opening to the last one's closing: frame ``i`` of
+    ``F`` opens at ``i * dt`` and stays open ``shutter * dt``, with ``dt = 1 / (F - 1 +
+    shutter)``. Each frame gets an equal share of the light, spread evenly over its open time,
+    so at ``shutter = 1`` the frames touch and the kernel is the continuous exposure's.
+
+    Args:
+        path: trajectory vertices at equal steps of time, kernel-pixel coordinates.
+        frames: frames averaged per path (whole numbers >= 1, at most ``points``).
+        shutter: each frame's open time as a fraction of the frame interval, in (0, 1].
+        points: samples per path, shared evenly among its frames.
+
+    Returns:
+        ``(points, light)`` for :func:`rasterise`: sample positions and each sample's light,
+        which sums to 1 per path.
+
+    Shape:
+        - path: :math:`(N, T, 2)`; frames, shutter: :math:`(N,)`
+        - output: :math:`(N, points, 2)` and :math:`(N, points)`
+    """
+    n, t, _ = path.shape
+    # float64 index arithmetic: frame boundaries m * F / points must not round across a sample.
+    count_f = frames.to(path.device, torch.float64).clamp_min(1.0)[:, None]
+    duty = shutter.to(path.device, torch.float64)[:, None]
+    m = torch.arange(points, device=path.device, dtype=torch.float64)[None]
+    frame = torch.floor(m * count_f / points)
+    first = torch.ceil(frame * points / count_f)
+    count = torch.ceil((frame + 1) * points / count_f) - first
+    within = (m - first + 0.5) / count  # evenly inside the frame's open time
+    time = (frame + duty * within) / (count_f - 1 + duty)
+    s = time.clamp(0.0, 1.0) * (t - 1)
+    k = s.floor().clamp(max=t - 2).long()
+    a = (s - k).to(path.dtype)[..., None]
+    p0 = torch.gather(path, 1, k[..., None].expand(n, points, 2))
+    p1 = torch.gather(path, 1, (k + 1)[..., None].expand(n, points, 2))
+    light = (1.0 / (count * count_f)).to(path.dtype)
+    return p0 + (p1 - p0) * a, light
+
+
+def _as_frame_averages(
+    kernels: Tensor,
+    paths: Tensor,
+    size: int,
+    exposures: FrameExposures,
+    generator: torch.Generator | None,
+    per_image: int = 1,
+) -> Tensor:
+    """Redraw a share of the kernels as frame averages of the same paths.
+
+    Draws (after every other draw of the kernels): one block of ``3 x images`` uniforms for
+    whether, how many frames and which shutter, so the continuous kernels' draws are untouched.
+
+    Shape:
+        - kernels: :math:`(N, size, size)`; paths: :math:`(N, T, 2)`, ``N = images x per_image``
+          (the anchors of one image share its frames and shutter)
+        - output: :math:`(N, size, size)`
+    """
+    images = paths.shape[0] // per_image
+    gen_device = generator.device if generator is not None else torch.device("cpu")
+    u = torch.rand(3, images, generator=generator, device=gen_device).cpu().double()
+    u = u.repeat_interleave(per_image, dim=1)
+    framed = u[0] < exposures.share
+    if not bool(framed.any()):
+        return kernels
+    lo, hi = exposures.frames
+    count = lo + (u[1] * (hi - lo + 1)).floor().clamp(max=hi - lo)
+    duty = exposures.shutter[0] + (exposures.shutter[1] - exposures.shutter[0]) * u[2]
+    points, light = frame_exposures(paths.cpu(), count, duty)
+    drawn = rasterise(_centre_paths(points, size, light), size, light).to(kernels.device)
+    return torch.where(framed.to(kernels.device)[:, None, None], drawn, kernels)
 
 
 def varying_shake_kernels(
@@ -446,6 +581,7 @@ def varying_shake_kernels(
     grid: int = 2,
     generator: torch.Generator | None = None,
     size_law: str = "uniform",
+    exposures: FrameExposures | None = None,
 ) -> Tensor:
     """Camera-shake kernels that change across the image, as a camera's roll makes them.
 
@@ -473,6 +609,8 @@ def varying_shake_kernels(
             interpolates between them.
         generator: random source; the same seed gives the same kernels.
         size_law: how sizes spread over ``kernel_size`` (:data:`SIZE_LAWS`).
+        exposures: draw a share of the images' blur as frame averages (every anchor of an
+            image alike; the draws come after the roll's); None for none.
 
     Returns:
         float32 kernels on the CPU, non-negative, each summing to 1; ``[:, i, j]`` is the
@@ -523,4 +661,6 @@ def varying_shake_kernels(
     paths = middle + (paths - middle) * shrink[:, None, None, None]
     paths = _centre_paths(paths.flatten(0, 1), size)
     kernels = rasterise(_resample_polyline(paths), size)
+    if exposures is not None:
+        kernels = _as_frame_averages(kernels, paths, size, exposures, generator, grid * grid)
     return kernels.view(n, grid, grid, size, size)

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from realblur_gan.camera.kernels import (
+    FrameExposures,
     Range,
     as_range,
     check_size_law,
@@ -110,15 +111,29 @@ def _roll_settings(
     return _positive_range(rotation, "rotation"), kernel_grid
 
 
+def _exposure_settings(
+    frames: Sequence[int] | None, shutter: Range, frames_share: float
+) -> FrameExposures | None:
+    """The checked frame-average settings of a shake blur (None: one continuous exposure)."""
+    return None if frames is None else FrameExposures.checked(frames, shutter, frames_share)
+
+
 def _shake(
     blur: RealisticBlur | CameraPipelineBlur, n: int, generator: torch.Generator | None
 ) -> Tensor:
     """A shake blur's kernels: one per image, or a lattice per image when it rolls."""
-    law = blur.kernel_size_law
+    law, exposures = blur.kernel_size_law, blur.exposures
     if blur.rotation is None:
-        return shake_kernels(n, blur.kernel_size, blur.intensity, generator, law)
+        return shake_kernels(n, blur.kernel_size, blur.intensity, generator, law, exposures)
     return varying_shake_kernels(
-        n, blur.kernel_size, blur.intensity, blur.rotation, blur.kernel_grid, generator, law
+        n,
+        blur.kernel_size,
+        blur.intensity,
+        blur.rotation,
+        blur.kernel_grid,
+        generator,
+        law,
+        exposures,
     )
 
 
@@ -263,6 +278,10 @@ class RealisticBlur(BlurSampler):
             image.
         kernel_grid: anchors per side of the kernel lattice when ``rotation`` is set (>= 2).
         kernel_size_law: how sizes spread over ``kernel_size``, as in :class:`SimpleBlur`.
+        frames: ``[low, high]`` video frames averaged, as in :class:`CameraPipelineBlur`; None
+            for one continuous exposure.
+        shutter: each frame's open time as a fraction of the frame interval, a range in (0, 1].
+        frames_share: probability that an image's blur is a frame average.
 
     Example:
         >>> blur = RealisticBlur(kernel_size=(9, 21), jpeg_quality=(70, 95))
@@ -282,10 +301,14 @@ class RealisticBlur(BlurSampler):
         rotation: Range | None = None,
         kernel_grid: int = 2,
         kernel_size_law: str = "uniform",
+        frames: Sequence[int] | None = None,
+        shutter: Range = (0.1, 1.0),
+        frames_share: float = 1.0,
     ) -> None:
         self.kernel_size, self.intensity = _shake_ranges(kernel_size, intensity)
         self.kernel_size_law = check_size_law(kernel_size_law)
         self.rotation, self.kernel_grid = _roll_settings(rotation, kernel_grid)
+        self.exposures = _exposure_settings(frames, shutter, frames_share)
         self.gamma = None if gamma is None else float(gamma)
         self.exposure = None if exposure is None else as_range(exposure, "exposure")
         self.noise_shot = _positive_range(noise_shot, "noise_shot")
@@ -345,6 +368,12 @@ class CameraPipelineBlur(BlurSampler):
     come after the shake's, so the same seed gives the same shake with or without it.
     :meth:`sample` then returns each image's anchor-averaged kernel.
 
+    ``frames`` makes a share (``frames_share``) of the blur the average of that many video
+    frames along the shake, each open for ``shutter`` of the frame interval
+    (:func:`~realblur_gan.camera.kernels.frame_exposures`): GoPro-style blur, where a fast move
+    leaves separate ghost copies of an edge instead of one smooth smear. Its draws come last,
+    so the same seed gives the same shake and camera with or without it.
+
     Saturation follows RSBlur's recipe: pixels that the sharp photo itself had clipped (brightest
     channel >= ``saturation_threshold`` in the input) stood for light brighter than the sensor's
     white, so in linear light they are multiplied by a per-image factor drawn from
@@ -374,6 +403,9 @@ class CameraPipelineBlur(BlurSampler):
           noise_read: [5.0e-4, 3.0e-3]
           jpeg_quality: [80, 95]    # null for no JPEG
           rotation: [0.0, 0.5]      # null: one kernel per image
+          frames: [7, 13]           # null: one continuous exposure
+          shutter: [0.1, 1.0]
+          frames_share: 0.5
 
     Args:
         kernel_size: kernel side, or ``[low, high]`` range (rounded up to odd).
@@ -402,6 +434,12 @@ class CameraPipelineBlur(BlurSampler):
             None for one kernel per image.
         kernel_grid: anchors per side of the kernel lattice when ``rotation`` is set (>= 2).
         kernel_size_law: how sizes spread over ``kernel_size``, as in :class:`SimpleBlur`.
+        frames: ``[low, high]`` video frames averaged into one blurry image (each count equally
+            likely); None for one continuous exposure.
+        shutter: range of each frame's open time as a fraction of the frame interval, in
+            (0, 1]; 1 makes the frames touch (a continuous exposure).
+        frames_share: probability that an image's blur is a frame average; the rest keep the
+            continuous exposure.
 
     Example:
         >>> camera = CameraPipelineBlur(kernel_size=(9, 21), jpeg_quality=(80, 95))
@@ -428,10 +466,14 @@ class CameraPipelineBlur(BlurSampler):
         rotation: Range | None = None,
         kernel_grid: int = 2,
         kernel_size_law: str = "uniform",
+        frames: Sequence[int] | None = None,
+        shutter: Range = (0.1, 1.0),
+        frames_share: float = 1.0,
     ) -> None:
         self.kernel_size, self.intensity = _shake_ranges(kernel_size, intensity)
         self.kernel_size_law = check_size_law(kernel_size_law)
         self.rotation, self.kernel_grid = _roll_settings(rotation, kernel_grid)
+        self.exposures = _exposure_settings(frames, shutter, frames_share)
         self.blur = bool(blur)
         # The switches shared by the batch are checked the way the renderer will read them.
         CameraParams(tone_curve=tone_curve, gamma=gamma, bayer_pattern=bayer_pattern)
