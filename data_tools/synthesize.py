@@ -95,6 +95,8 @@ def blur_args(args: argparse.Namespace) -> dict[str, object]:
         settings |= {"noise_shot": None, "noise_read": None}
     if args.rotation is not None:
         settings["rotation"] = tuple(args.rotation)
+    if args.span is not None:
+        settings["span"] = tuple(args.span)
     if args.frames is not None:
         settings |= {
             "frames": tuple(args.frames),
@@ -218,6 +220,13 @@ def main(argv: list[str] | None = None) -> int:
         "ghosts of a fast move; default one continuous exposure)",
     )
     low_high(
+        "--span",
+        float,
+        None,
+        "not simple: the share of its kernel a shake path spans, in (0, 1] (default: tied to "
+        "the intensity; 0.6 1 gives long straight strokes at low intensity)",
+    )
+    low_high(
         "--shutter",
         float,
         (0.1, 1.0),
@@ -262,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     if camera_only and args.blur != "camera":
         flag = "--" + camera_only[0].replace("_", "-")
         return cli_error(f"{flag} is a camera pipeline switch: add --blur camera")
-    shake_only = [flag for flag in ("rotation", "frames") if getattr(args, flag) is not None]
+    shaping = ("rotation", "frames", "span")
+    shake_only = [flag for flag in shaping if getattr(args, flag) is not None]
     if shake_only and args.blur == "simple":
         return cli_error(f"--{shake_only[0]} shapes a camera shake: add --blur realistic or camera")
     from realblur_gan.data.io import ImageFolderError, list_images

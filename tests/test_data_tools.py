@@ -79,6 +79,7 @@ def test_synthesize_camera_pipeline_and_its_switches(
         "linear": ["--tone-curve", "linear"],
         "roll": ["--rotation", "0.5", "0.5"],
         "frames": ["--frames", "7", "9", "--shutter", "0.1", "0.2"],
+        "span": ["--span", "0.95", "1.0", "--kernel-size", "9", "9"],
     }
     blurs = {}
     for run, flags in runs.items():
@@ -88,7 +89,7 @@ def test_synthesize_camera_pipeline_and_its_switches(
     gen = torch.Generator().manual_seed(synthesize.seed_for(3, "a"))
     expected = CameraPipelineBlur(kernel_size=(5, 9))(sharp, gen)
     torch.testing.assert_close(blurs["full"], expected, atol=1 / 255, rtol=0)  # 8-bit PNG
-    for run in ("jpeg", "daylight", "linear", "roll", "frames"):
+    for run in ("jpeg", "daylight", "linear", "roll", "frames", "span"):
         assert (blurs[run] - blurs["full"]).abs().max() > 2 / 255, run
     # Frame averages: the same shake's light, spread another way (separate short strokes).
     framed = np.load(tmp_path / "frames" / "kernels" / "a.npy")

@@ -140,3 +140,46 @@ def test_samplers_draw_frame_averages_last(sampler: type) -> None:
 def test_bad_frame_settings_name_themselves(kwargs: dict, word: str) -> None:
     with pytest.raises(ValueError, match=word):
         CameraPipelineBlur(**kwargs)
+
+
+def lit_extent(kernels: torch.Tensor) -> torch.Tensor:
+    """(N, k, k) -> (N,) the larger side of each kernel's lit bounding box, in pixels."""
+    lit = kernels > 1e-6
+    cols = lit.any(dim=1).float()
+    rows = lit.any(dim=2).float()
+    idx = torch.arange(kernels.shape[-1], dtype=torch.float32)
+    width = (cols * idx).amax(1) - torch.where(cols > 0, idx, 1e9).amin(1)
+    height = (rows * idx).amax(1) - torch.where(rows > 0, idx, 1e9).amin(1)
+    return torch.maximum(width, height)
+
+
+def test_span_makes_long_straight_strokes_that_intensity_alone_never_draws() -> None:
+    # A steady fast move: a straight stroke across most of the kernel. Tied to the intensity, a
+    # straight path (intensity 0) spans at most 45 % of it.
+    tied = shake_kernels(32, (61, 61), (0.0, 0.0), seeded(6))
+    long = shake_kernels(32, (61, 61), (0.0, 0.0), seeded(6), span=(0.8, 1.0))
+    assert float(lit_extent(tied).max()) <= 0.45 * 60 + 2
+    assert float(lit_extent(long).min()) >= 0.8 * 60 - 1
+    assert torch.allclose(long.sum(dim=(1, 2)), torch.ones(32))
+    # The span scales the same path: the same direction, only longer.
+    assert torch.allclose(centroid_free_direction(tied), centroid_free_direction(long), atol=0.05)
+
+
+def centroid_free_direction(kernels: torch.Tensor) -> torch.Tensor:
+    """(N, k, k) -> (N,) |cos| of the angle of each kernel's principal axis."""
+    k = kernels.shape[-1]
+    idx = torch.arange(k, dtype=kernels.dtype)
+    y, x = torch.meshgrid(idx, idx, indexing="ij")
+    mx = (kernels * x).sum((1, 2), keepdim=True)
+    my = (kernels * y).sum((1, 2), keepdim=True)
+    cxx = (kernels * (x - mx) ** 2).sum((1, 2))
+    cyy = (kernels * (y - my) ** 2).sum((1, 2))
+    cxy = (kernels * (x - mx) * (y - my)).sum((1, 2))
+    angle = 0.5 * torch.atan2(2 * cxy, cxx - cyy)
+    return angle.cos().abs()
+
+
+@pytest.mark.parametrize("span", [[0.0, 0.5], [0.5, 1.2], [0.9, 0.5]])
+def test_a_bad_span_names_itself(span: list[float]) -> None:
+    with pytest.raises(ValueError, match="span"):
+        CameraPipelineBlur(span=span)

@@ -233,9 +233,16 @@ def _trajectory_kernels(
 
 
 def _trajectory_paths(
-    size: int, intensity: Tensor, max_extent: Tensor, generator: torch.Generator | None
+    size: int,
+    intensity: Tensor,
+    max_extent: Tensor,
+    generator: torch.Generator | None,
+    span: tuple[float, float] | None = None,
 ) -> Tensor:
     """The camera-shake paths of :func:`_trajectory_kernels`, fitted to the kernel, not drawn.
+
+    ``span`` is the range of the fraction of ``max_extent`` a path spans, drawn per path; None
+    ties it to the intensity (25-45 % at 0, 60-100 % at 1). The draws are the same either way.
 
     Shape:
         - intensity, max_extent: :math:`(N,)`
@@ -280,6 +287,8 @@ def _trajectory_paths(
 
     # Larger shakes span more of the kernel: from 25-45 % of it at intensity 0 to 60-100 % at 1.
     frac = (0.25 + 0.35 * k[:, 0]) + (0.2 + 0.2 * k[:, 0]) * extent_u
+    if span is not None:
+        frac = span[0] + (span[1] - span[0]) * extent_u
     extent = (max_extent.to(gen_device) * frac).clamp(0.0, size - 1.0)
     return _fit_to_kernel(path, size, extent)
 
@@ -410,6 +419,7 @@ def shake_kernels(
     generator: torch.Generator | None = None,
     size_law: str = "uniform",
     exposures: FrameExposures | None = None,
+    span: tuple[float, float] | None = None,
 ) -> Tensor:
     """Camera-shake kernels of random odd sizes and intensities, centred in a common grid.
 
@@ -426,6 +436,8 @@ def shake_kernels(
         generator: random source; the same seed gives the same kernels.
         size_law: how sizes spread over ``kernel_size`` (:data:`SIZE_LAWS`).
         exposures: draw a share of the kernels as frame averages; None for none.
+        span: ``(low, high)`` fraction of its size each path spans (drawn per kernel, in
+            (0, 1]); None ties it to the intensity (see :func:`trajectory_kernels`).
 
     Shape:
         - output: :math:`(n, k, k)` on the CPU, ``k`` the largest size drawn.
@@ -434,7 +446,7 @@ def shake_kernels(
     sizes = odd_sizes(n, *kernel_size, generator, cpu, size_law)
     strength = uniform(n, *intensity, generator, cpu)
     grid = int(sizes.max())
-    paths = _trajectory_paths(grid, strength, sizes.float() - 1.0, generator)
+    paths = _trajectory_paths(grid, strength, sizes.float() - 1.0, generator, span)
     kernels = rasterise(_resample_polyline(paths), grid).cpu()
     if exposures is None:
         return kernels
@@ -582,6 +594,7 @@ def varying_shake_kernels(
     generator: torch.Generator | None = None,
     size_law: str = "uniform",
     exposures: FrameExposures | None = None,
+    span: tuple[float, float] | None = None,
 ) -> Tensor:
     """Camera-shake kernels that change across the image, as a camera's roll makes them.
 
@@ -611,6 +624,7 @@ def varying_shake_kernels(
         size_law: how sizes spread over ``kernel_size`` (:data:`SIZE_LAWS`).
         exposures: draw a share of the images' blur as frame averages (every anchor of an
             image alike; the draws come after the roll's); None for none.
+        span: the shake path's share of its size, as in :func:`shake_kernels`.
 
     Returns:
         float32 kernels on the CPU, non-negative, each summing to 1; ``[:, i, j]`` is the
@@ -633,7 +647,7 @@ def varying_shake_kernels(
     sizes = odd_sizes(n, *kernel_size, generator, cpu, size_law)
     strength = uniform(n, *intensity, generator, cpu)
     size = int(sizes.max())
-    shake = _trajectory_paths(size, strength, sizes.float() - 1.0, generator).cpu()
+    shake = _trajectory_paths(size, strength, sizes.float() - 1.0, generator, span).cpu()
     t = shake.shape[1]
     gen_device = generator.device if generator is not None else cpu
     # The roll's draws come after the shake's, so the shake is the same with or without it.
