@@ -7,7 +7,9 @@ loads either the folder or the ``.safetensors`` file, with no pickle involved (t
 model in ``realblur_gan/weights/`` is such a file). ``--onnx`` adds
 ``DIR/<net>.onnx`` with a dynamic batch, height and width (H and W must be multiples of the net's
 ``stride``, written into the model's metadata); it is checked against PyTorch with onnxruntime at
-two sizes.
+two sizes. ``--start``/``--alpha`` export a point between a fine-tuned net and the weights it
+started from; ``--average-with`` one net whose output is the weighted mean of two deblurrers'
+(:class:`realblur_gan.nets.ensemble.OutputAverage`).
 
 Example::
 
@@ -204,8 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
         "  python -m realblur_gan.export outputs/joint/<run>/checkpoints/joint/last.ckpt "
         "--out exported/\n"
         "  python -m realblur_gan.export --out exported/ --onnx   # the packaged model\n"
-        "  python -m realblur_gan.export run/checkpoints/joint/last.ckpt --start realblur-dbgan "
-        "--alpha 0.7 0.8 0.9 1 --val-dir data/val --out mine/\n"
+        "  python -m realblur_gan.export run/checkpoints/joint/last.ckpt --start "
+        "realblur-dbgan-srn --alpha 0.7 0.8 0.9 1 --val-dir data/val --out mine/\n"
+        "  python -m realblur_gan.export run/checkpoints/joint/last.ckpt --average-with "
+        "realblur-dbgan --out pair/\n"
         "--onnx needs the onnx extra: pip install 'realblur-gan[onnx]'",
     )
     parser.add_argument(
@@ -229,7 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--start",
         metavar="MODEL",
         help="the weights the checkpoint was fine-tuned from: a pretrained name "
-        "(realblur-dbgan) or a .ckpt/.safetensors; exports start + alpha * (checkpoint - start)",
+        "(realblur-dbgan-srn) or a .ckpt/.safetensors; exports start + alpha * "
+        "(checkpoint - start)",
     )
     blend.add_argument(
         "--alpha",
@@ -257,6 +262,21 @@ def build_parser() -> argparse.ArgumentParser:
     blend.add_argument(
         "--tile", type=int, default=512, metavar="PX", help="inference tile side for --val-dir"
     )
+    mean = parser.add_argument_group(
+        "ensemble (two deblurrers of any architectures, their outputs averaged)"
+    )
+    mean.add_argument(
+        "--average-with",
+        metavar="MODEL",
+        help="another deblurrer: a pretrained name (realblur-dbgan) or a .ckpt/.safetensors; "
+        "exports one net whose output is the weighted mean of the checkpoint's and MODEL's",
+    )
+    mean.add_argument(
+        "--weight",
+        type=float,
+        metavar="W",
+        help="with --average-with: the checkpoint's share of the mean, in (0, 1) (default 0.5)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log details")
     parser.add_argument("--debug", action="store_true", help="full tracebacks for errors")
     add_generator_options(
@@ -266,7 +286,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _blend_options_problem(args: argparse.Namespace) -> str | None:
-    """What is wrong with --start/--alpha/--val-dir together, or None."""
+    """What is wrong with --start/--alpha/--val-dir/--average-with together, or None."""
+    if args.average_with is None and args.weight is not None:
+        return "--weight is the checkpoint's share of an ensemble: pass --average-with MODEL"
+    if args.average_with is not None:
+        if args.start is not None:
+            return (
+                "--start and --average-with together: export the interpolated net first, then "
+                "pass that file as the checkpoint of --average-with"
+            )
+        if args.weight is not None and not 0.0 < args.weight < 1.0:  # also refuses nan
+            return f"--weight {args.weight}: use a share strictly between 0 and 1 (e.g. 0.5)"
     if args.start is None:
         if args.alpha is not None or args.val_dir is not None:
             return "--alpha and --val-dir interpolate towards --start: pass --start MODEL"
@@ -346,6 +376,36 @@ def _interpolated(net: nn.Module, args: argparse.Namespace) -> nn.Module:
     if args.max_loss is not None:
         chosen.interpolation["max_loss"] = args.max_loss
     return chosen
+
+
+def _averaged(net: nn.Module, args: argparse.Namespace) -> nn.Module:
+    """One net whose output is ``w * net(x) + (1 - w) * other(x)``, ``other`` --average-with's."""
+    from realblur_gan.nets.ensemble import OutputAverage
+    from realblur_gan.nets.init import net_channels
+    from realblur_gan.weights.model_zoo import load_model
+
+    try:
+        other = load_model(args.average_with, args.net)
+    except UserError as err:  # name the option: the checkpoint is loaded from another one
+        raise UserError(f"--average-with {err}") from None
+    ours, theirs = net_channels(net), net_channels(other)
+    if ours != theirs:
+        raise UserError(
+            f"--average-with {args.average_with}: maps {theirs}-channel images where the "
+            f"checkpoint maps {ours}; pass a deblurrer for the same images"
+        )
+    weight = 0.5 if args.weight is None else args.weight
+    weights = [weight, 1.0 - weight]
+    ensemble = OutputAverage([net, other], weights)
+    ensemble.net_config = {
+        "_target_": f"{OutputAverage.__module__}.{OutputAverage.__name__}",
+        "nets": [dict(net.net_config), dict(other.net_config)],
+        "weights": weights,
+    }
+    ensemble.image_channels = ours
+    ensemble.eval().requires_grad_(False)
+    print(f"averaged: {weight:g} x the checkpoint + {1.0 - weight:g} x {args.average_with}")
+    return ensemble
 
 
 def pick_alpha(
@@ -438,16 +498,18 @@ def _main(args: argparse.Namespace, owned: contextlib.ExitStack) -> int:
         # Before loading anything; one writer per --out.
         owned.enter_context(claim_folder(args.out, "--out", "pass another --out"))
         net = generator_from_options(args, args.source)
+        if args.start is not None:
+            net = _interpolated(net, args)
+        if args.average_with is not None:
+            net = _averaged(net, args)
         if args.onnx and not getattr(net, "traceable", True):
             print(
-                f"error: --onnx: this {type(net).__name__} computes differently at each image "
+                "error: --onnx: this net (or a member of it) computes differently at each image "
                 "size (a local sca_window), which an ONNX trace cannot keep; export without "
                 "--onnx (the .safetensors runs in torch)",
                 file=sys.stderr,
             )
             return 2
-        if args.start is not None:
-            net = _interpolated(net, args)
         weights, sidecar = export_safetensors(net, net.net_config, args.out, args.net)
     except (UserError, OSError) as err:
         if debug_requested(args.debug):

@@ -72,6 +72,22 @@ def test_no_checkpoint_means_the_packaged_model(packaged_weights: Path) -> None:
         generator_from_options(_parse(["--net", "bgan_g"]))
 
 
+def test_a_packaged_models_name_loads_its_verified_file(
+    tmp_path: Path, packaged_weights: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from realblur_gan.weights.model_zoo import DEFAULT_MODEL
+
+    monkeypatch.chdir(tmp_path)  # no file called like the model here
+    net = generator_from_options(_parse(["--checkpoint", DEFAULT_MODEL]))
+    x = torch.rand(1, 3, 8, 8)
+    assert torch.allclose(net(x), x)
+    with pytest.raises(UserError, match="packaged model is the DBGAN"):
+        generator_from_options(_parse(["--checkpoint", DEFAULT_MODEL, "--net", "bgan_g"]))
+    packaged_weights.write_bytes(packaged_weights.read_bytes()[:-8])  # damaged: refused
+    with pytest.raises(CheckpointError, match="damaged or was replaced"):
+        generator_from_options(_parse(["--checkpoint", DEFAULT_MODEL]))
+
+
 def test_export_writes_the_packaged_model_without_a_checkpoint(
     tmp_path: Path, packaged_weights: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -290,7 +290,8 @@ def test_a_start_of_another_architecture_is_one_line(
     wide = {"_target_": "realblur_gan.nets.UNet", "in_channels": 3, "out_channels": 3}
     wide |= {"width": 8, "depth": 2}
     ckpt = save_net_checkpoint(tmp_path / "last.ckpt", UNet(3, 3, width=8, depth=2), wide)
-    assert main([str(ckpt), "--start", "realblur-dbgan", "--alpha", "0.5", "--out", "x"]) == 2
+    out = str(tmp_path / "x")  # not the working folder: the claim on --out creates it
+    assert main([str(ckpt), "--start", "realblur-dbgan", "--alpha", "0.5", "--out", out]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: --start realblur-dbgan: the two nets differ")
     assert "pass the weights it started from" in err and len(err.splitlines()) == 1

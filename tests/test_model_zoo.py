@@ -35,6 +35,14 @@ def test_the_packaged_model_is_the_first_entry_and_its_hash_matches_the_file() -
     assert verified_path() == packaged_model() == entry.path
 
 
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_named_model_is_shipped_with_its_registered_hash(name: str) -> None:
+    entry = get_model(name)
+    assert file_sha256(entry.path) == entry.sha256
+    assert verified_path(name) == entry.path
+    assert entry.description
+
+
 def test_a_changed_file_is_refused_in_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

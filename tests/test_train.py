@@ -512,7 +512,8 @@ def test_an_experiment_file_brings_its_scheme_and_its_settings_win():
     assert cfg.model.dbgan_g.share_weights and cfg.data.sharp_dir[0] == "d/natural/CBSD432"
     validate_config(cfg)  # every net takes the 256 px crop
     assert _scheme_problem(["+experiment=packaged"]) is None
-    # Your own photos: the same recipe, fine-tuned from the packaged DBGAN.
+    # Your own photos: the same recipe, fine-tuned from the packaged scale-recurrent net (the
+    # packaged model's second member, the net this recipe's config builds).
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         own = compose(
             "train",
@@ -520,7 +521,7 @@ def test_an_experiment_file_brings_its_scheme_and_its_settings_win():
         )
     assert OmegaConf.to_container(own.stages.joint.init_from) == {
         "bgan_g": "pretrain_bgan",
-        "dbgan_g": "realblur-dbgan",
+        "dbgan_g": "realblur-dbgan-srn",
     }
     assert own.model == cfg.model
     # The same camera, with the blur sizes its fine-tuning was measured with.

@@ -28,9 +28,15 @@ def add_generator_options(parser: argparse.ArgumentParser, checkpoint_help: str)
         parser: the command's parser.
         checkpoint_help: what ``--checkpoint`` does in that command (and its default).
     """
+    from realblur_gan.weights.model_zoo import MODELS
+
     group = parser.add_argument_group("model")
     group.add_argument(
-        "--checkpoint", type=Path, default=None, metavar="PATH", help=checkpoint_help
+        "--checkpoint",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help=f"{checkpoint_help}; or a packaged model's name ({', '.join(MODELS)})",
     )
     group.add_argument(
         "--net",
@@ -69,14 +75,16 @@ def generator_from_options(
             a net other than the DBGAN is asked of the packaged model.
     """
     from realblur_gan.weights.checkpoints import load_generator
-    from realblur_gan.weights.model_zoo import packaged_model
+    from realblur_gan.weights.model_zoo import MODELS, packaged_model, verified_path
 
     checkpoint = checkpoint if checkpoint is not None else args.checkpoint
-    if checkpoint is None:
+    # A packaged model's name, unless a file of that name is there (the file wins).
+    name = str(checkpoint) if checkpoint is not None else None
+    if checkpoint is None or (name in MODELS and not Path(name).exists()):
         if args.net != DEFAULT_NET:
             raise UserError(
                 f"--net {args.net}: the packaged model is the DBGAN ({DEFAULT_NET}); pass "
                 "--checkpoint with a file that holds that net"
             )
-        checkpoint = packaged_model()
+        checkpoint = packaged_model() if checkpoint is None else verified_path(name)
     return load_generator(checkpoint, args.net, args.net_config, ema=not args.no_ema)

@@ -1,5 +1,6 @@
 """Generators and discriminators. Every net takes and returns [0, 1] images (B, C, H, W)."""
 
+from realblur_gan.nets.ensemble import OutputAverage
 from realblur_gan.nets.init import init_weights
 from realblur_gan.nets.learnable_camera import ShakeBlurNet
 from realblur_gan.nets.multiscale import MultiScaleGenerator
@@ -15,6 +16,7 @@ __all__ = [
     "NAFBlock",
     "NAFNet",
     "NoiseInjection",
+    "OutputAverage",
     "PatchGAN",
     "ResBlock",
     "ResNetGenerator",

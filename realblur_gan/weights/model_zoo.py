@@ -73,10 +73,19 @@ class PretrainedModel:
 MODELS: dict[str, PretrainedModel] = {
     "realblur-dbgan": PretrainedModel(
         file="realblur-dbgan.safetensors",
+        sha256="83d0f93a0cfe1e82a59d40ac0dfe64e4181f0cc2fd85b0b8495f7ee8a42bb365",
+        description=(
+            "DBGAN for camera-shake blur: the mean of a NAFNet's and the scale-recurrent "
+            "net's outputs (version 5; see realblur_gan/weights/MODEL_CARD.md)"
+        ),
+    ),
+    # Version 4 alone, the pair's second member: the own-data recipe fine-tunes it.
+    "realblur-dbgan-srn": PretrainedModel(
+        file="realblur-dbgan-srn.safetensors",
         sha256="a804c027de39e4b538c2e9221c5d75aec0c1f7e313b2ccc71bb75f2460b37cb7",
         description=(
-            "Scale-recurrent DBGAN (one U-Net shared by 3 scales) for camera-shake blur "
-            "(see realblur_gan/weights/MODEL_CARD.md)"
+            "Scale-recurrent DBGAN alone (one U-Net shared by 3 scales; version 4), where "
+            "fine-tuning on your own photos starts"
         ),
     ),
 }

@@ -161,11 +161,14 @@ def read_net_config(path: str | os.PathLike[str], net: str = "dbgan_g") -> dict[
 
 def config_channels(config: Mapping[str, Any]) -> int | None:
     """The image channels a config's net maps: its ``out_channels`` or ``image_channels`` (a
-    noise wrapper that builds its net), or else its wrapped net's."""
+    noise wrapper that builds its net), or else its wrapped net's (an ensemble's first member's)."""
     for key in ("out_channels", "image_channels"):
         if isinstance(config.get(key), int):
             return config[key]
     inner = config.get("net")
+    members = config.get("nets")
+    if not isinstance(inner, Mapping) and isinstance(members, list | tuple) and members:
+        inner = members[0]
     return config_channels(inner) if isinstance(inner, Mapping) else None
 
 
