@@ -65,11 +65,13 @@ def test_it_is_the_mean_of_a_nafnet_and_the_scale_recurrent_net(net: torch.nn.Mo
     naf, srn = net.nets
     assert isinstance(naf, NAFNet) and naf.keep_mean
     assert isinstance(srn, MultiScaleGenerator) and srn.share_weights
-    # The second member is the packaged scale-recurrent net alone, where own-data fine-tuning
-    # starts: the very same weights.
-    alone = load_generator(verified_path("realblur-dbgan-srn"))
-    for key, value in alone.state_dict().items():
-        assert torch.equal(srn.state_dict()[key], value), key
+    # Each member is also packaged alone (the second is where own-data fine-tuning starts):
+    # the very same weights.
+    for member, name in ((naf, "realblur-dbgan-nafnet"), (srn, "realblur-dbgan-srn")):
+        alone = load_generator(verified_path(name))
+        assert alone.state_dict().keys() == member.state_dict().keys()
+        for key, value in alone.state_dict().items():
+            assert torch.equal(member.state_dict()[key], value), (name, key)
     assert net.stride == 64
 
 

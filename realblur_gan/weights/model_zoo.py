@@ -88,6 +88,15 @@ MODELS: dict[str, PretrainedModel] = {
             "fine-tuning on your own photos starts"
         ),
     ),
+    # Version 5's first member alone: to average a net of your own with (export --average-with).
+    "realblur-dbgan-nafnet": PretrainedModel(
+        file="realblur-dbgan-nafnet.safetensors",
+        sha256="0f5a0dc69e9d7af44652018f34555d9bb8cb5b7de1e68c4c31d7cef9d2fdd334",
+        description=(
+            "NAFNet DBGAN alone (0.44 M parameters, trained without sensor noise), the first "
+            "member of realblur-dbgan"
+        ),
+    ),
 }
 #: The name of the first entry: the packaged DBGAN.
 DEFAULT_MODEL = next(iter(MODELS))
